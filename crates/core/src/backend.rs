@@ -1,0 +1,387 @@
+//! The backend contract: what every inference engine provides to rdeploy.
+
+use crate::{DType, DeployConfig, Device, Error, Result, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One dimension of a tensor signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Dim {
+    /// A fixed size.
+    Fixed(u64),
+    /// A symbolic size (`batch`, `height`); an empty name means unknown and unnamed.
+    Symbolic(String),
+}
+
+impl Dim {
+    /// The fixed size, if fixed.
+    pub fn fixed(&self) -> Option<u64> {
+        match self {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Symbolic(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) if s.is_empty() => f.write_str("?"),
+            Dim::Symbolic(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The name, dtype and shape of a model input or output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorInfo {
+    /// The tensor's name in the model.
+    pub name: String,
+    /// The element type.
+    pub dtype: DType,
+    /// The dimensions, or `None` when the model does not say (unknown rank).
+    pub shape: Option<Vec<Dim>>,
+}
+
+impl TensorInfo {
+    /// The shape written as `[batch, 3, 224, 224]`, or `[unknown rank]`.
+    pub fn shape_string(&self) -> String {
+        match &self.shape {
+            Some(dims) => format_dims(dims),
+            None => "[unknown rank]".into(),
+        }
+    }
+
+    /// A concrete shape for this signature: symbolic dims take the value `overrides` gives for
+    /// their name, else 1.
+    pub fn concrete_shape(&self, overrides: &HashMap<String, u64>) -> Vec<usize> {
+        self.shape
+            .iter()
+            .flatten()
+            .map(|d| match d {
+                Dim::Fixed(n) => *n as usize,
+                Dim::Symbolic(s) => overrides.get(s).copied().unwrap_or(1) as usize,
+            })
+            .collect()
+    }
+}
+
+/// `[a, b, c]` for a list of dims.
+pub fn format_dims(dims: &[Dim]) -> String {
+    let parts: Vec<String> = dims.iter().map(ToString::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Tensors by name, in a meaningful order (inputs in the order given, outputs in
+/// `output_names` order).
+pub type NamedTensors = Vec<(String, Tensor)>;
+
+/// Whether a backend can be used here: `Ok(version)` or `Err(reason)`, where the reason says
+/// what was looked for where, and how to install it.
+pub type Availability = std::result::Result<String, String>;
+
+/// A backend: the engine-specific half of MMDeploy's `BaseBackendManager`.
+///
+/// Implementations are cheap to construct; the expensive probing happens in [`check`].
+///
+/// [`check`]: BackendManager::check
+pub trait BackendManager: Send + Sync {
+    /// The registered name (`tract`, `onnxruntime`), as written in `backend_config.type`.
+    fn name(&self) -> &str;
+
+    /// Whether the engine can be used here, with its version, or the reason it cannot.
+    fn check(&self) -> Availability;
+
+    /// Whether the engine can be used here.
+    fn is_available(&self) -> bool {
+        self.check().is_ok()
+    }
+
+    /// The engine's version, when available.
+    fn version(&self) -> Option<String> {
+        self.check().ok()
+    }
+
+    /// The `check-env` line: `name:\tversion` or `name:\tNone (reason)`.
+    fn check_env_line(&self) -> String {
+        match self.check() {
+            Ok(v) => format!("{}:\t{v}", self.name()),
+            Err(reason) => format!("{}:\tNone ({reason})", self.name()),
+        }
+    }
+
+    /// The device kinds this backend runs on (`cpu`, `cuda`...).
+    fn device_kinds(&self) -> &[&str] {
+        &["cpu"]
+    }
+
+    /// Converts IR files (ONNX) into the backend's own files in `work_dir`, returning their
+    /// paths in the order [`build_wrapper`](BackendManager::build_wrapper) takes them.
+    ///
+    /// # Errors
+    /// [`Error::BackendUnavailable`] when the engine is missing; [`Error::Backend`] when it
+    /// fails to convert; [`Error::Device`] for an unsupported device.
+    fn to_backend(
+        &self,
+        ir_files: &[PathBuf],
+        deploy_cfg: &DeployConfig,
+        work_dir: &Path,
+        device: &Device,
+    ) -> Result<Vec<PathBuf>>;
+
+    /// Loads backend files into a runnable wrapper.
+    ///
+    /// `input_names` and `output_names` may be empty, meaning "as the model has them".
+    ///
+    /// # Errors
+    /// As for [`to_backend`](BackendManager::to_backend), plus [`Error::Model`] for a file the
+    /// engine cannot load.
+    fn build_wrapper(
+        &self,
+        backend_files: &[PathBuf],
+        device: &Device,
+        input_names: &[String],
+        output_names: &[String],
+        deploy_cfg: &DeployConfig,
+    ) -> Result<Box<dyn Wrapper>>;
+
+    /// Fails with [`Error::BackendUnavailable`] unless the backend is available.
+    ///
+    /// # Errors
+    /// When [`check`](BackendManager::check) gives a reason.
+    fn ensure_available(&self) -> Result<String> {
+        self.check().map_err(|reason| Error::BackendUnavailable {
+            backend: self.name().to_string(),
+            reason,
+        })
+    }
+}
+
+/// A loaded model ready to run: MMDeploy's `BaseWrapper`.
+///
+/// Wrappers are immutable and shareable across threads; per-call state lives in the call.
+pub trait Wrapper: Send + Sync {
+    /// The backend's name (used to name timings and errors).
+    fn backend(&self) -> &str;
+
+    /// The device the model actually runs on.
+    fn device(&self) -> &Device;
+
+    /// The input signature, in the order [`execute`](Wrapper::execute) takes inputs.
+    fn inputs(&self) -> &[TensorInfo];
+
+    /// The output signature; its order is the output order.
+    fn outputs(&self) -> &[TensorInfo];
+
+    /// The engine call alone: inputs in [`inputs`](Wrapper::inputs) order, already validated;
+    /// outputs in [`outputs`](Wrapper::outputs) order. This is what timings measure.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the engine fails.
+    fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>>;
+
+    /// The output names, in output order.
+    fn output_names(&self) -> Vec<&str> {
+        self.outputs().iter().map(|o| o.name.as_str()).collect()
+    }
+
+    /// Validates named inputs, runs [`execute`](Wrapper::execute) (timed when timing is on),
+    /// and names the outputs.
+    ///
+    /// # Errors
+    /// [`Error::InputMismatch`] for an unknown, missing, mistyped or misshaped input; any error
+    /// of `execute`.
+    fn forward(&self, inputs: NamedTensors) -> Result<NamedTensors> {
+        let ordered = validate_inputs(self.inputs(), inputs)?;
+        let outputs = crate::timing::time(self.backend(), || self.execute(ordered))?;
+        let specs = self.outputs();
+        if outputs.len() != specs.len() {
+            return Err(Error::backend(
+                self.backend(),
+                format!(
+                    "engine returned {} outputs, the model declares {}",
+                    outputs.len(),
+                    specs.len()
+                ),
+            ));
+        }
+        Ok(specs.iter().map(|s| s.name.clone()).zip(outputs).collect())
+    }
+}
+
+/// Checks named inputs against a signature and returns them in signature order.
+///
+/// Checks, in order: every name is known, none is given twice, none is missing, dtypes match,
+/// ranks match, fixed dims match, and a symbolic dim has one size across all inputs.
+///
+/// # Errors
+/// [`Error::InputMismatch`] naming the input and what was expected.
+pub fn validate_inputs(specs: &[TensorInfo], inputs: NamedTensors) -> Result<Vec<Tensor>> {
+    let known = || {
+        specs
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut slots: Vec<Option<Tensor>> = specs.iter().map(|_| None).collect();
+    for (name, t) in inputs {
+        let Some(i) = specs.iter().position(|s| s.name == name) else {
+            return Err(Error::InputMismatch {
+                expected: format!("one of the model's inputs ({})", known()),
+                got: "a tensor for an input the model does not have".into(),
+                name,
+            });
+        };
+        if slots[i].is_some() {
+            return Err(Error::InputMismatch {
+                name,
+                expected: "one tensor".into(),
+                got: "two tensors with that name".into(),
+            });
+        }
+        slots[i] = Some(t);
+    }
+    let mut bound: HashMap<&str, (usize, &str)> = HashMap::new();
+    let mut out = Vec::with_capacity(specs.len());
+    for (spec, slot) in specs.iter().zip(slots) {
+        let Some(t) = slot else {
+            return Err(Error::InputMismatch {
+                name: spec.name.clone(),
+                expected: format!("a {} tensor of shape {}", spec.dtype, spec.shape_string()),
+                got: "nothing (the input is missing)".into(),
+            });
+        };
+        if t.dtype() != spec.dtype {
+            return Err(Error::InputMismatch {
+                name: spec.name.clone(),
+                expected: format!("dtype {}", spec.dtype),
+                got: format!("dtype {}", t.dtype()),
+            });
+        }
+        if let Some(dims) = &spec.shape {
+            let shape_err = || Error::InputMismatch {
+                name: spec.name.clone(),
+                expected: format!("shape {}", spec.shape_string()),
+                got: format!("shape {:?}", t.shape()),
+            };
+            if dims.len() != t.shape().len() {
+                return Err(shape_err());
+            }
+            for (d, &n) in dims.iter().zip(t.shape()) {
+                match d {
+                    Dim::Fixed(f) if *f as usize != n => return Err(shape_err()),
+                    Dim::Symbolic(s) if !s.is_empty() => match bound.get(s.as_str()) {
+                        Some(&(prev, who)) if prev != n => {
+                            return Err(Error::InputMismatch {
+                                name: spec.name.clone(),
+                                expected: format!(
+                                    "dim '{s}' = {prev}, as input '{who}' has it (shape {})",
+                                    spec.shape_string()
+                                ),
+                                got: format!("shape {:?}", t.shape()),
+                            });
+                        }
+                        _ => {
+                            bound.insert(s, (n, &spec.name));
+                        }
+                    },
+                    _ => {}
+                }
+            }
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, dtype: DType, dims: &[Dim]) -> TensorInfo {
+        TensorInfo {
+            name: name.into(),
+            dtype,
+            shape: Some(dims.to_vec()),
+        }
+    }
+    fn sym(s: &str) -> Dim {
+        Dim::Symbolic(s.into())
+    }
+
+    fn specs() -> Vec<TensorInfo> {
+        vec![
+            spec("image", DType::F32, &[sym("batch"), Dim::Fixed(3)]),
+            spec("scale", DType::F32, &[sym("batch")]),
+        ]
+    }
+
+    #[test]
+    fn reorders_to_signature_order() {
+        let a = Tensor::zeros(DType::F32, &[2, 3]);
+        let b = Tensor::zeros(DType::F32, &[2]);
+        let out = validate_inputs(
+            &specs(),
+            vec![("scale".into(), b.clone()), ("image".into(), a.clone())],
+        )
+        .unwrap();
+        assert_eq!(out, vec![a, b]);
+    }
+
+    fn err(inputs: NamedTensors) -> String {
+        validate_inputs(&specs(), inputs).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_mismatch_names_the_input() {
+        let img = || ("image".to_string(), Tensor::zeros(DType::F32, &[2, 3]));
+        let e = err(vec![
+            img(),
+            ("nope".into(), Tensor::zeros(DType::F32, &[2])),
+        ]);
+        assert!(e.contains("'nope'") && e.contains("image, scale"), "{e}");
+        let e = err(vec![img()]);
+        assert!(e.contains("'scale'") && e.contains("missing"), "{e}");
+        let e = err(vec![img(), img()]);
+        assert!(e.contains("'image'") && e.contains("two tensors"), "{e}");
+        let e = err(vec![
+            img(),
+            ("scale".into(), Tensor::zeros(DType::I64, &[2])),
+        ]);
+        assert!(
+            e.contains("'scale'") && e.contains("dtype f32") && e.contains("i64"),
+            "{e}"
+        );
+        let e = err(vec![
+            img(),
+            ("scale".into(), Tensor::zeros(DType::F32, &[2, 1])),
+        ]);
+        assert!(e.contains("'scale'") && e.contains("[batch]"), "{e}");
+        let e = err(vec![("image".into(), Tensor::zeros(DType::F32, &[2, 4]))]);
+        assert!(
+            e.contains("'image'") && e.contains("[batch, 3]") && e.contains("[2, 4]"),
+            "{e}"
+        );
+        let e = err(vec![
+            img(),
+            ("scale".into(), Tensor::zeros(DType::F32, &[5])),
+        ]);
+        assert!(e.contains("'batch' = 2") && e.contains("'image'"), "{e}");
+    }
+
+    #[test]
+    fn concrete_shapes_fill_symbols() {
+        let s = &specs()[0];
+        assert_eq!(s.concrete_shape(&HashMap::new()), vec![1, 3]);
+        assert_eq!(
+            s.concrete_shape(&HashMap::from([("batch".into(), 4)])),
+            vec![4, 3]
+        );
+        assert_eq!(s.shape_string(), "[batch, 3]");
+    }
+}

@@ -1,0 +1,183 @@
+//! The one public error type of rdeploy's library crates.
+
+use std::path::PathBuf;
+
+/// Result with rdeploy's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every way an rdeploy library call can fail.
+///
+/// Each variant carries what a user needs to act: the file, tensor, key or backend concerned,
+/// and, where it helps, what to do. Backends keep their own precise errors and convert them into
+/// one of these at the edge (usually [`Error::Backend`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("cannot read", "cannot create directory", ...).
+        action: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+
+    /// An ONNX model file is missing, not ONNX, truncated or otherwise unusable.
+    #[error("model {path}: {msg}")]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        msg: String,
+    },
+
+    /// A tensor file (`.npy`, `.npz`, `.pb`) cannot be read or written.
+    #[error("tensor file {path}: {msg}")]
+    TensorFile {
+        /// The tensor file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+
+    /// Inputs given to a model do not match its signature.
+    #[error("input '{name}': expected {expected}, got {got}")]
+    InputMismatch {
+        /// The input tensor's name.
+        name: String,
+        /// What the model expects.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
+
+    /// A tensor operation (dtype cast, reshape, typed view) was asked for something impossible.
+    #[error("tensor: {0}")]
+    Tensor(String),
+
+    /// No backend of that name is registered.
+    #[error("unknown backend '{name}'; registered backends: {known}")]
+    UnknownBackend {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma separated.
+        known: String,
+    },
+
+    /// The backend is registered but cannot be used here.
+    #[error("backend '{backend}' is not available: {reason}")]
+    BackendUnavailable {
+        /// The backend's name.
+        backend: String,
+        /// Why, and how to install it.
+        reason: String,
+    },
+
+    /// A device string is malformed or the backend cannot run on that device.
+    #[error("device '{device}': {msg}")]
+    Device {
+        /// The device string as given.
+        device: String,
+        /// What is wrong and which devices work.
+        msg: String,
+    },
+
+    /// A deploy config is malformed or has a wrong value.
+    #[error("{}", config_location(file, *line, *col, key.as_deref(), msg))]
+    Config {
+        /// The config file, when the problem is in one.
+        file: Option<PathBuf>,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// 1-based column, when known.
+        col: Option<usize>,
+        /// The dotted key concerned, when known (`onnx_config.input_shape`).
+        key: Option<String>,
+        /// What is wrong and what to do.
+        msg: String,
+    },
+
+    /// A work directory is missing its manifest, is corrupt, or does not match its files.
+    #[error("work dir {path}: {msg}")]
+    WorkDir {
+        /// The work directory.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        msg: String,
+    },
+
+    /// The backend engine itself failed (conversion, compilation, or running).
+    #[error("{backend}: {msg}")]
+    Backend {
+        /// The backend's name.
+        backend: String,
+        /// The engine's message, with context.
+        msg: String,
+    },
+}
+
+fn config_location(
+    file: &Option<PathBuf>,
+    line: Option<usize>,
+    col: Option<usize>,
+    key: Option<&str>,
+    msg: &str,
+) -> String {
+    let mut s = String::from("config");
+    if let Some(f) = file {
+        s.push(' ');
+        s.push_str(&f.display().to_string());
+        if let Some(l) = line {
+            s.push_str(&format!(":{l}"));
+            if let Some(c) = col {
+                s.push_str(&format!(":{c}"));
+            }
+        }
+    }
+    if let Some(k) = key {
+        s.push_str(&format!(" (key '{k}')"));
+    }
+    s.push_str(": ");
+    s.push_str(msg);
+    s
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::Model`] for `path`.
+    pub fn model(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Model {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// An [`Error::Backend`] from any displayable engine error.
+    pub fn backend(backend: impl Into<String>, msg: impl std::fmt::Display) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            msg: msg.to_string(),
+        }
+    }
+
+    /// An [`Error::Config`] about a key, with no file position.
+    pub fn config_key(key: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Config {
+            file: None,
+            line: None,
+            col: None,
+            key: Some(key.into()),
+            msg: msg.into(),
+        }
+    }
+}

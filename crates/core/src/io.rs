@@ -1,0 +1,265 @@
+//! Tensor files: NumPy `.npy` / `.npz` and ONNX `TensorProto` `.pb`.
+
+use crate::{DType, Element, Error, Result, Tensor};
+use half::f16;
+use ndarray::{ArrayD, IxDyn, ShapeBuilder};
+use npyz::{NpyFile, Order, TypeChar, WriterBuilder};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+/// A tensor read from a file, with the name the file gives it (an `.npz` entry's name, a
+/// `TensorProto`'s `name`), if any.
+pub type FileTensor = (Option<String>, Tensor);
+
+fn file_err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::TensorFile {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+/// Reads every tensor in a `.npy` (one), `.npz` (one per entry) or `.pb` (one) file.
+///
+/// # Errors
+/// [`Error::TensorFile`] naming the file when it is missing, of an unknown extension, corrupt,
+/// or holds a dtype rdeploy does not support.
+pub fn read_tensor_file(path: &Path) -> Result<Vec<FileTensor>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let open = || File::open(path).map_err(|e| file_err(path, format!("cannot open: {e}")));
+    match ext.as_str() {
+        "npy" => Ok(vec![(None, read_npy(BufReader::new(open()?), path)?)]),
+        "npz" => read_npz(path),
+        "pb" => {
+            let mut bytes = Vec::new();
+            open()?
+                .read_to_end(&mut bytes)
+                .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+            let (name, t) =
+                crate::onnx::tensor_from_pb_bytes(&bytes).map_err(|msg| file_err(path, msg))?;
+            Ok(vec![(name, t)])
+        }
+        _ => Err(file_err(
+            path,
+            "unknown tensor file type; use .npy, .npz or an ONNX TensorProto .pb",
+        )),
+    }
+}
+
+fn npy_dtype(path: &Path, npy: &NpyFile<impl Read>) -> Result<DType> {
+    let npyz::DType::Plain(ts) = npy.dtype() else {
+        return Err(file_err(
+            path,
+            "structured (record) arrays are not supported; save a plain array",
+        ));
+    };
+    let size = ts.size_field();
+    let dtype = match (ts.type_char(), size) {
+        (TypeChar::Float, 2) => DType::F16,
+        (TypeChar::Float, 4) => DType::F32,
+        (TypeChar::Float, 8) => DType::F64,
+        (TypeChar::Int, 1) => DType::I8,
+        (TypeChar::Int, 2) => DType::I16,
+        (TypeChar::Int, 4) => DType::I32,
+        (TypeChar::Int, 8) => DType::I64,
+        (TypeChar::Uint, 1) => DType::U8,
+        (TypeChar::Uint, 2) => DType::U16,
+        (TypeChar::Uint, 4) => DType::U32,
+        (TypeChar::Uint, 8) => DType::U64,
+        (TypeChar::Bool, 1) => DType::Bool,
+        _ => {
+            return Err(file_err(
+                path,
+                format!(
+                    "numpy dtype '{ts}' is not supported; convert it to a numeric or bool type"
+                ),
+            ));
+        }
+    };
+    Ok(dtype)
+}
+
+fn read_npy(reader: impl Read, path: &Path) -> Result<Tensor> {
+    let npy =
+        NpyFile::new(reader).map_err(|e| file_err(path, format!("not a valid .npy file: {e}")))?;
+    npy_to_tensor(npy, path)
+}
+
+fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path) -> Result<Tensor> {
+    let dtype = npy_dtype(path, &npy)?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let fortran = npy.order() == Order::Fortran;
+    fn collect<T: Element + npyz::Deserialize>(
+        npy: NpyFile<impl Read>,
+        shape: &[usize],
+        fortran: bool,
+        path: &Path,
+    ) -> Result<Tensor> {
+        let data = npy.into_vec::<T>().map_err(|e| {
+            file_err(
+                path,
+                format!("cannot read the array data (truncated?): {e}"),
+            )
+        })?;
+        let n = data.len();
+        let a = if fortran {
+            ArrayD::from_shape_vec(IxDyn(shape).f(), data)
+        } else {
+            ArrayD::from_shape_vec(IxDyn(shape), data)
+        };
+        let a = a.map_err(|_| file_err(path, format!("{n} values do not fill shape {shape:?}")))?;
+        Ok(Tensor::from_array(a))
+    }
+    match dtype {
+        DType::F32 => collect::<f32>(npy, &shape, fortran, path),
+        DType::F16 => collect::<f16>(npy, &shape, fortran, path),
+        DType::F64 => collect::<f64>(npy, &shape, fortran, path),
+        DType::I8 => collect::<i8>(npy, &shape, fortran, path),
+        DType::I16 => collect::<i16>(npy, &shape, fortran, path),
+        DType::I32 => collect::<i32>(npy, &shape, fortran, path),
+        DType::I64 => collect::<i64>(npy, &shape, fortran, path),
+        DType::U8 => collect::<u8>(npy, &shape, fortran, path),
+        DType::U16 => collect::<u16>(npy, &shape, fortran, path),
+        DType::U32 => collect::<u32>(npy, &shape, fortran, path),
+        DType::U64 => collect::<u64>(npy, &shape, fortran, path),
+        DType::Bool => collect::<bool>(npy, &shape, fortran, path),
+    }
+}
+
+fn read_npz(path: &Path) -> Result<Vec<FileTensor>> {
+    let mut npz = npyz::npz::NpzArchive::open(path)
+        .map_err(|e| file_err(path, format!("not a valid .npz archive: {e}")))?;
+    let names: Vec<String> = npz.array_names().map(str::to_string).collect();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let entry = npz
+            .by_name(&name)
+            .map_err(|e| file_err(path, format!("entry '{name}': {e}")))?
+            .ok_or_else(|| file_err(path, format!("entry '{name}' vanished")))?;
+        let t = npy_to_tensor(entry, path)
+            .map_err(|e| file_err(path, format!("entry '{name}': {e}")))?;
+        out.push((Some(name), t));
+    }
+    if out.is_empty() {
+        return Err(file_err(path, "the archive holds no arrays"));
+    }
+    Ok(out)
+}
+
+/// Writes a tensor as `.npy`, atomically: a reader never sees a half-written file.
+///
+/// # Errors
+/// [`Error::TensorFile`] naming the file when it cannot be written.
+pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
+    write_atomic(path, |w| write_npy_to(w, t))
+        .map_err(|e| file_err(path, format!("cannot write: {e}")))
+}
+
+/// Writes a tensor in `.npy` format to any writer.
+///
+/// # Errors
+/// The writer's I/O error.
+pub fn write_npy_to(w: &mut dyn Write, t: &Tensor) -> std::io::Result<()> {
+    fn put<T: Element + npyz::AutoSerialize>(
+        w: &mut dyn Write,
+        a: &ArrayD<T>,
+    ) -> std::io::Result<()> {
+        let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
+        let mut writer = npyz::WriteOptions::<T>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(w)
+            .begin_nd()?;
+        writer.extend(a.iter().copied())?;
+        writer.finish()
+    }
+    crate::dispatch_tensor!(t, a => put(w, a))
+}
+
+/// Writes a file through a temporary sibling and a rename, so that the file is either the old
+/// one or the whole new one.
+///
+/// # Errors
+/// The I/O error of creating, writing, syncing or renaming.
+pub fn write_atomic(
+    path: &Path,
+    body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let f = File::create(&tmp)?;
+        let mut w = BufWriter::new(f);
+        body(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trips_every_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in DType::ALL {
+            let t = Tensor::from_shape_vec(&[2, 3], (0..6i64).collect())
+                .unwrap()
+                .cast(d, crate::Cast::Unchecked)
+                .unwrap();
+            let p = dir.path().join(format!("{d}.npy"));
+            write_npy(&p, &t).unwrap();
+            let back = read_tensor_file(&p).unwrap();
+            assert_eq!(back, vec![(None, t)], "{d}");
+        }
+    }
+
+    #[test]
+    fn bad_files_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.npy");
+        std::fs::write(&p, b"not numpy").unwrap();
+        let e = read_tensor_file(&p).unwrap_err().to_string();
+        assert!(e.contains("x.npy") && e.contains("not a valid .npy"), "{e}");
+        let e = read_tensor_file(&dir.path().join("missing.npy"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing.npy") && e.contains("cannot open"),
+            "{e}"
+        );
+        let p = dir.path().join("x.txt");
+        std::fs::write(&p, b"1 2 3").unwrap();
+        assert!(
+            read_tensor_file(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("use .npy")
+        );
+        // A truncated .npy: valid header, missing data.
+        let t = Tensor::zeros(DType::F32, &[4, 4]);
+        let mut buf = Vec::new();
+        write_npy_to(&mut buf, &t).unwrap();
+        let p = dir.path().join("trunc.npy");
+        std::fs::write(&p, &buf[..buf.len() - 10]).unwrap();
+        let e = read_tensor_file(&p).unwrap_err().to_string();
+        assert!(e.contains("trunc.npy"), "{e}");
+    }
+}
