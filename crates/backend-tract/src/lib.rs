@@ -1,1 +1,335 @@
-//! placeholder
+//! rdeploy's embedded default backend: [tract](https://github.com/sonos/tract), a pure-Rust
+//! ONNX inference engine, compiled into rdeploy and therefore always available.
+//!
+//! ```no_run
+//! use rdeploy_core::{DeployConfig, Device, Registry, Tensor};
+//! use std::path::PathBuf;
+//!
+//! let mut registry = Registry::new();
+//! registry.install(&rdeploy_backend_tract::BACKEND)?;
+//! let tract = registry.get("tract")?;
+//! let files = vec![PathBuf::from("model.onnx")];
+//! let wrapper = tract.build_wrapper(&files, &Device::cpu(), &[], &[], &DeployConfig::empty())?;
+//! let x = Tensor::zeros(rdeploy_core::DType::F32, &[1, 3, 224, 224]);
+//! let outputs = wrapper.forward(vec![("input".into(), x)])?;
+//! # Ok::<(), rdeploy_core::Error>(())
+//! ```
+//!
+//! Design: models with symbolic dims (`batch`, `height`) are optimized once with tract's
+//! symbolic shapes and run at any size. A model tract cannot type symbolically (unknown dims,
+//! or ops that need concrete shapes) falls back to one optimized plan per distinct input shape,
+//! built on first use and cached. `to_backend` checks that tract can load and optimize the
+//! model, so unsupported operators are reported at deploy time, not at first inference.
+
+use rdeploy_core::{
+    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Tensor,
+    TensorInfo, Wrapper,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tract_onnx::prelude::{
+    Datum, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, TValue, TVec,
+    TractResult, TypedRunnableModel,
+};
+
+/// The backend's registered name.
+pub const NAME: &str = "tract";
+
+/// The tract version rdeploy was built with.
+pub const TRACT_VERSION: &str = env!("RDEPLOY_TRACT_VERSION");
+
+/// The descriptor the CLI (or any registry) installs.
+pub const BACKEND: BackendDescriptor = BackendDescriptor {
+    name: NAME,
+    aliases: &[],
+    create: || Arc::new(TractBackend),
+};
+
+/// The tract backend manager.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TractBackend;
+
+fn engine_err(context: &str, e: impl std::fmt::Display) -> Error {
+    // tract errors are anyhow chains; `{:#}` prints the whole chain on one line, no backtrace.
+    Error::backend(NAME, format!("{context}: {e:#}"))
+}
+
+fn single_onnx<'a>(files: &'a [PathBuf], what: &str) -> Result<&'a Path> {
+    match files {
+        [one] => Ok(one),
+        _ => Err(Error::backend(
+            NAME,
+            format!("{what} takes exactly one .onnx file, got {}", files.len()),
+        )),
+    }
+}
+
+/// Loads the model into tract, keeping only (and ordering by) the outputs asked for.
+fn load_inference_model(path: &Path, output_names: &[String]) -> Result<InferenceModel> {
+    let mut model = tract_onnx::onnx()
+        .model_for_path(path)
+        .map_err(|e| engine_err(&format!("cannot load {}", path.display()), e))?;
+    if !output_names.is_empty() {
+        let outlets = output_names
+            .iter()
+            .map(|n| {
+                model.find_outlet_label(n).ok_or_else(|| {
+                    Error::backend(NAME, format!("the model has no output named '{n}'"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        model
+            .select_output_outlets(&outlets)
+            .map_err(|e| engine_err("cannot select outputs", e))?;
+    }
+    Ok(model)
+}
+
+fn optimize(model: InferenceModel) -> TractResult<Arc<TypedRunnableModel>> {
+    model.into_optimized()?.into_runnable()
+}
+
+fn has_unfixed_dims(info: &[TensorInfo]) -> bool {
+    info.iter().any(|i| {
+        i.shape
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|d| d.fixed().is_none()))
+    })
+}
+
+impl BackendManager for TractBackend {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn check(&self) -> rdeploy_core::Availability {
+        Ok(TRACT_VERSION.to_string())
+    }
+
+    fn to_backend(
+        &self,
+        ir_files: &[PathBuf],
+        _deploy_cfg: &DeployConfig,
+        _work_dir: &Path,
+        device: &Device,
+    ) -> Result<Vec<PathBuf>> {
+        device.ensure_supported(NAME, self.device_kinds())?;
+        let path = single_onnx(ir_files, "tract's to_backend")?;
+        let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
+        let model = load_inference_model(path, &[])?;
+        // A model whose dims are all fixed must optimize now; one with symbolic dims may still
+        // need concrete shapes, which the wrapper handles per call.
+        match optimize(model) {
+            Ok(_) => {}
+            Err(e) if !has_unfixed_dims(&info.inputs) => {
+                return Err(engine_err(
+                    &format!("tract cannot run {}", path.display()),
+                    e,
+                ));
+            }
+            Err(e) => tracing::info!(
+                "tract cannot optimize {} with symbolic dims ({e}); it will build one plan per \
+                 input shape at run time",
+                path.display()
+            ),
+        }
+        Ok(vec![path.to_path_buf()])
+    }
+
+    fn build_wrapper(
+        &self,
+        backend_files: &[PathBuf],
+        device: &Device,
+        input_names: &[String],
+        output_names: &[String],
+        _deploy_cfg: &DeployConfig,
+    ) -> Result<Box<dyn Wrapper>> {
+        device.ensure_supported(NAME, self.device_kinds())?;
+        let path = single_onnx(backend_files, "tract's build_wrapper")?;
+        let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
+        if !input_names.is_empty() {
+            let have: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
+            for n in input_names {
+                if !have.contains(&n.as_str()) {
+                    return Err(Error::backend(
+                        NAME,
+                        format!(
+                            "the model has no input named '{n}' (it has {})",
+                            have.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let outputs = if output_names.is_empty() {
+            info.outputs.clone()
+        } else {
+            output_names
+                .iter()
+                .map(|n| {
+                    info.outputs
+                        .iter()
+                        .find(|o| &o.name == n)
+                        .cloned()
+                        .ok_or_else(|| {
+                            Error::backend(NAME, format!("the model has no output named '{n}'"))
+                        })
+                })
+                .collect::<Result<_>>()?
+        };
+        let model = load_inference_model(path, output_names)?;
+        let plan = match optimize(model.clone()) {
+            Ok(plan) => Plan::Symbolic(plan),
+            Err(e) if has_unfixed_dims(&info.inputs) => {
+                tracing::debug!("tract: symbolic optimization failed ({e}); planning per shape");
+                Plan::PerShape {
+                    model,
+                    cache: Mutex::new(HashMap::new()),
+                }
+            }
+            Err(e) => {
+                return Err(engine_err(
+                    &format!("tract cannot run {}", path.display()),
+                    e,
+                ));
+            }
+        };
+        Ok(Box::new(TractWrapper {
+            device: device.clone(),
+            inputs: info.inputs,
+            outputs,
+            plan,
+        }))
+    }
+}
+
+enum Plan {
+    Symbolic(Arc<TypedRunnableModel>),
+    PerShape {
+        model: InferenceModel,
+        cache: Mutex<HashMap<Vec<Vec<usize>>, Arc<TypedRunnableModel>>>,
+    },
+}
+
+/// A model loaded into tract. Immutable; each call runs in its own tract state.
+pub struct TractWrapper {
+    device: Device,
+    inputs: Vec<TensorInfo>,
+    outputs: Vec<TensorInfo>,
+    plan: Plan,
+}
+
+fn to_tract(t: Tensor) -> TValue {
+    rdeploy_core::dispatch_tensor!(t, a => tract_onnx::prelude::Tensor::from(a).into())
+}
+
+fn tract_dt(d: DType) -> tract_onnx::prelude::DatumType {
+    use tract_onnx::prelude::f16;
+    match d {
+        DType::F32 => f32::datum_type(),
+        DType::F16 => f16::datum_type(),
+        DType::F64 => f64::datum_type(),
+        DType::I8 => i8::datum_type(),
+        DType::I16 => i16::datum_type(),
+        DType::I32 => i32::datum_type(),
+        DType::I64 => i64::datum_type(),
+        DType::U8 => u8::datum_type(),
+        DType::U16 => u16::datum_type(),
+        DType::U32 => u32::datum_type(),
+        DType::U64 => u64::datum_type(),
+        DType::Bool => bool::datum_type(),
+    }
+}
+
+fn from_tract(v: TValue, spec: &TensorInfo) -> Result<Tensor> {
+    use tract_onnx::prelude::DatumType as T;
+    let t: &tract_onnx::prelude::Tensor = &v;
+    fn get<D: Datum + rdeploy_core::Element>(t: &tract_onnx::prelude::Tensor) -> Result<Tensor> {
+        let view = t
+            .to_plain_array_view::<D>()
+            .map_err(|e| engine_err("reading an output", e))?;
+        Ok(Tensor::from_array(view.to_owned()))
+    }
+    match t.datum_type() {
+        T::F32 => get::<f32>(t),
+        T::F16 => get::<half::f16>(t),
+        T::F64 => get::<f64>(t),
+        T::I8 => get::<i8>(t),
+        T::I16 => get::<i16>(t),
+        T::I32 => get::<i32>(t),
+        T::I64 => get::<i64>(t),
+        T::U8 => get::<u8>(t),
+        T::U16 => get::<u16>(t),
+        T::U32 => get::<u32>(t),
+        T::U64 => get::<u64>(t),
+        T::Bool => get::<bool>(t),
+        other => Err(Error::backend(
+            NAME,
+            format!(
+                "output '{}' has tract type {other:?}, which rdeploy cannot hold",
+                spec.name
+            ),
+        )),
+    }
+}
+
+impl TractWrapper {
+    fn plan_for(&self, inputs: &[Tensor]) -> Result<Arc<TypedRunnableModel>> {
+        match &self.plan {
+            Plan::Symbolic(p) => Ok(p.clone()),
+            Plan::PerShape { model, cache } => {
+                let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+                if let Some(p) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+                    return Ok(p);
+                }
+                let mut m = model.clone();
+                for (i, t) in inputs.iter().enumerate() {
+                    let fact = InferenceFact::dt_shape(tract_dt(t.dtype()), t.shape());
+                    m.set_input_fact(i, fact)
+                        .map_err(|e| engine_err("setting input shape", e))?;
+                }
+                let p = optimize(m).map_err(|e| {
+                    engine_err(
+                        &format!("tract cannot run the model for input shapes {key:?}"),
+                        e,
+                    )
+                })?;
+                if let Ok(mut c) = cache.lock() {
+                    c.insert(key, p.clone());
+                }
+                Ok(p)
+            }
+        }
+    }
+}
+
+impl Wrapper for TractWrapper {
+    fn backend(&self) -> &str {
+        NAME
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn inputs(&self) -> &[TensorInfo] {
+        &self.inputs
+    }
+
+    fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
+    }
+
+    fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let plan = self.plan_for(&inputs)?;
+        let values: TVec<TValue> = inputs.into_iter().map(to_tract).collect();
+        let outs = plan
+            .run(values)
+            .map_err(|e| engine_err("inference failed", e))?;
+        outs.into_iter()
+            .zip(&self.outputs)
+            .map(|(v, spec)| from_tract(v, spec))
+            .collect()
+    }
+}

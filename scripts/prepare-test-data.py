@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Prepares rdeploy's test data in tests/data/generated/ (git-ignored).
+
+Sources (nothing is downloaded at test time):
+- onnx-backend/: real models with inputs and expected outputs from the `onnx` Python package's
+  backend test data (onnx/backend/test/data/{pytorch-converted,pytorch-operator}, Apache-2.0),
+  copied as they are. The expected outputs are PyTorch's, so they are independent of every
+  engine rdeploy runs.
+- onnx-backend/test_Conv2d_dynbatch: test_Conv2d with its batch dim made symbolic ('batch'),
+  with the original data set and a second one at batch 4 (the input and expected output
+  repeated), so a dynamic batch is checked at a size the model was not exported with.
+- cnn/: a small CNN (conv, relu, maxpool, global pool, gemm, softmax) with a dynamic batch,
+  made here with fixed random weights; its expected outputs come from onnxruntime (another
+  engine) when it is installed.
+
+Usage: python3 scripts/prepare-test-data.py [OUT_DIR]
+"""
+import os
+import shutil
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "generated")
+SRC = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+
+# Chosen to cover many operator families and input kinds (float and int64, 1..3 inputs,
+# 1..n outputs). Cases a backend cannot run are listed per backend in its tests, with the reason.
+CASES = [
+    "pytorch-converted/test_Conv1d_dilated",
+    "pytorch-converted/test_Conv2d",
+    "pytorch-converted/test_Conv2d_depthwise_padded",
+    "pytorch-converted/test_Conv2d_groups",
+    "pytorch-converted/test_Conv3d_dilated_strided",
+    "pytorch-converted/test_ConvTranspose2d",
+    "pytorch-converted/test_BatchNorm2d_eval",
+    "pytorch-converted/test_MaxPool2d",
+    "pytorch-converted/test_MaxPool3d_stride_padding",
+    "pytorch-converted/test_AvgPool2d_stride",
+    "pytorch-converted/test_Linear",
+    "pytorch-converted/test_Embedding",
+    "pytorch-converted/test_GLU_dim",
+    "pytorch-converted/test_PixelShuffle",
+    "pytorch-converted/test_PReLU_2d_multiparam",
+    "pytorch-converted/test_ReflectionPad2d",
+    "pytorch-converted/test_ReplicationPad2d",
+    "pytorch-converted/test_Softmax",
+    "pytorch-converted/test_log_softmax_dim3",
+    "pytorch-converted/test_SELU",
+    "pytorch-converted/test_ELU",
+    "pytorch-converted/test_Softsign",
+    "pytorch-converted/test_PoissonNLLLLoss_no_reduce",
+    "pytorch-operator/test_operator_addmm",
+    "pytorch-operator/test_operator_add_broadcast",
+    "pytorch-operator/test_operator_chunk",
+    "pytorch-operator/test_operator_concat2",
+    "pytorch-operator/test_operator_permute2",
+    "pytorch-operator/test_operator_reduced_mean_keepdim",
+    "pytorch-operator/test_operator_repeat",
+    "pytorch-operator/test_operator_pow",
+    "pytorch-operator/test_operator_view",
+]
+
+
+def copy_cases(dst):
+    os.makedirs(dst, exist_ok=True)
+    for case in CASES:
+        src = os.path.join(SRC, case)
+        if not os.path.isdir(src):
+            sys.exit(f"missing {src}: is the onnx package complete?")
+        shutil.copytree(src, os.path.join(dst, os.path.basename(case)), dirs_exist_ok=True)
+
+
+def save_pb(arr, path, name=""):
+    t = numpy_helper.from_array(arr, name)
+    with open(path, "wb") as f:
+        f.write(t.SerializeToString())
+
+
+def load_pb(path):
+    t = TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t)
+
+
+def make_dynbatch(dst):
+    src = os.path.join(dst, "test_Conv2d")
+    out = os.path.join(dst, "test_Conv2d_dynbatch")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(src, out)
+    m = onnx.load(os.path.join(src, "model.onnx"))
+    inits = {i.name for i in m.graph.initializer}
+    for v in list(m.graph.input) + list(m.graph.output):
+        if v.name in inits:
+            continue
+        d = v.type.tensor_type.shape.dim[0]
+        d.ClearField("dim_value")
+        d.dim_param = "batch"
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(out, "model.onnx"))
+    x = load_pb(os.path.join(src, "test_data_set_0", "input_0.pb"))
+    y = load_pb(os.path.join(src, "test_data_set_0", "output_0.pb"))
+    ds = os.path.join(out, "test_data_set_1")
+    os.makedirs(ds, exist_ok=True)
+    save_pb(np.concatenate([x, x]), os.path.join(ds, "input_0.pb"))
+    save_pb(np.concatenate([y, y]), os.path.join(ds, "output_0.pb"))
+
+
+def make_cnn(dst):
+    """A small image classifier with a dynamic batch; weights fixed by seed."""
+    os.makedirs(os.path.join(dst, "test_data_set_0"), exist_ok=True)
+    rng = np.random.default_rng(20261126)
+
+    def init(name, shape, scale):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [
+        init("conv1.w", [8, 3, 3, 3], 0.3), init("conv1.b", [8], 0.1),
+        init("conv2.w", [16, 8, 3, 3], 0.15), init("conv2.b", [16], 0.1),
+        init("fc.w", [10, 16], 0.3), init("fc.b", [10], 0.1),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["image", "conv1.w", "conv1.b"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "conv2.w", "conv2.b"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("GlobalAveragePool", ["r2"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "small_cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 10])],
+        inits,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                          producer_name="rdeploy-tests")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(dst, "model.onnx"))
+    x = rng.standard_normal([2, 3, 32, 32]).astype(np.float32)
+    save_pb(x, os.path.join(dst, "test_data_set_0", "input_0.pb"), "image")
+    np.save(os.path.join(dst, "image.npy"), x)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("onnxruntime not installed: cnn/ has no expected outputs", file=sys.stderr)
+        return
+    sess = ort.InferenceSession(os.path.join(dst, "model.onnx"), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"image": x})[0]
+    save_pb(y, os.path.join(dst, "test_data_set_0", "output_0.pb"), "probs")
+
+
+def main():
+    backend = os.path.join(OUT, "onnx-backend")
+    copy_cases(backend)
+    make_dynbatch(backend)
+    make_cnn(os.path.join(OUT, "cnn"))
+    with open(os.path.join(OUT, "README.md"), "w") as f:
+        f.write("Generated by scripts/prepare-test-data.py; do not edit or commit.\n")
+    print(f"test data ready in {OUT} ({len(CASES) + 1} onnx backend cases, cnn)")
+
+
+if __name__ == "__main__":
+    main()
