@@ -1,0 +1,295 @@
+//! Loading config files with `_base_` inheritance, merged by mmengine's rules.
+
+use crate::python::parse_module;
+use crate::value::{Dict, Key, Value};
+use rdeploy_core::{Error, Result};
+use std::path::{Path, PathBuf};
+
+const BASE_KEY: &str = "_base_";
+const DELETE_KEY: &str = "_delete_";
+
+fn cfg_err(file: &Path, line: Option<usize>, col: Option<usize>, msg: impl Into<String>) -> Error {
+    Error::Config {
+        file: Some(file.to_path_buf()),
+        line,
+        col,
+        key: None,
+        msg: msg.into(),
+    }
+}
+
+/// Reads one file (no inheritance): its top-level keys in order, with `_base_` among them.
+fn read_file(path: &Path) -> Result<(Dict, Option<usize>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let msg = match e.kind() {
+            std::io::ErrorKind::NotFound => "file not found; check the path".to_string(),
+            std::io::ErrorKind::InvalidData => "the file is not UTF-8 text".to_string(),
+            _ => format!("cannot read: {e}"),
+        };
+        cfg_err(path, None, None, msg)
+    })?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "py" => {
+            let assigns = parse_module(&text)
+                .map_err(|e| cfg_err(path, Some(e.pos.line), Some(e.pos.col), e.msg))?;
+            let base_line = assigns
+                .iter()
+                .find(|(n, _, _)| n == BASE_KEY)
+                .map(|(_, _, p)| p.line);
+            let dict = Dict(
+                assigns
+                    .into_iter()
+                    .filter(|(n, _, _)| !n.starts_with("__"))
+                    .map(|(n, v, _)| (Key::Str(n), v))
+                    .collect(),
+            );
+            Ok((dict, base_line))
+        }
+        "json" => {
+            let j: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                cfg_err(
+                    path,
+                    Some(e.line()),
+                    Some(e.column()),
+                    format!("invalid JSON: {e}"),
+                )
+            })?;
+            match Value::from_json(&j) {
+                Value::Dict(d) => Ok((d, None)),
+                other => Err(cfg_err(
+                    path,
+                    None,
+                    None,
+                    format!(
+                        "the top level must be an object, not a {}",
+                        other.type_name()
+                    ),
+                )),
+            }
+        }
+        "toml" => {
+            let t: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
+                cfg_err(
+                    path,
+                    Some(line),
+                    Some(col),
+                    format!("invalid TOML: {}", e.message()),
+                )
+            })?;
+            Ok((from_toml_table(&t), None))
+        }
+        "yaml" | "yml" => Err(cfg_err(
+            path,
+            None,
+            None,
+            "YAML configs are not supported yet; write the config as .py, .toml or .json",
+        )),
+        _ => Err(cfg_err(
+            path,
+            None,
+            None,
+            "unknown config file type; use .py (MMDeploy's format), .toml or .json",
+        )),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+fn from_toml(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::Str(s.clone()),
+        toml::Value::Integer(i) => Value::Int(*i),
+        toml::Value::Float(f) => Value::Float(*f),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::Str(d.to_string()),
+        toml::Value::Array(a) => Value::List(a.iter().map(from_toml).collect()),
+        toml::Value::Table(t) => Value::Dict(from_toml_table(t)),
+    }
+}
+
+fn from_toml_table(t: &toml::Table) -> Dict {
+    Dict(
+        t.iter()
+            .map(|(k, v)| (Key::Str(k.clone()), from_toml(v)))
+            .collect(),
+    )
+}
+
+/// Loads a config file with its bases, merged as mmengine's `Config.fromfile` does.
+///
+/// # Errors
+/// [`Error::Config`] naming the file (and line and column where known): unreadable, outside the
+/// supported syntax, a missing base, a cycle, or a key defined in two bases.
+pub fn load_tree(path: &Path) -> Result<Dict> {
+    load_rec(path, &mut Vec::new())
+}
+
+fn load_rec(path: &Path, stack: &mut Vec<PathBuf>) -> Result<Dict> {
+    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some(i) = stack.iter().position(|p| *p == canon) {
+        let chain: Vec<String> = stack[i..]
+            .iter()
+            .chain(std::iter::once(&canon))
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(cfg_err(
+            path,
+            None,
+            None,
+            format!("_base_ inheritance forms a cycle: {}", chain.join(" -> ")),
+        ));
+    }
+    let (mut dict, base_line) = read_file(path)?;
+    let bases = match dict.remove(&Key::Str(BASE_KEY.into())) {
+        None => vec![],
+        Some(Value::Str(s)) => vec![s],
+        Some(Value::List(v)) | Some(Value::Tuple(v)) => v
+            .into_iter()
+            .map(|b| match b {
+                Value::Str(s) => Ok(s),
+                other => Err(cfg_err(
+                    path,
+                    base_line,
+                    None,
+                    format!(
+                        "_base_ entries must be paths (strings), not {}",
+                        other.type_name()
+                    ),
+                )),
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => {
+            return Err(cfg_err(
+                path,
+                base_line,
+                None,
+                format!(
+                    "_base_ must be a path or a list of paths, not {}",
+                    other.type_name()
+                ),
+            ));
+        }
+    };
+    stack.push(canon);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut base_dict = Dict::default();
+    let mut origin: Vec<(Key, PathBuf)> = Vec::new();
+    for b in &bases {
+        if b.contains("::") {
+            return Err(cfg_err(
+                path,
+                base_line,
+                None,
+                format!(
+                    "base '{b}' uses a package scope (pkg::path), which rdeploy cannot resolve without Python; copy that config next to yours and name it by path"
+                ),
+            ));
+        }
+        let bp = dir.join(b);
+        if !bp.is_file() {
+            return Err(cfg_err(
+                path,
+                base_line,
+                None,
+                format!("base config '{b}' not found (looked for {})", bp.display()),
+            ));
+        }
+        let sub = load_rec(&bp, stack)?;
+        for (k, v) in sub.0 {
+            if let Some((_, other)) = origin.iter().find(|(kk, _)| *kk == k) {
+                return Err(cfg_err(
+                    path,
+                    base_line,
+                    None,
+                    format!(
+                        "key {k} is defined in two bases, {} and {}; mmengine does not allow duplicate keys among bases: remove it from one of them",
+                        other.display(),
+                        bp.display()
+                    ),
+                ));
+            }
+            origin.push((k.clone(), bp.clone()));
+            base_dict.0.push((k, v));
+        }
+    }
+    stack.pop();
+    let merged = merge_a_into_b(dict, base_dict, path, "")?;
+    Ok(Dict(
+        merged
+            .0
+            .into_iter()
+            .filter(|(k, _)| !matches!(k, Key::Str(s) if s.starts_with("__")))
+            .collect(),
+    ))
+}
+
+/// mmengine's `Config._merge_a_into_b`: values of `a` override `b`; dicts merge recursively
+/// unless `a`'s dict has `_delete_=True`, which makes it replace `b`'s.
+pub(crate) fn merge_a_into_b(a: Dict, mut b: Dict, file: &Path, prefix: &str) -> Result<Dict> {
+    for (k, v) in a.0 {
+        let key_path = if prefix.is_empty() {
+            k.to_json_key()
+        } else {
+            format!("{prefix}.{}", k.to_json_key())
+        };
+        match v {
+            Value::Dict(mut vd) if b.contains(&k) => {
+                // Like mmengine, `_delete_` is popped only when the key exists in the base.
+                let delete = match vd.remove(&Key::Str(DELETE_KEY.into())) {
+                    Some(Value::Bool(d)) => d,
+                    Some(Value::Int(i)) => i != 0,
+                    Some(Value::None) | None => false,
+                    Some(other) => {
+                        return Err(Error::Config {
+                            file: Some(file.to_path_buf()),
+                            line: None,
+                            col: None,
+                            key: Some(format!("{key_path}._delete_")),
+                            msg: format!(
+                                "_delete_ must be True or False, not {}",
+                                other.type_name()
+                            ),
+                        });
+                    }
+                };
+                if delete {
+                    b.insert(k, Value::Dict(vd));
+                } else {
+                    let base_v = b.get(&k).cloned().unwrap_or(Value::None);
+                    let Value::Dict(bd) = base_v else {
+                        return Err(Error::Config {
+                            file: Some(file.to_path_buf()),
+                            line: None,
+                            col: None,
+                            key: Some(key_path),
+                            msg: format!(
+                                "is a dict here but a {} in the base config, so it cannot be merged; set _delete_=True in this dict to replace the base value",
+                                base_v.type_name()
+                            ),
+                        });
+                    };
+                    let merged = merge_a_into_b(vd, bd, file, &key_path)?;
+                    b.insert(k, Value::Dict(merged));
+                }
+            }
+            other => b.insert(k, other),
+        }
+    }
+    Ok(b)
+}

@@ -1,0 +1,150 @@
+use super::*;
+use serde_json::json;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn bases_merge_like_mmengine() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "_base_/onnx.py",
+        "onnx_config = dict(type='onnx', opset_version=11, input_names=['input'], output_names=['output'], input_shape=None)\n",
+    );
+    write(
+        d.path(),
+        "_base_/be.py",
+        "backend_config = dict(type='tract', common_config=dict(a=1, b=2))\n",
+    );
+    let p = write(
+        d.path(),
+        "cfg.py",
+        "_base_ = ['./_base_/onnx.py', './_base_/be.py']\nonnx_config = dict(dynamic_axes={'input': {0: 'batch'}})\nbackend_config = dict(common_config=dict(_delete_=True, c=3))\ncodebase_config = dict(type='mmpretrain')\n",
+    );
+    let c = Config::from_file(&p).unwrap();
+    assert_eq!(
+        c.to_json(),
+        json!({
+            "onnx_config": {"type": "onnx", "opset_version": 11, "input_names": ["input"], "output_names": ["output"], "input_shape": null, "dynamic_axes": {"input": {"0": "batch"}}},
+            "backend_config": {"type": "tract", "common_config": {"c": 3}},
+            "codebase_config": {"type": "mmpretrain"}
+        })
+    );
+    let o = c.onnx_config().unwrap();
+    assert_eq!(
+        o.dynamic_axes,
+        vec![("input".to_string(), vec![(0, "batch".to_string())])]
+    );
+    assert_eq!(o.save_file, "end2end.onnx");
+}
+
+#[test]
+fn inheritance_errors() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.py", "_base_ = './b.py'\n");
+    write(d.path(), "b.py", "_base_ = './a.py'\n");
+    let e = Config::from_file(&d.path().join("a.py"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cycle") && e.contains("a.py -> ") && e.contains("b.py"),
+        "{e}"
+    );
+    let p = write(d.path(), "m.py", "_base_ = ['./nope.py']\n");
+    let e = Config::from_file(&p).unwrap_err().to_string();
+    assert!(e.contains("m.py:1") && e.contains("nope.py"), "{e}");
+    write(d.path(), "x.py", "k = dict(a=1)\n");
+    write(d.path(), "y.py", "k = dict(b=1)\n");
+    let p = write(d.path(), "dup.py", "_base_ = ['./x.py', './y.py']\n");
+    let e = Config::from_file(&p).unwrap_err().to_string();
+    assert!(e.contains("'k'") && e.contains("two bases"), "{e}");
+    write(d.path(), "l.py", "k = [1, 2]\n");
+    let p = write(d.path(), "t.py", "_base_ = './l.py'\nk = dict(a=1)\n");
+    let e = Config::from_file(&p).unwrap_err().to_string();
+    assert!(e.contains("key 'k'") && e.contains("_delete_"), "{e}");
+    let e = Config::from_file(&d.path().join("missing.py"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing.py") && e.contains("not found"), "{e}");
+}
+
+#[test]
+fn toml_and_json_mix_with_python() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "base.py",
+        "backend_config = dict(type='tract')\nonnx_config = dict(opset_version=11)\n",
+    );
+    let p = write(
+        d.path(),
+        "c.toml",
+        "_base_ = ['base.py']\n[onnx_config]\ninput_names = ['input']\n",
+    );
+    let c = Config::from_file(&p).unwrap();
+    assert_eq!(
+        c.to_json(),
+        json!({"backend_config": {"type": "tract"}, "onnx_config": {"opset_version": 11, "input_names": ["input"]}})
+    );
+    let p = write(
+        d.path(),
+        "c.json",
+        r#"{"_base_": "./c.toml", "onnx_config": {"opset_version": 13}}"#,
+    );
+    let c = Config::from_file(&p).unwrap();
+    assert_eq!(c.onnx_config().unwrap().opset_version, Some(13));
+    let p = write(d.path(), "bad.toml", "a = [1,\n");
+    let e = Config::from_file(&p).unwrap_err().to_string();
+    assert!(e.contains("bad.toml:") && e.contains("TOML"), "{e}");
+}
+
+#[test]
+fn typed_keys_are_validated() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = |text: &str| Config::from_file(&write(d.path(), "c.py", text)).unwrap();
+    let e = cfg("onnx_config = dict(input_shape='big')\n")
+        .onnx_config()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("onnx_config.input_shape"), "{e}");
+    let e = cfg("onnx_config = dict(dynamic_axes={'input': {'a': 'b'}})\n")
+        .onnx_config()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("onnx_config.dynamic_axes.input"), "{e}");
+    let e = cfg("onnx_config = dict(save_file='../x.onnx')\n")
+        .onnx_config()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("save_file"), "{e}");
+    let e = cfg("x = 1\n").backend_type().unwrap_err().to_string();
+    assert!(
+        e.contains("backend_config.type") && e.contains("missing"),
+        "{e}"
+    );
+    let o = cfg("onnx_config = dict(input_shape=[224, 192], dynamic_axes=dict(input=[0, 2]))\n")
+        .onnx_config()
+        .unwrap();
+    assert_eq!(o.input_shape, Some(InputShape::WidthHeight(224, 192)));
+    assert_eq!(
+        o.dynamic_axes[0].1,
+        vec![
+            (0, "input_dynamic_axes_1".into()),
+            (2, "input_dynamic_axes_3".into())
+        ]
+    );
+    let o = cfg("onnx_config = dict(input_shape=[1, 3, 8, 8])\n")
+        .onnx_config()
+        .unwrap();
+    assert_eq!(
+        o.input_shape,
+        Some(InputShape::Full(vec![vec![1, 3, 8, 8]]))
+    );
+}
