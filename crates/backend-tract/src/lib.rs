@@ -86,8 +86,16 @@ fn load_inference_model(path: &Path, output_names: &[String]) -> Result<Inferenc
     Ok(model)
 }
 
-fn optimize(model: InferenceModel) -> TractResult<Arc<TypedRunnableModel>> {
-    model.into_optimized()?.into_runnable()
+/// Optimizes and plans a model; tract panics (on malformed models) become errors too.
+fn optimize(model: InferenceModel) -> std::result::Result<Arc<TypedRunnableModel>, String> {
+    let planned = rdeploy_core::guard::catch_engine_panic(NAME, "optimizing", || {
+        let r: TractResult<_> = model.into_optimized().and_then(|m| m.into_runnable());
+        r.map_err(|e| Error::backend(NAME, format!("{e:#}")))
+    });
+    planned.map_err(|e| match e {
+        Error::Backend { msg, .. } => msg,
+        other => other.to_string(),
+    })
 }
 
 fn has_unfixed_dims(info: &[TensorInfo]) -> bool {
@@ -324,9 +332,10 @@ impl Wrapper for TractWrapper {
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let plan = self.plan_for(&inputs)?;
         let values: TVec<TValue> = inputs.into_iter().map(to_tract).collect();
-        let outs = plan
-            .run(values)
-            .map_err(|e| engine_err("inference failed", e))?;
+        let outs = rdeploy_core::guard::catch_engine_panic(NAME, "inference", || {
+            plan.run(values)
+                .map_err(|e| engine_err("inference failed", e))
+        })?;
         outs.into_iter()
             .zip(&self.outputs)
             .map(|(v, spec)| from_tract(v, spec))

@@ -1,1 +1,534 @@
-//! placeholder
+//! The `rdeploy` command line, as a library so that a third party's own binary can be rdeploy
+//! plus its backends: build a [`Registry`] with [`builtin_registry`], register more, and call
+//! [`run_with`].
+//!
+//! ```no_run
+//! let mut registry = rdeploy_cli::builtin_registry();
+//! // registry.install(&my_backend::BACKEND)?;
+//! std::process::exit(rdeploy_cli::run_with(registry, std::env::args_os()));
+//! ```
+
+mod inputs;
+mod ir;
+pub mod workdir;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use inputs::{InputArg, ShapeArg};
+use rdeploy_core::{Device, Registry, Tensor};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The registry of backends compiled into this build, in DESIGN order.
+pub fn builtin_registry() -> Registry {
+    let mut r = Registry::new();
+    #[cfg(feature = "tract")]
+    if let Err(e) = r.install(&rdeploy_backend_tract::BACKEND) {
+        tracing::error!("{e}");
+    }
+    r
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rdeploy",
+    version,
+    about = "Deploy ONNX models to inference backends through one contract",
+    long_about = "Deploy ONNX models to inference backends through one contract.\n\n\
+        rdeploy reads MMDeploy deploy configs unchanged, applies their onnx_config to an ONNX \
+        model, converts it for a backend (tract is built in; others load at run time), and runs, \
+        times and compares the result. Exit code 0 on success, 1 on error, 2 on bad usage."
+)]
+struct Cli {
+    /// Log level for messages on stderr: error, warn, info, debug or trace.
+    #[arg(long, global = true, default_value = "info", env = "RDEPLOY_LOG")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every registered backend with its version, or why it is unavailable.
+    CheckEnv {
+        /// Print JSON instead of `name:<TAB>version` lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert an ONNX model for the config's backend into a work dir.
+    ///
+    /// Applies onnx_config (input/output names, input_shape, dynamic_axes), writes
+    /// <WORK_DIR>/end2end.onnx, the backend's files and the deploy.json manifest, atomically.
+    /// Deploying again with the same model, merged config, backend version and device reuses
+    /// the work dir (--force rebuilds).
+    Deploy {
+        /// The deploy config (.py as in MMDeploy, .toml or .json).
+        deploy_cfg: PathBuf,
+        /// The ONNX model.
+        model: PathBuf,
+        /// Where to write the backend files and manifest.
+        #[arg(long)]
+        work_dir: PathBuf,
+        /// The device to convert for: cpu, cuda, cuda:1 ...
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Rebuild even if the work dir is up to date.
+        #[arg(long)]
+        force: bool,
+        /// Print the manifest as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a deployed model on inputs and write its outputs.
+    Infer(InferArgs),
+    /// Deploy configs: print the merged result, or check it.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Args, Debug)]
+struct InferArgs {
+    /// A work dir written by `rdeploy deploy`.
+    work_dir: PathBuf,
+    /// An input: NAME=FILE, or FILE alone when the model has one input or the file names its
+    /// tensors (.npz entries, TensorProto names). FILE is .npy, .npz or ONNX TensorProto .pb.
+    /// Repeat for several inputs. Without --input, inputs are generated from the signature.
+    #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
+    inputs: Vec<InputArg>,
+    /// Shape for generated inputs with symbolic dims: INPUT:1x3x224x224, or DIM=N (batch=4).
+    #[arg(long = "shape", value_name = "INPUT:DIMS|DIM=N")]
+    shapes: Vec<ShapeArg>,
+    /// Seed for generated inputs (floats uniform in [0,1), integers in [0,2)).
+    #[arg(long, default_value_t = 0)]
+    random_seed: u64,
+    /// Write each output as OUTPUT_DIR/<output_name>.npy.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Print the fully merged config (as Python, or JSON with --json).
+    Print {
+        /// The deploy config.
+        config: PathBuf,
+        /// Print JSON (what json.dumps(Config.fromfile(p).to_dict()) writes).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config: syntax, inheritance, and the keys rdeploy acts on; list problems.
+    Check {
+        /// The deploy config.
+        config: PathBuf,
+    },
+}
+
+/// Runs the CLI with the built-in backends; returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    run_with(builtin_registry(), args)
+}
+
+/// Runs the CLI with `registry` (built-in backends plus any a third party added).
+pub fn run_with(registry: Registry, args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_logging(&cli.log_level);
+    rdeploy_core::guard::install_panic_hook();
+    if let Err(e) = rdeploy_core::timing::enable_from_env() {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    match dispatch(&registry, cli.command) {
+        Ok(()) => 0,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return 0;
+            }
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            let mut msg = String::new();
+            for part in chain {
+                // Contexts often repeat their cause's text; print each piece once.
+                if !msg.contains(&part) {
+                    if !msg.is_empty() {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&part);
+                }
+            }
+            eprintln!("error: {msg}");
+            1
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
+    match cmd {
+        Command::CheckEnv { json } => check_env(registry, json),
+        Command::Deploy {
+            deploy_cfg,
+            model,
+            work_dir,
+            device,
+            force,
+            json,
+        } => {
+            let device: Device = device.parse()?;
+            let spinner = progress_spinner();
+            let req = workdir::DeployRequest {
+                config_path: &deploy_cfg,
+                model_path: &model,
+                work_dir: &work_dir,
+                device,
+                force,
+            };
+            let started = Instant::now();
+            let outcome = workdir::deploy(registry, &req, &|step| {
+                spinner.set_message(step.to_string())
+            });
+            spinner.finish_and_clear();
+            let outcome = outcome?;
+            let m = &outcome.manifest;
+            if json {
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(
+                        &json!({"reused": outcome.reused, "work_dir": outcome.work_dir, "manifest": m})
+                    )?
+                ))?;
+            } else {
+                let verb = if outcome.reused {
+                    "up to date (reused)"
+                } else {
+                    "deployed"
+                };
+                let mut s = format!(
+                    "{verb}: {} for {} {} on {} in {:.2}s\n",
+                    work_dir.display(),
+                    m.backend,
+                    m.backend_version,
+                    m.device,
+                    started.elapsed().as_secs_f64()
+                );
+                for t in &m.inputs {
+                    s.push_str(&format!(
+                        "  input  {}: {} {}\n",
+                        t.name,
+                        t.dtype,
+                        t.shape_string()
+                    ));
+                }
+                for t in &m.outputs {
+                    s.push_str(&format!(
+                        "  output {}: {} {}\n",
+                        t.name,
+                        t.dtype,
+                        t.shape_string()
+                    ));
+                }
+                for f in &m.backend_files {
+                    s.push_str(&format!("  file   {} ({} bytes)\n", f.path, f.bytes));
+                }
+                out(&s)?;
+            }
+            Ok(())
+        }
+        Command::Infer(a) => infer(registry, a),
+        Command::Config(ConfigCmd::Print { config, json }) => {
+            let cfg = rdeploy_config::Config::from_file(&config)?;
+            if json {
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&cfg.to_json())?
+                ))
+            } else {
+                out(&python_text(&cfg.tree))
+            }
+        }
+        Command::Config(ConfigCmd::Check { config }) => config_check(registry, &config),
+    }
+}
+
+fn progress_spinner() -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+fn check_env(registry: &Registry, json: bool) -> Result<()> {
+    if json {
+        let list: Vec<serde_json::Value> = registry
+            .iter()
+            .map(|b| {
+                let check = b.check();
+                json!({
+                    "name": b.name(),
+                    "available": check.is_ok(),
+                    "version": check.as_ref().ok(),
+                    "reason": check.as_ref().err(),
+                    "devices": b.device_kinds(),
+                })
+            })
+            .collect();
+        let doc = json!({"rdeploy": rdeploy_core::VERSION, "backends": list});
+        out(&format!("{}\n", serde_json::to_string_pretty(&doc)?))
+    } else {
+        let mut s = format!("rdeploy:\t{}\n", rdeploy_core::VERSION);
+        for b in registry.iter() {
+            s.push_str(&b.check_env_line());
+            s.push('\n');
+        }
+        out(&s)
+    }
+}
+
+fn infer(registry: &Registry, a: InferArgs) -> Result<()> {
+    let (m, wrapper) = workdir::load_wrapper(registry, &a.work_dir)?;
+    let named = if a.inputs.is_empty() {
+        inputs::random_inputs(
+            wrapper.inputs(),
+            &a.shapes,
+            &m.example_shapes,
+            a.random_seed,
+        )?
+    } else {
+        if !a.shapes.is_empty() {
+            bail!("--shape is for generated inputs; the --input files already have shapes");
+        }
+        inputs::load_inputs(&a.inputs, wrapper.inputs())?
+    };
+    let started = Instant::now();
+    let outputs = wrapper
+        .forward(named)
+        .with_context(|| format!("running {} on {}", a.work_dir.display(), m.backend))?;
+    let forward_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut written = Vec::new();
+    if let Some(dir) = &a.output_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output dir {}", dir.display()))?;
+        let mut used = std::collections::HashSet::new();
+        for (name, t) in &outputs {
+            let mut p = inputs::output_path(dir, name);
+            let mut k = 1;
+            while !used.insert(p.clone()) {
+                p = dir.join(format!(
+                    "{}_{k}.npy",
+                    inputs::output_file_name(name).trim_end_matches(".npy")
+                ));
+                k += 1;
+            }
+            rdeploy_core::io::write_npy(&p, t)?;
+            written.push(p);
+        }
+    }
+    if a.json {
+        let outs: Vec<serde_json::Value> = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, (name, t))| {
+                let (min, max, mean) = stats(t);
+                json!({"name": name, "dtype": t.dtype(), "shape": t.shape(), "min": min, "max": max, "mean": mean, "file": written.get(i)})
+            })
+            .collect();
+        let doc = json!({"backend": m.backend, "device": wrapper.device().to_string(), "forward_ms": forward_ms, "outputs": outs});
+        out(&format!("{}\n", serde_json::to_string_pretty(&doc)?))
+    } else {
+        let mut s = format!(
+            "{} on {}: forward {:.3} ms\n",
+            m.backend,
+            wrapper.device(),
+            forward_ms
+        );
+        for (i, (name, t)) in outputs.iter().enumerate() {
+            let (min, max, mean) = stats(t);
+            s.push_str(&format!(
+                "  {name}: {} {:?} min {min:.6} max {max:.6} mean {mean:.6}",
+                t.dtype(),
+                t.shape()
+            ));
+            if let Some(p) = written.get(i) {
+                s.push_str(&format!(" -> {}", p.display()));
+            }
+            s.push('\n');
+        }
+        out(&s)
+    }
+}
+
+fn stats(t: &Tensor) -> (f64, f64, f64) {
+    let v = t.to_f64_vec();
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max, v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn config_check(registry: &Registry, path: &Path) -> Result<()> {
+    let cfg = rdeploy_config::Config::from_file(path)?;
+    let mut problems = Vec::new();
+    match cfg.backend_type() {
+        Ok(b) => {
+            if let Err(e) = registry.get(&b) {
+                problems.push(format!("backend_config.type: {e}"));
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    if let Err(e) = cfg.onnx_config() {
+        problems.push(e.to_string());
+    }
+    if problems.is_empty() {
+        out(&format!("{}: ok\n", path.display()))
+    } else {
+        bail!(
+            "{} has {} problem(s):\n  {}",
+            path.display(),
+            problems.len(),
+            problems.join("\n  ")
+        )
+    }
+}
+
+/// The merged config written back as Python assignments (like mmengine's `pretty_text`).
+fn python_text(tree: &rdeploy_config::Dict) -> String {
+    use rdeploy_config::{Key, Value};
+    fn lit(v: &Value, indent: usize, out: &mut String) {
+        let pad = "    ".repeat(indent + 1);
+        match v {
+            Value::None => out.push_str("None"),
+            Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+            Value::Int(i) => out.push_str(&i.to_string()),
+            Value::Float(f) => out.push_str(&format!("{f:?}")),
+            Value::Str(s) => out.push_str(&format!("{s:?}").replace('"', "'")),
+            Value::List(items) | Value::Tuple(items) => {
+                let (open, close) = if matches!(v, Value::List(_)) {
+                    ('[', ']')
+                } else {
+                    ('(', ')')
+                };
+                out.push(open);
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    lit(x, indent, out);
+                }
+                if matches!(v, Value::Tuple(t) if t.len() == 1) {
+                    out.push(',');
+                }
+                out.push(close);
+            }
+            Value::Dict(d) => {
+                let identifiers = d.0.iter().all(|(k, _)| matches!(k, Key::Str(s) if !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_') && !s.starts_with(|c: char| c.is_ascii_digit())));
+                out.push_str(if identifiers { "dict(" } else { "{" });
+                for (i, (k, x)) in d.0.iter().enumerate() {
+                    out.push_str(if i == 0 { "\n" } else { ",\n" });
+                    out.push_str(&pad);
+                    match (identifiers, k) {
+                        (true, Key::Str(s)) => out.push_str(&format!("{s}=")),
+                        (_, Key::Str(s)) => {
+                            out.push_str(&format!("{}: ", format!("{s:?}").replace('"', "'")))
+                        }
+                        (_, Key::Int(n)) => out.push_str(&format!("{n}: ")),
+                    }
+                    lit(x, indent + 1, out);
+                }
+                if !d.0.is_empty() {
+                    out.push('\n');
+                    out.push_str(&"    ".repeat(indent));
+                }
+                out.push(if identifiers { ')' } else { '}' });
+            }
+        }
+    }
+    let mut s = String::new();
+    for (k, v) in &tree.0 {
+        s.push_str(&format!("{} = ", k.to_json_key()));
+        lit(v, 0, &mut s);
+        s.push('\n');
+    }
+    s
+}
+
+pub(crate) fn opt_opset(model: &rdeploy_core::onnx::proto::ModelProto) -> Option<i64> {
+    model
+        .opset_import
+        .iter()
+        .find(|o| o.domain().is_empty() || o.domain() == "ai.onnx")
+        .map(|o| o.version())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_and_shape_args_parse() {
+        assert_eq!(
+            "x=a.npy".parse::<InputArg>().unwrap(),
+            InputArg {
+                name: Some("x".into()),
+                file: "a.npy".into()
+            }
+        );
+        assert_eq!(
+            "a.npy".parse::<InputArg>().unwrap(),
+            InputArg {
+                name: None,
+                file: "a.npy".into()
+            }
+        );
+        assert_eq!("d/a=b.npy".parse::<InputArg>().unwrap().name, None);
+        assert!("x=".parse::<InputArg>().is_err());
+        assert_eq!(
+            "input:1x3x224x224".parse::<ShapeArg>().unwrap(),
+            ShapeArg::Input("input".into(), vec![1, 3, 224, 224])
+        );
+        assert_eq!(
+            "batch=4".parse::<ShapeArg>().unwrap(),
+            ShapeArg::Dim("batch".into(), 4)
+        );
+        assert!("input:1xa".parse::<ShapeArg>().is_err());
+        assert!("what".parse::<ShapeArg>().is_err());
+        assert_eq!(inputs::output_file_name("out/0:1"), "out_0_1.npy");
+        assert_eq!(inputs::output_file_name("../.."), "_.._.npy");
+    }
+}

@@ -33,6 +33,7 @@ mod config;
 mod device;
 mod dtype;
 mod error;
+pub mod guard;
 pub mod io;
 pub mod onnx;
 mod registry;
