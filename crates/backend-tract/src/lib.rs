@@ -192,7 +192,7 @@ impl BackendManager for TractBackend {
             Err(e) if has_unfixed_dims(&info.inputs) => {
                 tracing::debug!("tract: symbolic optimization failed ({e}); planning per shape");
                 Plan::PerShape {
-                    model,
+                    model: Box::new(model),
                     cache: Mutex::new(HashMap::new()),
                 }
             }
@@ -215,7 +215,7 @@ impl BackendManager for TractBackend {
 enum Plan {
     Symbolic(Arc<TypedRunnableModel>),
     PerShape {
-        model: InferenceModel,
+        model: Box<InferenceModel>,
         cache: Mutex<HashMap<Vec<Vec<usize>>, Arc<TypedRunnableModel>>>,
     },
 }
@@ -291,7 +291,7 @@ impl TractWrapper {
                 if let Some(p) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
                     return Ok(p);
                 }
-                let mut m = model.clone();
+                let mut m = (**model).clone();
                 for (i, t) in inputs.iter().enumerate() {
                     let fact = InferenceFact::dt_shape(tract_dt(t.dtype()), t.shape());
                     m.set_input_fact(i, fact)

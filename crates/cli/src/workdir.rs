@@ -249,11 +249,23 @@ pub fn deploy(
         progress,
     });
     let _ = std::fs::remove_dir_all(&staging);
+    let result = result.map_err(|e| unstage_paths(e, &staging, req.work_dir));
     result.map(|manifest| DeployOutcome {
         work_dir: req.work_dir.to_path_buf(),
         reused: false,
         manifest,
     })
+}
+
+/// Errors from staged files name the staging dir; users know the work dir.
+fn unstage_paths(e: Error, staging: &Path, work_dir: &Path) -> Error {
+    let (from, to) = (staging.display().to_string(), work_dir.display().to_string());
+    match e {
+        Error::Backend { backend, msg } => Error::Backend { backend, msg: msg.replace(&from, &to) },
+        Error::Model { path, msg } => Error::Model { path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)), msg: msg.replace(&from, &to) },
+        Error::Io { action, path, source } => Error::Io { action, path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)), source },
+        other => other,
+    }
 }
 
 struct StageArgs<'a> {
@@ -278,7 +290,7 @@ fn stage_and_commit(a: StageArgs<'_>) -> Result<Manifest> {
     (a.progress)(&format!("converting for {}", a.backend.name()));
     let files =
         a.backend
-            .to_backend(&[ir_staged.clone()], a.deploy_cfg, a.staging, &a.req.device)?;
+            .to_backend(std::slice::from_ref(&ir_staged), a.deploy_cfg, a.staging, &a.req.device)?;
 
     // Every backend file must be inside the work dir (staged, or the IR itself).
     let mut rel_files = Vec::new();

@@ -166,7 +166,7 @@ impl Config {
             match v {
                 Value::Int(i) if *i > 0 => Ok(*i as u64),
                 other => {
-                    Err(self.key_err(key, format!("dims must be positive ints; found {other:?}")))
+                    Err(self.key_err(key, format!("dims must be positive ints; found {other}")))
                 }
             }
         };
@@ -205,7 +205,7 @@ impl Config {
             Some(other) => {
                 return Err(self.key_err(
                     "onnx_config.input_shape",
-                    format!("must be None, [width, height] or a full shape, not {other:?}"),
+                    format!("must be None, [width, height] or a full shape, not {other}"),
                 ));
             }
         };
@@ -232,7 +232,7 @@ impl Config {
                                 .iter()
                                 .map(|(a, n)| match (a, n) {
                                     (Key::Int(a), Value::Str(n)) => Ok((axis(*a)?, n.clone())),
-                                    _ => Err(self.key_err(&key, format!("must map axis numbers to dim names, e.g. {{0: 'batch'}}; found {a}: {n:?}"))),
+                                    _ => Err(self.key_err(&key, format!("must map axis numbers to dim names, e.g. {{0: 'batch'}}; found {a}: {n}"))),
                                 })
                                 .collect::<Result<Vec<_>>>()?,
                             Value::List(l) | Value::Tuple(l) => l
@@ -240,7 +240,7 @@ impl Config {
                                 .map(|a| match a {
                                     // torch.onnx.export names list-given axes this way.
                                     Value::Int(a) => Ok((axis(*a)?, format!("{name}_dynamic_axes_{}", a + 1))),
-                                    other => Err(self.key_err(&key, format!("axes must be ints; found {other:?}"))),
+                                    other => Err(self.key_err(&key, format!("axes must be ints; found {other}"))),
                                 })
                                 .collect::<Result<Vec<_>>>()?,
                             other => return Err(self.key_err(&key, format!("must be a dict {{axis: name}} or a list of axes, not a {}", other.type_name()))),
@@ -265,7 +265,7 @@ impl Config {
             Some(other) => {
                 return Err(self.key_err(
                     "onnx_config.opset_version",
-                    format!("must be a positive int, not {other:?}"),
+                    format!("must be a positive int, not {other}"),
                 ));
             }
         };
@@ -275,7 +275,7 @@ impl Config {
             Some(other) => {
                 return Err(self.key_err(
                     "onnx_config.save_file",
-                    format!("must be a plain file name such as end2end.onnx; found {other:?}"),
+                    format!("must be a plain file name such as end2end.onnx; found {other}"),
                 ));
             }
         }

@@ -157,3 +157,41 @@ impl Value {
         }
     }
 }
+
+impl std::fmt::Display for Value {
+    /// The value as a Python literal (for messages).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn seq(f: &mut std::fmt::Formatter<'_>, items: &[Value], open: &str, close: &str) -> std::fmt::Result {
+            f.write_str(open)?;
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{v}")?;
+            }
+            if open == "(" && items.len() == 1 {
+                f.write_str(",")?;
+            }
+            f.write_str(close)
+        }
+        match self {
+            Value::None => f.write_str("None"),
+            Value::Bool(b) => f.write_str(if *b { "True" } else { "False" }),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x:?}"),
+            Value::Str(s) => write!(f, "'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+            Value::List(v) => seq(f, v, "[", "]"),
+            Value::Tuple(v) => seq(f, v, "(", ")"),
+            Value::Dict(d) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in d.0.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}: {v}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}

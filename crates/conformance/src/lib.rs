@@ -319,7 +319,7 @@ pub fn unsupported_device_is_an_error(manager: &dyn BackendManager, device: &str
     let d: Device = device.parse().unwrap();
     let cfg = DeployConfig::empty();
     let e = manager
-        .build_wrapper(&[case.model.clone()], &d, &[], &[], &cfg)
+        .build_wrapper(std::slice::from_ref(&case.model), &d, &[], &[], &cfg)
         .err()
         .expect("must fail")
         .to_string();
