@@ -1,6 +1,10 @@
 //! tract against the shared conformance suite.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a test failure"
+)]
 
 use rdeploy_backend_tract::TractBackend;
 use rdeploy_conformance as conf;

@@ -259,11 +259,28 @@ pub fn deploy(
 
 /// Errors from staged files name the staging dir; users know the work dir.
 fn unstage_paths(e: Error, staging: &Path, work_dir: &Path) -> Error {
-    let (from, to) = (staging.display().to_string(), work_dir.display().to_string());
+    let (from, to) = (
+        staging.display().to_string(),
+        work_dir.display().to_string(),
+    );
     match e {
-        Error::Backend { backend, msg } => Error::Backend { backend, msg: msg.replace(&from, &to) },
-        Error::Model { path, msg } => Error::Model { path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)), msg: msg.replace(&from, &to) },
-        Error::Io { action, path, source } => Error::Io { action, path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)), source },
+        Error::Backend { backend, msg } => Error::Backend {
+            backend,
+            msg: msg.replace(&from, &to),
+        },
+        Error::Model { path, msg } => Error::Model {
+            path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)),
+            msg: msg.replace(&from, &to),
+        },
+        Error::Io {
+            action,
+            path,
+            source,
+        } => Error::Io {
+            action,
+            path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)),
+            source,
+        },
         other => other,
     }
 }
@@ -288,9 +305,12 @@ fn stage_and_commit(a: StageArgs<'_>) -> Result<Manifest> {
     let ir_staged = a.staging.join(a.onnx_save_file);
     rdeploy_core::onnx::save(a.model, &ir_staged)?;
     (a.progress)(&format!("converting for {}", a.backend.name()));
-    let files =
-        a.backend
-            .to_backend(std::slice::from_ref(&ir_staged), a.deploy_cfg, a.staging, &a.req.device)?;
+    let files = a.backend.to_backend(
+        std::slice::from_ref(&ir_staged),
+        a.deploy_cfg,
+        a.staging,
+        &a.req.device,
+    )?;
 
     // Every backend file must be inside the work dir (staged, or the IR itself).
     let mut rel_files = Vec::new();

@@ -1,6 +1,10 @@
 //! The `rdeploy` binary, run as a process: exit codes, stdout, files.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a test failure"
+)]
 
 use assert_cmd::Command;
 use rdeploy_conformance as conf;
@@ -13,7 +17,9 @@ fn root() -> PathBuf {
 
 fn rdeploy() -> Command {
     let mut c = Command::cargo_bin("rdeploy").unwrap();
-    c.current_dir(root()).env_remove("RUST_BACKTRACE").env("RDEPLOY_LOG", "warn");
+    c.current_dir(root())
+        .env_remove("RUST_BACKTRACE")
+        .env("RDEPLOY_LOG", "warn");
     c
 }
 
@@ -21,8 +27,14 @@ fn rdeploy() -> Command {
 fn run(args: &[&str]) -> (i32, String, String) {
     let o = rdeploy().args(args).output().unwrap();
     let code = o.status.code().unwrap_or(-1);
-    let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "rdeploy panicked on {args:?}:\n{err}");
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "rdeploy panicked on {args:?}:\n{err}"
+    );
     (code, out, err)
 }
 
@@ -37,7 +49,9 @@ fn fails(args: &[&str]) -> String {
     let (code, _, err) = run(args);
     assert_eq!(code, 1, "{args:?} should fail with 1:\n{err}");
     // Engines may log warnings first; the error is the last paragraph.
-    let at = err.find("error: ").unwrap_or_else(|| panic!("no error message:\n{err}"));
+    let at = err
+        .find("error: ")
+        .unwrap_or_else(|| panic!("no error message:\n{err}"));
     assert!(at == 0 || err[..at].ends_with('\n'), "{err}");
     err[at..].to_string()
 }
@@ -55,7 +69,12 @@ fn check_env_lists_tract() {
     let out = ok(&["check-env"]);
     assert!(out.lines().any(|l| l.starts_with("tract:\t0.")), "{out}");
     let j: serde_json::Value = serde_json::from_str(&ok(&["check-env", "--json"])).unwrap();
-    let tract = j["backends"].as_array().unwrap().iter().find(|b| b["name"] == "tract").unwrap();
+    let tract = j["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "tract")
+        .unwrap();
     assert_eq!(tract["available"], true);
 }
 
@@ -64,10 +83,20 @@ fn mmdeploy_classification_config_deploys_and_matches_onnxruntime() {
     let case = conf::cnn_case();
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("w");
-    let out = ok(&["deploy", "configs/mmpretrain/classification_tract_dynamic.py", s(&case.model), "--work-dir", s(&work)]);
-    assert!(out.contains("input  input: f32 [batch, 3, height, width]"), "{out}");
+    let out = ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+        s(&case.model),
+        "--work-dir",
+        s(&work),
+    ]);
+    assert!(
+        out.contains("input  input: f32 [batch, 3, height, width]"),
+        "{out}"
+    );
     assert!(work.join("end2end.onnx").is_file() && work.join("deploy.json").is_file());
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(work.join("deploy.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("deploy.json")).unwrap()).unwrap();
     assert_eq!(m["backend"], "tract");
     assert_eq!(m["inputs"][0]["name"], "input");
     assert_eq!(m["config"]["codebase_config"]["type"], "mmpretrain");
@@ -75,15 +104,35 @@ fn mmdeploy_classification_config_deploys_and_matches_onnxruntime() {
 
     let input = case.data_sets[0].dir.join("input_0.pb");
     let outdir = tmp.path().join("o");
-    ok(&["infer", s(&work), "--input", &format!("input={}", s(&input)), "--output-dir", s(&outdir)]);
+    ok(&[
+        "infer",
+        s(&work),
+        "--input",
+        &format!("input={}", s(&input)),
+        "--output-dir",
+        s(&outdir),
+    ]);
     let got = read_npy(&outdir.join("output.npy"));
     // Reference: onnxruntime (Python) on the same model and input; f32 rounding differences only.
     conf::compare(&got, &case.data_sets[0].outputs[0], 1e-4, 1e-6).unwrap();
 
     // Same model, config, backend and device: reused, and says so.
-    let again = ok(&["deploy", "configs/mmpretrain/classification_tract_dynamic.py", s(&case.model), "--work-dir", s(&work)]);
+    let again = ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+        s(&case.model),
+        "--work-dir",
+        s(&work),
+    ]);
     assert!(again.contains("reused"), "{again}");
-    let forced = ok(&["deploy", "configs/mmpretrain/classification_tract_dynamic.py", s(&case.model), "--work-dir", s(&work), "--force"]);
+    let forced = ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+        s(&case.model),
+        "--work-dir",
+        s(&work),
+        "--force",
+    ]);
     assert!(forced.starts_with("deployed"), "{forced}");
 }
 
@@ -92,22 +141,51 @@ fn onnx_backend_cases_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = conf::onnx_backend_cases();
     let mut ran = 0;
-    for case in cases.iter().filter(|c| ["test_Conv2d_dynbatch", "test_operator_addmm", "test_operator_chunk", "test_Embedding"].contains(&c.name.as_str())) {
+    for case in cases.iter().filter(|c| {
+        [
+            "test_Conv2d_dynbatch",
+            "test_operator_addmm",
+            "test_operator_chunk",
+            "test_Embedding",
+        ]
+        .contains(&c.name.as_str())
+    }) {
         let work = tmp.path().join(&case.name);
-        ok(&["deploy", "configs/onnx/generic_tract.py", s(&case.model), "--work-dir", s(&work)]);
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(work.join("deploy.json")).unwrap()).unwrap();
+        ok(&[
+            "deploy",
+            "configs/onnx/generic_tract.py",
+            s(&case.model),
+            "--work-dir",
+            s(&work),
+        ]);
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(work.join("deploy.json")).unwrap()).unwrap();
         for ds in &case.data_sets {
-            let outdir = tmp.path().join(format!("{}-{}", case.name, ds.dir.file_name().unwrap().to_string_lossy()));
-            let mut args: Vec<String> = vec!["infer".into(), s(&work).into(), "--output-dir".into(), s(&outdir).into()];
+            let outdir = tmp.path().join(format!(
+                "{}-{}",
+                case.name,
+                ds.dir.file_name().unwrap().to_string_lossy()
+            ));
+            let mut args: Vec<String> = vec![
+                "infer".into(),
+                s(&work).into(),
+                "--output-dir".into(),
+                s(&outdir).into(),
+            ];
             for (i, spec) in m["inputs"].as_array().unwrap().iter().enumerate() {
                 args.push("--input".into());
-                args.push(format!("{}={}", spec["name"].as_str().unwrap(), s(&ds.dir.join(format!("input_{i}.pb")))));
+                args.push(format!(
+                    "{}={}",
+                    spec["name"].as_str().unwrap(),
+                    s(&ds.dir.join(format!("input_{i}.pb")))
+                ));
             }
             ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
             for (i, spec) in m["outputs"].as_array().unwrap().iter().enumerate() {
                 let name = spec["name"].as_str().unwrap();
                 let got = read_npy(&outdir.join(format!("{name}.npy")));
-                conf::compare(&got, &ds.outputs[i], 1e-3, 1e-4).unwrap_or_else(|e| panic!("{} {name}: {e}", case.name));
+                conf::compare(&got, &ds.outputs[i], 1e-3, 1e-4)
+                    .unwrap_or_else(|e| panic!("{} {name}: {e}", case.name));
             }
         }
         ran += 1;
@@ -119,10 +197,24 @@ fn onnx_backend_cases_through_the_cli() {
 fn generated_inputs_use_the_model_shape_and_json() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("w");
-    ok(&["deploy", "configs/mmpretrain/classification_tract_dynamic.py", "tests/data/small-cnn.onnx", "--work-dir", s(&work)]);
-    let j: serde_json::Value = serde_json::from_str(&ok(&["infer", s(&work), "--json", "--shape", "batch=3"])).unwrap();
+    ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["infer", s(&work), "--json", "--shape", "batch=3"])).unwrap();
     assert_eq!(j["outputs"][0]["shape"], serde_json::json!([3, 10]));
-    let j: serde_json::Value = serde_json::from_str(&ok(&["infer", s(&work), "--json", "--shape", "input:2x3x40x48"])).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "infer",
+        s(&work),
+        "--json",
+        "--shape",
+        "input:2x3x40x48",
+    ]))
+    .unwrap();
     assert_eq!(j["outputs"][0]["shape"], serde_json::json!([2, 10]));
     // Softmax rows sum to 1 whatever the random input.
     let mean = j["outputs"][0]["mean"].as_f64().unwrap();
@@ -133,18 +225,45 @@ fn generated_inputs_use_the_model_shape_and_json() {
 
 #[test]
 fn config_print_and_check() {
-    let j: serde_json::Value = serde_json::from_str(&ok(&["config", "print", "--json", "configs/mmpretrain/classification_tract_dynamic.py"])).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "config",
+        "print",
+        "--json",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+    ]))
+    .unwrap();
     assert_eq!(j["backend_config"]["type"], "tract");
     assert_eq!(j["onnx_config"]["dynamic_axes"]["input"]["0"], "batch");
     assert_eq!(j["onnx_config"]["opset_version"], 11);
-    let py = ok(&["config", "print", "configs/mmpretrain/classification_tract_dynamic.py"]);
-    assert!(py.contains("backend_config = dict(\n    type='tract'"), "{py}");
-    assert!(ok(&["config", "check", "configs/mmpretrain/classification_tract_dynamic.py"]).ends_with("ok\n"));
+    let py = ok(&[
+        "config",
+        "print",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+    ]);
+    assert!(
+        py.contains("backend_config = dict(\n    type='tract'"),
+        "{py}"
+    );
+    assert!(
+        ok(&[
+            "config",
+            "check",
+            "configs/mmpretrain/classification_tract_dynamic.py"
+        ])
+        .ends_with("ok\n")
+    );
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("bad.py");
-    std::fs::write(&bad, "backend_config = dict(type='nope')\nonnx_config = dict(input_shape='x')\n").unwrap();
+    std::fs::write(
+        &bad,
+        "backend_config = dict(type='nope')\nonnx_config = dict(input_shape='x')\n",
+    )
+    .unwrap();
     let e = fails(&["config", "check", s(&bad)]);
-    assert!(e.contains("2 problem(s)") && e.contains("'nope'") && e.contains("onnx_config.input_shape"), "{e}");
+    assert!(
+        e.contains("2 problem(s)") && e.contains("'nope'") && e.contains("onnx_config.input_shape"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -154,32 +273,96 @@ fn bad_input_gives_specific_errors() {
     let cfg = "configs/onnx/generic_tract.py";
     let model = "tests/data/small-cnn.onnx";
     // Missing model, non-ONNX file, truncated ONNX.
-    let e = fails(&["deploy", cfg, s(&t.join("nope.onnx")), "--work-dir", s(&t.join("w1"))]);
+    let e = fails(&[
+        "deploy",
+        cfg,
+        s(&t.join("nope.onnx")),
+        "--work-dir",
+        s(&t.join("w1")),
+    ]);
     assert!(e.contains("nope.onnx") && e.contains("not found"), "{e}");
     std::fs::write(t.join("text.onnx"), "hello, I am not a model\n").unwrap();
-    let e = fails(&["deploy", cfg, s(&t.join("text.onnx")), "--work-dir", s(&t.join("w2"))]);
-    assert!(e.contains("text.onnx") && e.contains("not an ONNX model"), "{e}");
+    let e = fails(&[
+        "deploy",
+        cfg,
+        s(&t.join("text.onnx")),
+        "--work-dir",
+        s(&t.join("w2")),
+    ]);
+    assert!(
+        e.contains("text.onnx") && e.contains("not an ONNX model"),
+        "{e}"
+    );
     let bytes = std::fs::read(root().join(model)).unwrap();
     std::fs::write(t.join("trunc.onnx"), &bytes[..bytes.len() - 100]).unwrap();
-    let e = fails(&["deploy", cfg, s(&t.join("trunc.onnx")), "--work-dir", s(&t.join("w3"))]);
+    let e = fails(&[
+        "deploy",
+        cfg,
+        s(&t.join("trunc.onnx")),
+        "--work-dir",
+        s(&t.join("w3")),
+    ]);
     assert!(e.contains("trunc.onnx") && e.contains("truncated"), "{e}");
     for w in ["w1", "w2", "w3"] {
         assert!(!t.join(w).join("deploy.json").exists());
     }
     // Missing config, unknown backend, unknown or malformed device.
-    let e = fails(&["deploy", s(&t.join("missing.py")), model, "--work-dir", s(&t.join("w4"))]);
+    let e = fails(&[
+        "deploy",
+        s(&t.join("missing.py")),
+        model,
+        "--work-dir",
+        s(&t.join("w4")),
+    ]);
     assert!(e.contains("missing.py") && e.contains("not found"), "{e}");
     std::fs::write(t.join("nope.py"), "backend_config = dict(type='nope')\n").unwrap();
-    let e = fails(&["deploy", s(&t.join("nope.py")), model, "--work-dir", s(&t.join("w5"))]);
-    assert!(e.contains("unknown backend 'nope'") && e.contains("tract"), "{e}");
-    let e = fails(&["deploy", cfg, model, "--work-dir", s(&t.join("w6")), "--device", "cuda:0"]);
-    assert!(e.contains("cuda:0") && e.contains("tract") && e.contains("cpu"), "{e}");
-    let e = fails(&["deploy", cfg, model, "--work-dir", s(&t.join("w6")), "--device", "cuda:x"]);
+    let e = fails(&[
+        "deploy",
+        s(&t.join("nope.py")),
+        model,
+        "--work-dir",
+        s(&t.join("w5")),
+    ]);
+    assert!(
+        e.contains("unknown backend 'nope'") && e.contains("tract"),
+        "{e}"
+    );
+    let e = fails(&[
+        "deploy",
+        cfg,
+        model,
+        "--work-dir",
+        s(&t.join("w6")),
+        "--device",
+        "cuda:0",
+    ]);
+    assert!(
+        e.contains("cuda:0") && e.contains("tract") && e.contains("cpu"),
+        "{e}"
+    );
+    let e = fails(&[
+        "deploy",
+        cfg,
+        model,
+        "--work-dir",
+        s(&t.join("w6")),
+        "--device",
+        "cuda:x",
+    ]);
     assert!(e.contains("device 'cuda:x'"), "{e}");
     // A work dir that cannot be created (its parent is a file; root ignores permission bits).
     std::fs::write(t.join("file"), "x").unwrap();
-    let e = fails(&["deploy", cfg, model, "--work-dir", s(&t.join("file").join("w"))]);
-    assert!(e.contains("cannot create work dir") && e.contains("file/w"), "{e}");
+    let e = fails(&[
+        "deploy",
+        cfg,
+        model,
+        "--work-dir",
+        s(&t.join("file").join("w")),
+    ]);
+    assert!(
+        e.contains("cannot create work dir") && e.contains("file/w"),
+        "{e}"
+    );
 
     // Inputs: wrong name, dtype, shape, file; a dir with no manifest.
     let work = t.join("good");
@@ -188,14 +371,43 @@ fn bad_input_gives_specific_errors() {
     let e = fails(&["infer", s(&work), "--input", &format!("nope={}", s(&x))]);
     assert!(e.contains("'nope'") && e.contains("image"), "{e}");
     let f64_input = t.join("x64.npy");
-    rdeploy_core::io::write_npy(&f64_input, &Tensor::zeros(rdeploy_core::DType::F64, &[1, 3, 32, 32])).unwrap();
-    let e = fails(&["infer", s(&work), "--input", &format!("image={}", s(&f64_input))]);
-    assert!(e.contains("'image'") && e.contains("dtype f32") && e.contains("f64"), "{e}");
+    rdeploy_core::io::write_npy(
+        &f64_input,
+        &Tensor::zeros(rdeploy_core::DType::F64, &[1, 3, 32, 32]),
+    )
+    .unwrap();
+    let e = fails(&[
+        "infer",
+        s(&work),
+        "--input",
+        &format!("image={}", s(&f64_input)),
+    ]);
+    assert!(
+        e.contains("'image'") && e.contains("dtype f32") && e.contains("f64"),
+        "{e}"
+    );
     let small = t.join("small.npy");
-    rdeploy_core::io::write_npy(&small, &Tensor::zeros(rdeploy_core::DType::F32, &[1, 3, 16, 32])).unwrap();
-    let e = fails(&["infer", s(&work), "--input", &format!("image={}", s(&small))]);
-    assert!(e.contains("'image'") && e.contains("[batch, 3, 32, 32]") && e.contains("[1, 3, 16, 32]"), "{e}");
-    let e = fails(&["infer", s(&work), "--input", &format!("image={}", s(&t.join("none.npy")))]);
+    rdeploy_core::io::write_npy(
+        &small,
+        &Tensor::zeros(rdeploy_core::DType::F32, &[1, 3, 16, 32]),
+    )
+    .unwrap();
+    let e = fails(&[
+        "infer",
+        s(&work),
+        "--input",
+        &format!("image={}", s(&small)),
+    ]);
+    assert!(
+        e.contains("'image'") && e.contains("[batch, 3, 32, 32]") && e.contains("[1, 3, 16, 32]"),
+        "{e}"
+    );
+    let e = fails(&[
+        "infer",
+        s(&work),
+        "--input",
+        &format!("image={}", s(&t.join("none.npy"))),
+    ]);
     assert!(e.contains("none.npy"), "{e}");
     let e = fails(&["infer", s(t)]);
     assert!(e.contains("deploy.json"), "{e}");
@@ -205,15 +417,35 @@ fn bad_input_gives_specific_errors() {
 fn failed_deploy_keeps_the_previous_work_dir_intact() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("w");
-    ok(&["deploy", "configs/onnx/generic_tract.py", "tests/data/small-cnn.onnx", "--work-dir", s(&work)]);
+    ok(&[
+        "deploy",
+        "configs/onnx/generic_tract.py",
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
     let before = std::fs::read(work.join("deploy.json")).unwrap();
     // A model tract rejects at conversion time.
     let bad = conf::test_data_dir().join("onnx-backend/test_PReLU_2d_multiparam/model.onnx");
-    let e = fails(&["deploy", "configs/onnx/generic_tract.py", s(&bad), "--work-dir", s(&work), "--force"]);
+    let e = fails(&[
+        "deploy",
+        "configs/onnx/generic_tract.py",
+        s(&bad),
+        "--work-dir",
+        s(&work),
+        "--force",
+    ]);
     assert!(e.contains("tract") && e.contains("Prelu"), "{e}");
-    assert!(!e.contains(".staging"), "the error should name the work dir, not the staging dir: {e}");
+    assert!(
+        !e.contains(".staging"),
+        "the error should name the work dir, not the staging dir: {e}"
+    );
     assert_eq!(std::fs::read(work.join("deploy.json")).unwrap(), before);
-    let leftovers: Vec<_> = std::fs::read_dir(&work).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&work)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
     ok(&["infer", s(&work)]);
 }
@@ -225,7 +457,13 @@ fn help_is_complete() {
         assert!(out.contains(cmd), "{out}");
     }
     let out = ok(&["infer", "--help"]);
-    for flag in ["--input", "--shape", "--random-seed", "--output-dir", "--json"] {
+    for flag in [
+        "--input",
+        "--shape",
+        "--random-seed",
+        "--output-dir",
+        "--json",
+    ] {
         assert!(out.contains(flag), "{out}");
     }
     let (code, _, _) = run(&["deploy"]);

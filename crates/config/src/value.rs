@@ -161,7 +161,12 @@ impl Value {
 impl std::fmt::Display for Value {
     /// The value as a Python literal (for messages).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        fn seq(f: &mut std::fmt::Formatter<'_>, items: &[Value], open: &str, close: &str) -> std::fmt::Result {
+        fn seq(
+            f: &mut std::fmt::Formatter<'_>,
+            items: &[Value],
+            open: &str,
+            close: &str,
+        ) -> std::fmt::Result {
             f.write_str(open)?;
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
