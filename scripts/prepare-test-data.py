@@ -4,7 +4,8 @@
 Sources (nothing is downloaded at test time):
 - onnx-backend/: real models with inputs and expected outputs from the `onnx` Python package's
   backend test data (onnx/backend/test/data/{pytorch-converted,pytorch-operator}, Apache-2.0),
-  copied as they are. The expected outputs are PyTorch's, so they are independent of every
+  copied (models older than opset 7 upgraded to opset 13 by onnx.version_converter, since
+  onnxruntime supports opset 7 and later). The expected outputs are PyTorch's, so they are independent of every
   engine rdeploy runs.
 - onnx-backend/test_Conv2d_dynbatch: test_Conv2d with its batch dim made symbolic ('batch'),
   with the original data set and a second one at batch 4 (the input and expected output
@@ -21,6 +22,7 @@ import sys
 
 import numpy as np
 import onnx
+import onnx.version_converter
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,12 +68,25 @@ CASES = [
 
 
 def copy_cases(dst):
+    """Copies the cases; models older than opset 7 (which onnxruntime does not support) are
+    upgraded to opset 13 with ONNX's own version converter. Inputs and expected outputs are
+    PyTorch's, unchanged."""
     os.makedirs(dst, exist_ok=True)
     for case in CASES:
         src = os.path.join(SRC, case)
         if not os.path.isdir(src):
             sys.exit(f"missing {src}: is the onnx package complete?")
-        shutil.copytree(src, os.path.join(dst, os.path.basename(case)), dirs_exist_ok=True)
+        out = os.path.join(dst, os.path.basename(case))
+        shutil.copytree(src, out, dirs_exist_ok=True)
+        m = onnx.load(os.path.join(out, "model.onnx"))
+        opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if opset < 7:
+            try:
+                up = onnx.version_converter.convert_version(m, 13)
+                onnx.checker.check_model(up)
+                onnx.save(up, os.path.join(out, "model.onnx"))
+            except Exception as e:  # keep the original; backends that cannot run it skip it
+                print(f"{case}: cannot upgrade opset {opset}: {e}", file=sys.stderr)
 
 
 def save_pb(arr, path, name=""):

@@ -24,9 +24,16 @@ use std::time::Instant;
 /// The registry of backends compiled into this build, in DESIGN order.
 pub fn builtin_registry() -> Registry {
     let mut r = Registry::new();
-    #[cfg(feature = "tract")]
-    if let Err(e) = r.install(&rdeploy_backend_tract::BACKEND) {
-        tracing::error!("{e}");
+    let builtin: &[rdeploy_core::BackendDescriptor] = &[
+        #[cfg(feature = "tract")]
+        rdeploy_backend_tract::BACKEND,
+        #[cfg(feature = "onnxruntime")]
+        rdeploy_backend_ort::BACKEND,
+    ];
+    for d in builtin {
+        if let Err(e) = r.install(d) {
+            tracing::error!("{e}");
+        }
     }
     r
 }

@@ -469,3 +469,111 @@ fn help_is_complete() {
     let (code, _, _) = run(&["deploy"]);
     assert_eq!(code, 2);
 }
+
+fn ort_required() -> bool {
+    std::env::var("RDEPLOY_REQUIRE_BACKENDS")
+        .unwrap_or_default()
+        .split(',')
+        .any(|b| b.trim() == "onnxruntime")
+}
+
+/// True when ONNX Runtime is found; panics if it is required and missing.
+fn ort_available() -> bool {
+    let out = ok(&["check-env"]);
+    let found = out.lines().any(|l| l.starts_with("onnxruntime:\t1."));
+    assert!(
+        found || !ort_required(),
+        "onnxruntime is required but check-env says:\n{out}"
+    );
+    found
+}
+
+#[test]
+fn onnxruntime_check_env_reports_version_or_where_it_looked() {
+    if ort_available() {
+        let out = ok(&["check-env"]);
+        let line = out.lines().find(|l| l.starts_with("onnxruntime:")).unwrap();
+        assert!(line.contains("CPUExecutionProvider"), "{line}");
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let o = rdeploy()
+        .args(["check-env"])
+        .env("RDEPLOY_ORT_SEARCH_PATH", empty.path())
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().find(|l| l.starts_with("onnxruntime:")).unwrap();
+    assert!(
+        line.starts_with("onnxruntime:\tNone (libonnxruntime not found (looked in: "),
+        "{line}"
+    );
+    assert!(
+        line.contains(s(empty.path())) && line.contains("pip install onnxruntime"),
+        "{line}"
+    );
+    // Asking to use it then is a clear error, not a crash.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = rdeploy()
+        .args([
+            "deploy",
+            "configs/onnx/generic_onnxruntime.py",
+            "tests/data/small-cnn.onnx",
+            "--work-dir",
+            s(&tmp.path().join("w")),
+        ])
+        .env("RDEPLOY_ORT_SEARCH_PATH", empty.path())
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("backend 'onnxruntime' is not available")
+            && err.contains("pip install onnxruntime"),
+        "{err}"
+    );
+    let o = rdeploy()
+        .args(["check-env"])
+        .env("ORT_DYLIB_PATH", s(&empty.path().join("libnope.so")))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("ORT_DYLIB_PATH=") && out.contains("does not exist"),
+        "{out}"
+    );
+}
+
+#[test]
+fn onnxruntime_and_tract_agree_through_the_cli() {
+    if !ort_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let x = conf::cnn_case().data_sets[0].dir.join("input_0.pb");
+    let mut outs = Vec::new();
+    for be in ["tract", "onnxruntime"] {
+        let work = tmp.path().join(be);
+        let cfg = format!("configs/mmpretrain/classification_{be}_dynamic.py");
+        ok(&[
+            "deploy",
+            &cfg,
+            "tests/data/small-cnn.onnx",
+            "--work-dir",
+            s(&work),
+        ]);
+        let o = tmp.path().join(format!("{be}-out"));
+        ok(&[
+            "infer",
+            s(&work),
+            "--input",
+            &format!("input={}", s(&x)),
+            "--output-dir",
+            s(&o),
+        ]);
+        outs.push(read_npy(&o.join("output.npy")));
+    }
+    // Two engines, same f32 model: only summation-order differences.
+    conf::compare(&outs[0], &outs[1], 1e-4, 1e-6).unwrap();
+}

@@ -1,0 +1,1 @@
+_base_ = ['./classification_static.py', '../_base_/backends/onnxruntime.py']
