@@ -258,6 +258,58 @@ fn build_session(
     })
 }
 
+/// `backend_config.common_config` keys of MMDeploy's `onnxruntime-fp16.py`.
+fn fp16_options(cfg: &DeployConfig) -> Result<rdeploy_core::onnx::fp16::Options> {
+    let mut o = rdeploy_core::onnx::fp16::Options::default();
+    let Some(common) = cfg.get("backend_config.common_config") else {
+        return Ok(o);
+    };
+    let key = |k: &str| format!("backend_config.common_config.{k}");
+    if let Some(v) = common.get("keep_io_types").filter(|v| !v.is_null()) {
+        o.keep_io_types = v.as_bool().ok_or_else(|| {
+            Error::config_key(
+                key("keep_io_types"),
+                format!("must be True or False, not {v}"),
+            )
+        })?;
+    }
+    for (k, slot) in [
+        ("min_positive_val", &mut o.min_positive_val),
+        ("max_finite_val", &mut o.max_finite_val),
+    ] {
+        if let Some(v) = common.get(k).filter(|v| !v.is_null()) {
+            *slot = v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| {
+                Error::config_key(key(k), format!("must be a positive number, not {v}"))
+            })? as f32;
+        }
+    }
+    let strings = |k: &str| -> Result<Option<Vec<String>>> {
+        match common.get(k) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str().map(str::to_string).ok_or_else(|| {
+                        Error::config_key(key(k), format!("must be a list of names; found {x}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(v) => Err(Error::config_key(
+                key(k),
+                format!("must be a list of names or None, not {v}"),
+            )),
+        }
+    };
+    if let Some(l) = strings("op_block_list")? {
+        o.op_block_list = l;
+    }
+    if let Some(l) = strings("node_block_list")? {
+        o.node_block_list = l;
+    }
+    Ok(o)
+}
+
 fn check_device(device: &Device) -> Result<()> {
     device.ensure_supported(NAME, &["cpu", "cuda"])?;
     if device.kind() == "cuda" {
@@ -326,9 +378,25 @@ impl BackendManager for OrtBackend {
         check_device(device)?;
         let ir = single_onnx(ir_files, "onnxruntime's to_backend")?;
         let s = settings(deploy_cfg)?;
-        let model_file = ir.to_path_buf();
+        let mut model_file = ir.to_path_buf();
         match deploy_cfg.get_str("backend_config.precision") {
             None | Some("fp32") => {}
+            Some("fp16") => {
+                let out = work_dir.join("end2end.fp16.onnx");
+                let opts = fp16_options(deploy_cfg)?;
+                let mut model = rdeploy_core::onnx::load(ir)?;
+                let report = rdeploy_core::onnx::fp16::convert(&mut model, &opts)
+                    .map_err(|m| Error::model(ir, format!("float16 conversion failed: {m}")))?;
+                tracing::info!(
+                    "fp16: {} nodes in float16, {} kept float32, {} weights converted, {} casts",
+                    report.fp16_nodes,
+                    report.fp32_nodes,
+                    report.converted_initializers,
+                    report.casts
+                );
+                rdeploy_core::onnx::save(&model, &out)?;
+                model_file = out;
+            }
             Some(other) => {
                 return Err(Error::config_key(
                     "backend_config.precision",

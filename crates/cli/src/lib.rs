@@ -338,7 +338,21 @@ fn infer(registry: &Registry, a: InferArgs) -> Result<()> {
         if !a.shapes.is_empty() {
             bail!("--shape is for generated inputs; the --input files already have shapes");
         }
-        inputs::load_inputs(&a.inputs, wrapper.inputs())?
+        let mut named = inputs::load_inputs(&a.inputs, wrapper.inputs())?;
+        // A float16 model (onnxruntime-fp16 with keep_io_types=False) takes the same float32
+        // files as its float32 original: convert them, and say so.
+        for (name, t) in named.iter_mut() {
+            let want = wrapper
+                .inputs()
+                .iter()
+                .find(|s| &s.name == name)
+                .map(|s| s.dtype);
+            if want == Some(rdeploy_core::DType::F16) && t.dtype() == rdeploy_core::DType::F32 {
+                tracing::info!("input '{name}': converting float32 to the model's float16");
+                *t = t.cast(rdeploy_core::DType::F16, rdeploy_core::Cast::Unchecked)?;
+            }
+        }
+        named
     };
     let started = Instant::now();
     let outputs = wrapper

@@ -577,3 +577,38 @@ fn onnxruntime_and_tract_agree_through_the_cli() {
     // Two engines, same f32 model: only summation-order differences.
     conf::compare(&outs[0], &outs[1], 1e-4, 1e-6).unwrap();
 }
+
+#[test]
+fn mmdeploy_onnxruntime_fp16_config_runs_float32_inputs() {
+    if !ort_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("w");
+    let case = conf::cnn_case();
+    ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_onnxruntime-fp16_dynamic.py",
+        s(&case.model),
+        "--work-dir",
+        s(&work),
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("deploy.json")).unwrap()).unwrap();
+    assert_eq!(m["backend_files"][0]["path"], "end2end.fp16.onnx");
+    let o = tmp.path().join("o");
+    let x = case.data_sets[0].dir.join("input_0.pb");
+    ok(&[
+        "infer",
+        s(&work),
+        "--input",
+        &format!("input={}", s(&x)),
+        "--output-dir",
+        s(&o),
+    ]);
+    let got = read_npy(&o.join("output.npy"))
+        .cast(rdeploy_core::DType::F32, rdeploy_core::Cast::Unchecked)
+        .unwrap();
+    // float16 end to end (MMDeploy's keep_io_types=False): rtol 1e-2, atol 1e-3 on probabilities.
+    conf::compare(&got, &case.data_sets[0].outputs[0], 1e-2, 1e-3).unwrap();
+}

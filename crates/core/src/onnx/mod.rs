@@ -13,6 +13,8 @@ pub mod proto {
     include!("proto.rs");
 }
 
+pub mod fp16;
+
 use proto::{GraphProto, ModelProto, TensorProto, tensor_proto::DataLocation, type_proto};
 
 /// What rdeploy reports about a model: its signature and provenance.
