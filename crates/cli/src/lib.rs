@@ -91,6 +91,9 @@ enum Command {
     },
     /// Run a deployed model on inputs and write its outputs.
     Infer(InferArgs),
+    /// Measure a deployed model: latency percentiles, throughput, and the time inside the
+    /// engine call (execute) against the whole forward (validation and naming included).
+    Bench(BenchArgs),
     /// Deploy configs: print the merged result, or check it.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -115,6 +118,30 @@ struct InferArgs {
     #[arg(long)]
     output_dir: Option<PathBuf>,
     /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// A work dir written by `rdeploy deploy`.
+    work_dir: PathBuf,
+    /// Inputs as for `infer` (NAME=FILE); without them, generated from the signature.
+    #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
+    inputs: Vec<InputArg>,
+    /// Shape for generated inputs: INPUT:1x3x224x224, or DIM=N (batch=4).
+    #[arg(long = "shape", value_name = "INPUT:DIMS|DIM=N")]
+    shapes: Vec<ShapeArg>,
+    /// Seed for generated inputs.
+    #[arg(long, default_value_t = 0)]
+    random_seed: u64,
+    /// Untimed runs first (caches, lazy allocation, JIT).
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Timed runs.
+    #[arg(long, default_value_t = 100)]
+    iters: usize,
+    /// Print the measurements as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -276,6 +303,7 @@ fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Infer(a) => infer(registry, a),
+        Command::Bench(a) => bench(registry, a),
         Command::Config(ConfigCmd::Print { config, json }) => {
             let cfg = rdeploy_config::Config::from_file(&config)?;
             if json {
@@ -327,33 +355,47 @@ fn check_env(registry: &Registry, json: bool) -> Result<()> {
 
 fn infer(registry: &Registry, a: InferArgs) -> Result<()> {
     let (m, wrapper) = workdir::load_wrapper(registry, &a.work_dir)?;
-    let named = if a.inputs.is_empty() {
-        inputs::random_inputs(
-            wrapper.inputs(),
-            &a.shapes,
-            &m.example_shapes,
-            a.random_seed,
-        )?
-    } else {
-        if !a.shapes.is_empty() {
-            bail!("--shape is for generated inputs; the --input files already have shapes");
+    let named = model_inputs(&m, wrapper.as_ref(), &a.inputs, &a.shapes, a.random_seed)?;
+    run_infer(&m, wrapper.as_ref(), named, &a)
+}
+
+/// Inputs from files (float32 converted where the model wants float16), or generated.
+fn model_inputs(
+    m: &workdir::Manifest,
+    wrapper: &dyn rdeploy_core::Wrapper,
+    files: &[InputArg],
+    shapes: &[ShapeArg],
+    seed: u64,
+) -> Result<rdeploy_core::NamedTensors> {
+    if files.is_empty() {
+        return inputs::random_inputs(wrapper.inputs(), shapes, &m.example_shapes, seed);
+    }
+    if !shapes.is_empty() {
+        bail!("--shape is for generated inputs; the --input files already have shapes");
+    }
+    let mut named = inputs::load_inputs(files, wrapper.inputs())?;
+    // A float16 model (onnxruntime-fp16 with keep_io_types=False) takes the same float32
+    // files as its float32 original: convert them, and say so.
+    for (name, t) in named.iter_mut() {
+        let want = wrapper
+            .inputs()
+            .iter()
+            .find(|s| &s.name == name)
+            .map(|s| s.dtype);
+        if want == Some(rdeploy_core::DType::F16) && t.dtype() == rdeploy_core::DType::F32 {
+            tracing::info!("input '{name}': converting float32 to the model's float16");
+            *t = t.cast(rdeploy_core::DType::F16, rdeploy_core::Cast::Unchecked)?;
         }
-        let mut named = inputs::load_inputs(&a.inputs, wrapper.inputs())?;
-        // A float16 model (onnxruntime-fp16 with keep_io_types=False) takes the same float32
-        // files as its float32 original: convert them, and say so.
-        for (name, t) in named.iter_mut() {
-            let want = wrapper
-                .inputs()
-                .iter()
-                .find(|s| &s.name == name)
-                .map(|s| s.dtype);
-            if want == Some(rdeploy_core::DType::F16) && t.dtype() == rdeploy_core::DType::F32 {
-                tracing::info!("input '{name}': converting float32 to the model's float16");
-                *t = t.cast(rdeploy_core::DType::F16, rdeploy_core::Cast::Unchecked)?;
-            }
-        }
-        named
-    };
+    }
+    Ok(named)
+}
+
+fn run_infer(
+    m: &workdir::Manifest,
+    wrapper: &dyn rdeploy_core::Wrapper,
+    named: rdeploy_core::NamedTensors,
+    a: &InferArgs,
+) -> Result<()> {
     let started = Instant::now();
     let outputs = wrapper
         .forward(named)
@@ -409,6 +451,127 @@ fn infer(registry: &Registry, a: InferArgs) -> Result<()> {
             s.push('\n');
         }
         out(&s)
+    }
+}
+
+/// One benchmark's measurements (milliseconds).
+#[derive(serde::Serialize)]
+struct BenchReport {
+    backend: String,
+    backend_version: String,
+    device: String,
+    warmup: usize,
+    iters: usize,
+    input_shapes: Vec<(String, Vec<usize>)>,
+    latency_ms: Percentiles,
+    execute_ms: Percentiles,
+    /// Mean of (forward - execute): validation, ordering and naming.
+    overhead_ms_mean: f64,
+    throughput_per_s: f64,
+}
+
+#[derive(serde::Serialize)]
+struct Percentiles {
+    mean: f64,
+    min: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn percentiles(mut v: Vec<f64>) -> Percentiles {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Percentiles {
+        mean: v.iter().sum::<f64>() / v.len() as f64,
+        min: v[0],
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        max: v[v.len() - 1],
+    }
+}
+
+fn bench(registry: &Registry, a: BenchArgs) -> Result<()> {
+    if a.iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    let (m, wrapper) = workdir::load_wrapper(registry, &a.work_dir)?;
+    let named = model_inputs(&m, wrapper.as_ref(), &a.inputs, &a.shapes, a.random_seed)?;
+    let input_shapes = named
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+        .collect();
+    let bar = indicatif::ProgressBar::new((a.warmup + a.iters) as u64);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    let (mut latency, mut execute) = (Vec::with_capacity(a.iters), Vec::with_capacity(a.iters));
+    let wall = Instant::now();
+    let mut timed_wall = 0.0;
+    for i in 0..a.warmup + a.iters {
+        let inputs = named.clone();
+        // forward, step by step, so that the engine call is timed inside the whole call.
+        let t0 = Instant::now();
+        let ordered = rdeploy_core::validate_inputs(wrapper.inputs(), inputs)?;
+        let t1 = Instant::now();
+        let outs = wrapper.execute(ordered)?;
+        let t2 = Instant::now();
+        let named_out: Vec<(String, Tensor)> = wrapper
+            .outputs()
+            .iter()
+            .map(|o| o.name.clone())
+            .zip(outs)
+            .collect();
+        let t3 = Instant::now();
+        std::hint::black_box(named_out);
+        if i >= a.warmup {
+            latency.push((t3 - t0).as_secs_f64() * 1e3);
+            execute.push((t2 - t1).as_secs_f64() * 1e3);
+            timed_wall += (t3 - t0).as_secs_f64();
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    tracing::debug!("bench wall time {:.3}s", wall.elapsed().as_secs_f64());
+    let overhead = latency
+        .iter()
+        .zip(&execute)
+        .map(|(l, e)| l - e)
+        .sum::<f64>()
+        / latency.len() as f64;
+    let report = BenchReport {
+        backend: m.backend.clone(),
+        backend_version: m.backend_version.clone(),
+        device: wrapper.device().to_string(),
+        warmup: a.warmup,
+        iters: a.iters,
+        input_shapes,
+        latency_ms: percentiles(latency),
+        execute_ms: percentiles(execute),
+        overhead_ms_mean: overhead,
+        throughput_per_s: a.iters as f64 / timed_wall,
+    };
+    if a.json {
+        out(&format!("{}\n", serde_json::to_string_pretty(&report)?))
+    } else {
+        let p = |x: &Percentiles| {
+            format!(
+                "mean {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  min {:.3}  max {:.3}",
+                x.mean, x.p50, x.p90, x.p99, x.min, x.max
+            )
+        };
+        out(&format!(
+            "{} {} on {}, {} iterations after {} warmup\n  forward (ms): {}\n  execute (ms): {}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s\n",
+            report.backend,
+            report.backend_version,
+            report.device,
+            report.iters,
+            report.warmup,
+            p(&report.latency_ms),
+            p(&report.execute_ms),
+            report.overhead_ms_mean,
+            report.throughput_per_s
+        ))
     }
 }
 

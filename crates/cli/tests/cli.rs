@@ -612,3 +612,43 @@ fn mmdeploy_onnxruntime_fp16_config_runs_float32_inputs() {
     // float16 end to end (MMDeploy's keep_io_types=False): rtol 1e-2, atol 1e-3 on probabilities.
     conf::compare(&got, &case.data_sets[0].outputs[0], 1e-2, 1e-3).unwrap();
 }
+
+#[test]
+fn bench_reports_percentiles_and_execute_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("w");
+    ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        s(&work),
+        "--warmup",
+        "2",
+        "--iters",
+        "20",
+        "--shape",
+        "batch=2",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(j["iters"], 20);
+    assert_eq!(j["input_shapes"][0][1], serde_json::json!([2, 3, 32, 32]));
+    let lat = &j["latency_ms"];
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert!(
+        f(&lat["min"]) <= f(&lat["p50"])
+            && f(&lat["p50"]) <= f(&lat["p90"])
+            && f(&lat["p90"]) <= f(&lat["p99"])
+            && f(&lat["p99"]) <= f(&lat["max"])
+    );
+    // The engine call is part of the whole call.
+    assert!(f(&j["execute_ms"]["mean"]) <= f(&lat["mean"]));
+    assert!(f(&j["throughput_per_s"]) > 0.0);
+    let e = fails(&["bench", s(&work), "--iters", "0"]);
+    assert!(e.contains("--iters"), "{e}");
+}
