@@ -94,6 +94,20 @@ fn runtime() -> std::result::Result<&'static Runtime, String> {
         .map_err(Clone::clone)
 }
 
+/// The process's ONNX Runtime environment (created on first use), for code that builds its own
+/// `ort` sessions beside rdeploy's, such as benchmarks comparing against bare `ort`.
+///
+/// # Errors
+/// [`Error::BackendUnavailable`] with the reason when the library cannot be loaded.
+pub fn environment() -> Result<&'static ort::environment::Environment> {
+    runtime()
+        .map(|r| &r.env)
+        .map_err(|reason| Error::BackendUnavailable {
+            backend: NAME.into(),
+            reason,
+        })
+}
+
 fn available_providers() -> Vec<String> {
     use ort::ep::ExecutionProvider;
     let mut v = Vec::new();

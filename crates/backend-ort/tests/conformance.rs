@@ -167,3 +167,48 @@ mod fp16 {
         }
     }
 }
+
+#[test]
+fn saved_optimized_model_loads_and_matches() {
+    use rdeploy_core::{BackendManager, DeployConfig, Device};
+    if !conf::backend_under_test(&OrtBackend) {
+        return;
+    }
+    let case = conf::cnn_case();
+    let work = conf::tempdir("onnxruntime", "optimized");
+    let cfg = DeployConfig(
+        serde_json::json!({"backend_config": {"type": "onnxruntime", "save_optimized_model": true,
+        "common_config": {"graph_optimization_level": "all", "intra_op_num_threads": 1, "session_pool_size": 2}}}),
+    );
+    let files = OrtBackend
+        .to_backend(
+            std::slice::from_ref(&case.model),
+            &cfg,
+            &work,
+            &Device::cpu(),
+        )
+        .unwrap();
+    assert!(
+        files[0].ends_with("end2end.ort-optimized.onnx") && files[0].is_file(),
+        "{files:?}"
+    );
+    let w = OrtBackend
+        .build_wrapper(&files, &Device::cpu(), &[], &[], &cfg)
+        .unwrap();
+    let out = w
+        .forward(vec![("image".into(), case.data_sets[0].inputs[0].clone())])
+        .unwrap();
+    conf::compare(&out[0].1, &case.data_sets[0].outputs[0], 1e-5, 1e-6).unwrap();
+    let bad = DeployConfig(
+        serde_json::json!({"backend_config": {"type": "onnxruntime", "common_config": {"graph_optimization_level": "max"}}}),
+    );
+    let e = OrtBackend
+        .build_wrapper(&files, &Device::cpu(), &[], &[], &bad)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("graph_optimization_level") && e.contains("'max'") || e.contains("\"max\""),
+        "{e}"
+    );
+}
