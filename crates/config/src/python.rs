@@ -59,7 +59,11 @@ struct E {
 struct Parser {
     toks: Vec<(Tok, Pos)>,
     i: usize,
+    depth: usize,
 }
+
+/// Nesting deeper than this is an error, so no input can exhaust the stack.
+const MAX_DEPTH: usize = 64;
 
 /// Parses a config file's text into its module-level assignments, in order, evaluated.
 ///
@@ -70,7 +74,11 @@ pub fn parse_module(src: &str) -> R<Vec<(String, Value, Pos)>> {
         pos: e.pos,
         msg: e.msg,
     })?;
-    let mut p = Parser { toks, i: 0 };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+    };
     let mut env: HashMap<String, Value> = HashMap::new();
     let mut out: Vec<(String, Value, Pos)> = Vec::new();
     loop {
@@ -261,7 +269,16 @@ impl Parser {
     }
 
     fn expr(&mut self) -> R<E> {
-        self.binary(0)
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(
+                self.peek().1,
+                format!("values nested more than {MAX_DEPTH} deep are not supported"),
+            );
+        }
+        let r = self.binary(0);
+        self.depth -= 1;
+        r
     }
 
     fn binary(&mut self, level: usize) -> R<E> {
@@ -301,17 +318,27 @@ impl Parser {
 
     fn unary(&mut self) -> R<E> {
         let pos = self.peek().1;
-        if self.eat("-") {
-            return Ok(E {
-                e: Expr::Neg(Box::new(self.unary()?)),
-                pos,
-            });
-        }
-        if self.eat("+") {
-            return Ok(E {
-                e: Expr::Pos(Box::new(self.unary()?)),
-                pos,
-            });
+        if matches!(self.peek().0, Tok::Op("-" | "+")) {
+            let neg = self.eat("-");
+            if !neg {
+                self.eat("+");
+            }
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return err(
+                    pos,
+                    format!("more than {MAX_DEPTH} unary operators in a row are not supported"),
+                );
+            }
+            let inner = self.unary();
+            self.depth -= 1;
+            let inner = Box::new(inner?);
+            let e = if neg {
+                Expr::Neg(inner)
+            } else {
+                Expr::Pos(inner)
+            };
+            return Ok(E { e, pos });
         }
         if matches!(self.peek().0, Tok::Op("~")) {
             return err(pos, "operator '~' is not supported in configs");

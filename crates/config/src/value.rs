@@ -24,7 +24,7 @@ impl Key {
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Key::Str(s) => write!(f, "'{s}'"),
+            Key::Str(s) => write!(f, "{}", Value::Str(s.clone())),
             Key::Int(i) => write!(f, "{i}"),
         }
     }
@@ -184,7 +184,23 @@ impl std::fmt::Display for Value {
             Value::Bool(b) => f.write_str(if *b { "True" } else { "False" }),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => write!(f, "{x:?}"),
-            Value::Str(s) => write!(f, "'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+            Value::Str(s) => {
+                f.write_str("'")?;
+                for c in s.chars() {
+                    match c {
+                        '\\' => f.write_str("\\\\")?,
+                        '\'' => f.write_str("\\'")?,
+                        '\n' => f.write_str("\\n")?,
+                        '\r' => f.write_str("\\r")?,
+                        '\t' => f.write_str("\\t")?,
+                        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                            write!(f, "\\x{:02x}", c as u32)?
+                        }
+                        c => write!(f, "{c}")?,
+                    }
+                }
+                f.write_str("'")
+            }
             Value::List(v) => seq(f, v, "[", "]"),
             Value::Tuple(v) => seq(f, v, "(", ")"),
             Value::Dict(d) => {

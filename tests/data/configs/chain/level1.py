@@ -1,0 +1,3 @@
+_base_ = './level2.py'
+level1 = dict(depth=1, tag='l1')
+shared = dict(k1=1)

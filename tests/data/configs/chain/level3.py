@@ -1,0 +1,3 @@
+_base_ = './level4.py'
+level3 = dict(depth=3, tag='l3')
+shared = dict(k3=3)

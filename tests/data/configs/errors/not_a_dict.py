@@ -1,0 +1,2 @@
+_base_ = './base_list.py'
+k = dict(a=1)
