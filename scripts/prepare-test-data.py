@@ -231,7 +231,7 @@ def make_config_references(out_file):
     refs = {}
     for dirpath, _, files in os.walk(root):
         for f in sorted(files):
-            if not f.endswith((".py", ".json")):
+            if not f.endswith((".py", ".json", ".yaml")):
                 continue
             rel = os.path.relpath(os.path.join(dirpath, f), root)
             try:

@@ -132,6 +132,37 @@ pub fn apply_onnx_config(
             }
         }
     }
+    for (name, shape) in &cfg.static_shapes {
+        let key = "backend_config.model_inputs";
+        let Some(input) = info.inputs.iter().find(|t| &t.name == name) else {
+            let all: Vec<&str> = info.inputs.iter().map(|t| t.name.as_str()).collect();
+            return Err(key_err(
+                key,
+                format!(
+                    "gives a static shape for '{name}', which is not an input of the model (inputs: {})",
+                    all.join(", ")
+                ),
+            ));
+        };
+        if let Some(dims) = &input.shape
+            && (dims.len() != shape.len()
+                || dims
+                    .iter()
+                    .zip(shape)
+                    .any(|(d, s)| d.fixed().is_some_and(|f| f != *s)))
+        {
+            return Err(key_err(
+                key,
+                format!(
+                    "static shape {shape:?} for '{name}' does not fit its shape {}",
+                    input.shape_string()
+                ),
+            ));
+        }
+        let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Fixed(d)).collect();
+        onnx::set_dims(graph, name, &dims);
+        changed_inputs = true;
+    }
     if changed_inputs {
         info = onnx::inspect(model).map_err(|m| Error::model(model_path, m))?;
     }

@@ -295,6 +295,9 @@ fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
                         t.shape_string()
                     ));
                 }
+                for n in &m.notes {
+                    s.push_str(&format!("  note   {n}\n"));
+                }
                 for f in &m.backend_files {
                     s.push_str(&format!("  file   {} ({} bytes)\n", f.path, f.bytes));
                 }

@@ -195,7 +195,26 @@ pub fn deploy(
 
     progress("applying onnx_config");
     let source_info = info.clone();
-    let (info, report) = ir::apply_onnx_config(&mut model, &info, &onnx_cfg, req.model_path)?;
+    let (info, mut report) = ir::apply_onnx_config(&mut model, &info, &onnx_cfg, req.model_path)
+        .map_err(|e| match e {
+            Error::Config {
+                file: None,
+                line,
+                col,
+                key,
+                msg,
+            } => Error::Config {
+                file: Some(req.config_path.to_path_buf()),
+                line,
+                col,
+                key,
+                msg,
+            },
+            other => other,
+        })?;
+    if let Some(cb) = cfg.codebase_summary() {
+        report.notes.push(format!("codebase_config {cb} is kept in the manifest and not acted on (model-family code is outside rdeploy)"));
+    }
     let example_shapes = info
         .inputs
         .iter()

@@ -652,3 +652,60 @@ fn bench_reports_percentiles_and_execute_time() {
     let e = fails(&["bench", s(&work), "--iters", "0"]);
     assert!(e.contains("--iters"), "{e}");
 }
+
+#[test]
+fn input_shape_and_model_inputs_fix_the_signature_and_the_backend_honours_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("static");
+    let out = ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_tract_static.py",
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
+    assert!(
+        out.contains("input  input: f32 [batch, 3, 224, 224]")
+            && out.contains("mmpretrain/Classification"),
+        "{out}"
+    );
+    let x32 = conf::cnn_case().data_sets[0].dir.join("input_0.pb");
+    let e = fails(&["infer", s(&work), "--input", &format!("input={}", s(&x32))]);
+    assert!(
+        e.contains("[batch, 3, 224, 224]") && e.contains("[2, 3, 32, 32]"),
+        "{e}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&ok(&["infer", s(&work), "--json"])).unwrap();
+    assert_eq!(j["outputs"][0]["shape"], serde_json::json!([1, 10]));
+    // A static TensorRT-style profile (min == opt == max) in a TOML config fixes the whole shape.
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "_base_ = '../../../work/main/configs/_base_/backends/tract.py'\n",
+    )
+    .unwrap();
+    let base = root().join("configs/_base_/backends/tract.py");
+    std::fs::write(&cfg, format!("_base_ = '{}'\n[[backend_config.model_inputs]]\ninput_shapes.image = {{ min_shape = [3, 3, 32, 32], opt_shape = [3, 3, 32, 32], max_shape = [3, 3, 32, 32] }}\n", s(&base))).unwrap();
+    let work = tmp.path().join("profile");
+    let out = ok(&[
+        "deploy",
+        s(&cfg),
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
+    assert!(out.contains("input  image: f32 [3, 3, 32, 32]"), "{out}");
+    let j: serde_json::Value = serde_json::from_str(&ok(&["infer", s(&work), "--json"])).unwrap();
+    assert_eq!(j["outputs"][0]["shape"], serde_json::json!([3, 10]));
+    let e = fails(&[
+        "deploy",
+        s(&cfg),
+        "tests/data/generated/onnx-backend/test_Conv2d/model.onnx",
+        "--work-dir",
+        s(&tmp.path().join("x")),
+    ]);
+    assert!(
+        e.contains("backend_config.model_inputs") && e.contains("'image'"),
+        "{e}"
+    );
+}

@@ -49,6 +49,36 @@ pub enum InputShape {
     Full(Vec<Vec<u64>>),
 }
 
+/// One entry of `backend_config.model_inputs`: shapes a backend builds for.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ModelInput {
+    /// TensorRT style: per input, the min/opt/max shapes of its optimization profile.
+    pub input_shapes: Vec<(String, ShapeRange)>,
+    /// OpenVINO style: per input, the shape to build for.
+    pub opt_shapes: Vec<(String, Vec<u64>)>,
+}
+
+/// A min/opt/max shape range (MMDeploy's `min_shape`, `opt_shape`, `max_shape`).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ShapeRange {
+    /// Smallest shape.
+    pub min: Option<Vec<u64>>,
+    /// Shape to optimize for.
+    pub opt: Option<Vec<u64>>,
+    /// Largest shape.
+    pub max: Option<Vec<u64>>,
+}
+
+impl ShapeRange {
+    /// The shape when min, opt and max are all given and equal: a static input.
+    pub fn fixed(&self) -> Option<&Vec<u64>> {
+        match (&self.min, &self.opt, &self.max) {
+            (Some(a), Some(b), Some(c)) if a == b && b == c => Some(a),
+            _ => None,
+        }
+    }
+}
+
 /// The typed `onnx_config` section.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct OnnxConfig {
@@ -60,6 +90,8 @@ pub struct OnnxConfig {
     pub input_shape: Option<InputShape>,
     /// Per input/output name (after renaming), the axes to make symbolic with their names.
     pub dynamic_axes: Vec<(String, Vec<(usize, String)>)>,
+    /// Static shapes from `backend_config.model_inputs` (min == opt == max), by input name.
+    pub static_shapes: Vec<(String, Vec<u64>)>,
     /// The opset the config asks for.
     pub opset_version: Option<i64>,
     /// The IR file name in the work dir (default `end2end.onnx`).
@@ -129,6 +161,106 @@ impl Config {
         }
     }
 
+    /// The typed `backend_config.model_inputs` (empty when absent).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key with a wrong type.
+    pub fn model_inputs(&self) -> Result<Vec<ModelInput>> {
+        let Some(be) = self.section("backend_config")? else {
+            return Ok(vec![]);
+        };
+        let items = match be.get_str("model_inputs") {
+            None | Some(Value::None) => return Ok(vec![]),
+            Some(Value::List(v)) | Some(Value::Tuple(v)) => v,
+            Some(other) => {
+                return Err(self.key_err(
+                    "backend_config.model_inputs",
+                    format!("must be a list of dicts, not a {}", other.type_name()),
+                ));
+            }
+        };
+        let shape = |v: &Value, key: &str| -> Result<Vec<u64>> {
+            match v {
+                Value::List(d) | Value::Tuple(d) => d
+                    .iter()
+                    .map(|x| match x {
+                        Value::Int(i) if *i >= 0 => Ok(*i as u64),
+                        other => Err(self.key_err(
+                            key,
+                            format!("dims must be non-negative ints; found {other}"),
+                        )),
+                    })
+                    .collect(),
+                other => Err(self.key_err(
+                    key,
+                    format!("must be a shape such as [1, 3, 224, 224], not {other}"),
+                )),
+            }
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let base = format!("backend_config.model_inputs[{i}]");
+            let Value::Dict(d) = item else {
+                return Err(
+                    self.key_err(&base, format!("must be a dict, not a {}", item.type_name()))
+                );
+            };
+            let mut mi = ModelInput::default();
+            if let Some(Value::Dict(shapes)) = d.get_str("input_shapes") {
+                for (name, r) in &shapes.0 {
+                    let key = format!("{base}.input_shapes.{}", name.to_json_key());
+                    let Value::Dict(r) = r else {
+                        return Err(self.key_err(
+                            &key,
+                            "must be dict(min_shape=..., opt_shape=..., max_shape=...)",
+                        ));
+                    };
+                    let get = |k: &str| {
+                        r.get_str(k)
+                            .filter(|v| !matches!(v, Value::None))
+                            .map(|v| shape(v, &format!("{key}.{k}")))
+                            .transpose()
+                    };
+                    mi.input_shapes.push((
+                        name.to_json_key(),
+                        ShapeRange {
+                            min: get("min_shape")?,
+                            opt: get("opt_shape")?,
+                            max: get("max_shape")?,
+                        },
+                    ));
+                }
+            }
+            if let Some(Value::Dict(shapes)) = d.get_str("opt_shapes") {
+                for (name, s) in &shapes.0 {
+                    mi.opt_shapes.push((
+                        name.to_json_key(),
+                        shape(s, &format!("{base}.opt_shapes.{}", name.to_json_key()))?,
+                    ));
+                }
+            }
+            out.push(mi);
+        }
+        Ok(out)
+    }
+
+    /// `codebase_config` as `type/task`, for reports (rdeploy keeps it and does not act on it).
+    pub fn codebase_summary(&self) -> Option<String> {
+        let Ok(Some(d)) = self.section("codebase_config") else {
+            return None;
+        };
+        let get = |k: &str| match d.get_str(k) {
+            Some(Value::Str(s)) => Some(s.clone()),
+            _ => None,
+        };
+        Some(match (get("type"), get("task")) {
+            (Some(t), Some(k)) => format!("{t}/{k}"),
+            (Some(t), None) => t,
+            (None, Some(k)) => k,
+            (None, None) => "(no type)".into(),
+        })
+    }
+
     /// The typed `onnx_config` (defaults when absent).
     ///
     /// # Errors
@@ -138,6 +270,13 @@ impl Config {
             save_file: "end2end.onnx".into(),
             ..Default::default()
         };
+        for mi in self.model_inputs()? {
+            for (name, range) in mi.input_shapes {
+                if let Some(s) = range.fixed() {
+                    out.static_shapes.push((name, s.clone()));
+                }
+            }
+        }
         let Some(d) = self.section("onnx_config")? else {
             return Ok(out);
         };

@@ -84,17 +84,34 @@ fn read_file(path: &Path) -> Result<(Dict, Option<usize>)> {
             })?;
             Ok((from_toml_table(&t), None))
         }
-        "yaml" | "yml" => Err(cfg_err(
-            path,
-            None,
-            None,
-            "YAML configs are not supported yet; write the config as .py, .toml or .json",
-        )),
+        "yaml" | "yml" => {
+            let docs = yaml_rust2::YamlLoader::load_from_str(&text).map_err(|e| {
+                cfg_err(
+                    path,
+                    Some(e.marker().line()),
+                    Some(e.marker().col() + 1),
+                    format!("invalid YAML: {}", e.info()),
+                )
+            })?;
+            match docs.first().map(|d| from_yaml(d, path)).transpose()? {
+                Some(Value::Dict(d)) => Ok((d, None)),
+                None | Some(Value::None) => Ok((Dict::default(), None)),
+                Some(other) => Err(cfg_err(
+                    path,
+                    None,
+                    None,
+                    format!(
+                        "the top level must be a mapping, not a {}",
+                        other.type_name()
+                    ),
+                )),
+            }
+        }
         _ => Err(cfg_err(
             path,
             None,
             None,
-            "unknown config file type; use .py (MMDeploy's format), .toml or .json",
+            "unknown config file type; use .py (MMDeploy's format), .yaml, .json or .toml",
         )),
     }
 }
@@ -109,6 +126,52 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, col)
+}
+
+fn from_yaml(y: &yaml_rust2::Yaml, path: &Path) -> Result<Value> {
+    use yaml_rust2::Yaml;
+    Ok(match y {
+        Yaml::Null => Value::None,
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Integer(i) => Value::Int(*i),
+        Yaml::Real(r) => Value::Float(
+            y.as_f64()
+                .ok_or_else(|| cfg_err(path, None, None, format!("'{r}' is not a number")))?,
+        ),
+        Yaml::String(s) => Value::Str(s.clone()),
+        Yaml::Array(a) => Value::List(
+            a.iter()
+                .map(|x| from_yaml(x, path))
+                .collect::<Result<_>>()?,
+        ),
+        Yaml::Hash(h) => {
+            let mut d = Dict::default();
+            for (k, v) in h {
+                let key = match k {
+                    Yaml::String(s) => Key::Str(s.clone()),
+                    Yaml::Integer(i) => Key::Int(*i),
+                    other => {
+                        return Err(cfg_err(
+                            path,
+                            None,
+                            None,
+                            format!("mapping keys must be strings or ints; found {other:?}"),
+                        ));
+                    }
+                };
+                d.insert(key, from_yaml(v, path)?);
+            }
+            Value::Dict(d)
+        }
+        Yaml::Alias(_) | Yaml::BadValue => {
+            return Err(cfg_err(
+                path,
+                None,
+                None,
+                "YAML aliases and unparsable values are not supported",
+            ));
+        }
+    })
 }
 
 fn from_toml(v: &toml::Value) -> Value {

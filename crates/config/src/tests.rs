@@ -148,3 +148,43 @@ fn typed_keys_are_validated() {
         Some(InputShape::Full(vec![vec![1, 3, 8, 8]]))
     );
 }
+
+#[test]
+fn model_inputs_are_typed_and_static_ranges_fix_shapes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "m.py",
+        "backend_config = dict(type='tensorrt', model_inputs=[dict(input_shapes=dict(input=dict(min_shape=[1, 3, 8, 8], opt_shape=[1, 3, 8, 8], max_shape=[1, 3, 8, 8]), other=dict(min_shape=[1, 2], opt_shape=[4, 2], max_shape=[8, 2]))), dict(opt_shapes=dict(input=[2, 3, 16, 16]))])\ncodebase_config = dict(type='mmdet', task='ObjectDetection')\n",
+    );
+    let c = Config::from_file(&p).unwrap();
+    let mi = c.model_inputs().unwrap();
+    assert_eq!(mi.len(), 2);
+    assert_eq!(mi[0].input_shapes[1].1.max, Some(vec![8, 2]));
+    assert_eq!(
+        mi[1].opt_shapes,
+        vec![("input".to_string(), vec![2, 3, 16, 16])]
+    );
+    assert_eq!(
+        c.onnx_config().unwrap().static_shapes,
+        vec![("input".to_string(), vec![1, 3, 8, 8])]
+    );
+    assert_eq!(
+        c.codebase_summary().as_deref(),
+        Some("mmdet/ObjectDetection")
+    );
+    let p = write(
+        d.path(),
+        "bad.py",
+        "backend_config = dict(model_inputs=[dict(opt_shapes=dict(input=[1, 'x']))])\n",
+    );
+    let e = Config::from_file(&p)
+        .unwrap()
+        .model_inputs()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("backend_config.model_inputs[0].opt_shapes.input"),
+        "{e}"
+    );
+}

@@ -1,0 +1,2 @@
+_base_ = ['./yaml_top.yaml']
+onnx_config = dict(opset_version=13)
