@@ -94,6 +94,10 @@ enum Command {
     /// Measure a deployed model: latency percentiles, throughput, and the time inside the
     /// engine call (execute) against the whole forward (validation and naming included).
     Bench(BenchArgs),
+    /// Run one model on several backends with the same inputs and compare their outputs to
+    /// the first backend's: max abs/rel difference per output, pass/fail by rtol/atol.
+    /// Exit code 1 when any output differs beyond the tolerance.
+    Compare(CompareArgs),
     /// Deploy configs: print the merged result, or check it.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -142,6 +146,36 @@ struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     iters: usize,
     /// Print the measurements as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// The ONNX model (used as it is: no onnx_config).
+    model: PathBuf,
+    /// Backends to run, comma separated; the first is the reference.
+    #[arg(long, value_delimiter = ',', required = true)]
+    backends: Vec<String>,
+    /// Inputs as for `infer` (NAME=FILE); without them, generated from the signature.
+    #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
+    inputs: Vec<InputArg>,
+    /// Shape for generated inputs: INPUT:1x3x224x224, or DIM=N (batch=4).
+    #[arg(long = "shape", value_name = "INPUT:DIMS|DIM=N")]
+    shapes: Vec<ShapeArg>,
+    /// Seed for generated inputs.
+    #[arg(long, default_value_t = 0)]
+    random_seed: u64,
+    /// Relative tolerance: |a - b| <= atol + rtol * |b| (numpy's allclose).
+    #[arg(long, default_value_t = 1e-3)]
+    rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 1e-4)]
+    atol: f64,
+    /// The device for every backend.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print the comparison as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -307,6 +341,7 @@ fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
         }
         Command::Infer(a) => infer(registry, a),
         Command::Bench(a) => bench(registry, a),
+        Command::Compare(a) => compare(registry, a),
         Command::Config(ConfigCmd::Print { config, json }) => {
             let cfg = rdeploy_config::Config::from_file(&config)?;
             if json {
@@ -576,6 +611,143 @@ fn bench(registry: &Registry, a: BenchArgs) -> Result<()> {
             report.throughput_per_s
         ))
     }
+}
+
+/// One output of one backend against the reference backend.
+#[derive(serde::Serialize)]
+struct OutputDiff {
+    backend: String,
+    output: String,
+    max_abs_diff: f64,
+    max_rel_diff: f64,
+    pass: bool,
+    problem: Option<String>,
+}
+
+fn diff(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> (f64, f64, bool, Option<String>) {
+    if got.shape() != want.shape() {
+        return (
+            f64::NAN,
+            f64::NAN,
+            false,
+            Some(format!("shape {:?} vs {:?}", got.shape(), want.shape())),
+        );
+    }
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    let (mut abs, mut rel, mut pass) = (0f64, 0f64, true);
+    for (a, b) in g.iter().zip(&w) {
+        let d = (a - b).abs();
+        if a.is_nan() != b.is_nan() || d > atol + rtol * b.abs() {
+            pass = false;
+        }
+        if d.is_finite() {
+            abs = abs.max(d);
+            rel = rel.max(d / b.abs().max(f64::MIN_POSITIVE));
+        }
+    }
+    let problem =
+        (got.dtype() != want.dtype()).then(|| format!("dtype {} vs {}", got.dtype(), want.dtype()));
+    (abs, rel, pass, problem)
+}
+
+fn compare(registry: &Registry, a: CompareArgs) -> Result<()> {
+    if a.backends.len() < 2 {
+        bail!(
+            "--backends needs at least two backends to compare (e.g. --backends tract,onnxruntime)"
+        );
+    }
+    let device: Device = a.device.parse()?;
+    let scratch = std::env::temp_dir().join(format!("rdeploy-compare-{}", std::process::id()));
+    let result = (|| -> Result<Vec<OutputDiff>> {
+        let mut wrappers = Vec::new();
+        for (i, name) in a.backends.iter().enumerate() {
+            let be = registry.get(name)?;
+            be.ensure_available()?;
+            let work = scratch.join(format!("{i}-{name}"));
+            std::fs::create_dir_all(&work)
+                .with_context(|| format!("cannot create {}", work.display()))?;
+            let cfg = rdeploy_core::DeployConfig(json!({"backend_config": {"type": be.name()}}));
+            let files = be.to_backend(std::slice::from_ref(&a.model), &cfg, &work, &device)?;
+            wrappers.push((
+                be.name().to_string(),
+                be.build_wrapper(&files, &device, &[], &[], &cfg)?,
+            ));
+        }
+        let (_, info) = rdeploy_core::onnx::inspect_file(&a.model)?;
+        let examples = info
+            .inputs
+            .iter()
+            .map(|t| (t.name.clone(), t.concrete_shape(&Default::default())))
+            .collect();
+        let named = if a.inputs.is_empty() {
+            inputs::random_inputs(wrappers[0].1.inputs(), &a.shapes, &examples, a.random_seed)?
+        } else {
+            inputs::load_inputs(&a.inputs, wrappers[0].1.inputs())?
+        };
+        let mut results = Vec::new();
+        for (name, w) in &wrappers {
+            results.push((
+                name.clone(),
+                w.forward(named.clone())
+                    .with_context(|| format!("running on {name}"))?,
+            ));
+        }
+        let (_, reference) = &results[0];
+        let mut diffs = Vec::new();
+        for (name, outs) in &results[1..] {
+            for ((oname, got), (_, want)) in outs.iter().zip(reference) {
+                let (abs, rel, pass, problem) = diff(got, want, a.rtol, a.atol);
+                diffs.push(OutputDiff {
+                    backend: name.clone(),
+                    output: oname.clone(),
+                    max_abs_diff: abs,
+                    max_rel_diff: rel,
+                    pass,
+                    problem,
+                });
+            }
+        }
+        Ok(diffs)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    let diffs = result?;
+    let all_pass = diffs.iter().all(|d| d.pass);
+    if a.json {
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(
+                &json!({"reference": a.backends[0], "rtol": a.rtol, "atol": a.atol, "pass": all_pass, "outputs": diffs})
+            )?
+        ))?;
+    } else {
+        let mut s = format!(
+            "reference: {} (rtol {}, atol {})\n",
+            a.backends[0], a.rtol, a.atol
+        );
+        for d in &diffs {
+            s.push_str(&format!(
+                "  {:<12} {:<20} max abs {:.3e}  max rel {:.3e}  {}{}\n",
+                d.backend,
+                d.output,
+                d.max_abs_diff,
+                d.max_rel_diff,
+                if d.pass { "PASS" } else { "FAIL" },
+                d.problem
+                    .as_ref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default()
+            ));
+        }
+        out(&s)?;
+    }
+    if !all_pass {
+        bail!(
+            "outputs differ beyond rtol {} / atol {} (see the table above)",
+            a.rtol,
+            a.atol
+        );
+    }
+    Ok(())
 }
 
 fn stats(t: &Tensor) -> (f64, f64, f64) {

@@ -709,3 +709,68 @@ fn input_shape_and_model_inputs_fix_the_signature_and_the_backend_honours_it() {
         "{e}"
     );
 }
+
+#[test]
+fn compare_backends() {
+    // tract against itself always works; with onnxruntime when it is here.
+    let mut backends = "tract,tract".to_string();
+    if ort_available() {
+        backends = "tract,onnxruntime".into();
+    }
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "compare",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        &backends,
+        "--shape",
+        "batch=3",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(j["pass"], true, "{j}");
+    assert_eq!(j["outputs"][0]["output"], "probs");
+    assert!(j["outputs"][0]["max_abs_diff"].as_f64().unwrap() < 1e-5);
+    let x = conf::cnn_case().data_sets[0].dir.join("input_0.pb");
+    let text = ok(&[
+        "compare",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        &backends,
+        "--input",
+        &format!("image={}", s(&x)),
+    ]);
+    assert!(text.contains("PASS"), "{text}");
+    // An impossible tolerance fails with exit code 1 and says so.
+    if backends.contains("onnxruntime") {
+        let (code, out, err) = run(&[
+            "compare",
+            "tests/data/small-cnn.onnx",
+            "--backends",
+            &backends,
+            "--rtol",
+            "0",
+            "--atol",
+            "0",
+            "--shape",
+            "batch=8",
+        ]);
+        if out.contains("FAIL") {
+            assert_eq!(code, 1, "{err}");
+            assert!(err.contains("outputs differ"), "{err}");
+        }
+    }
+    let e = fails(&[
+        "compare",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        "tract,nope",
+    ]);
+    assert!(e.contains("unknown backend 'nope'"), "{e}");
+    let e = fails(&[
+        "compare",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        "tract",
+    ]);
+    assert!(e.contains("at least two"), "{e}");
+}
