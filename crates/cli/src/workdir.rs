@@ -199,17 +199,24 @@ pub fn deploy(
         .map_err(|e| match e {
             Error::Config {
                 file: None,
-                line,
-                col,
-                key,
+                key: Some(key),
                 msg,
-            } => Error::Config {
-                file: Some(req.config_path.to_path_buf()),
-                line,
-                col,
-                key,
-                msg,
-            },
+                ..
+            } => {
+                let top = key.split(['.', '[']).next().unwrap_or(&key).to_string();
+                let (file, line) = cfg
+                    .origins
+                    .get(&top)
+                    .cloned()
+                    .unwrap_or((req.config_path.to_path_buf(), None));
+                Error::Config {
+                    file: Some(file),
+                    line,
+                    col: None,
+                    key: Some(key),
+                    msg,
+                }
+            }
             other => other,
         })?;
     if let Some(cb) = cfg.codebase_summary() {

@@ -38,6 +38,8 @@ pub struct Config {
     pub path: PathBuf,
     /// The merged tree.
     pub tree: Dict,
+    /// Where each top-level key was last assigned (for error messages).
+    pub origins: load::Origins,
 }
 
 /// `onnx_config.input_shape`: how to fix input dims.
@@ -104,9 +106,11 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] naming the file, line and column of the problem.
     pub fn from_file(path: &Path) -> Result<Config> {
+        let (tree, origins) = load::load_tree(path)?;
         Ok(Config {
             path: path.to_path_buf(),
-            tree: load::load_tree(path)?,
+            tree,
+            origins,
         })
     }
 
@@ -121,9 +125,16 @@ impl Config {
     }
 
     fn key_err(&self, key: &str, msg: impl Into<String>) -> Error {
+        // Point at the assignment of the top-level key in the file that set it last.
+        let top = key.split(['.', '[']).next().unwrap_or(key);
+        let (file, line) = self
+            .origins
+            .get(top)
+            .cloned()
+            .unwrap_or((self.path.clone(), None));
         Error::Config {
-            file: Some(self.path.clone()),
-            line: None,
+            file: Some(file),
+            line,
             col: None,
             key: Some(key.to_string()),
             msg: msg.into(),

@@ -19,7 +19,13 @@ fn cfg_err(file: &Path, line: Option<usize>, col: Option<usize>, msg: impl Into<
 }
 
 /// Reads one file (no inheritance): its top-level keys in order, with `_base_` among them.
-fn read_file(path: &Path) -> Result<(Dict, Option<usize>)> {
+/// Where each top-level key was last assigned: file and line (line only for .py).
+pub type Origins = std::collections::HashMap<String, (PathBuf, Option<usize>)>;
+
+/// A file's own keys, the line of its `_base_`, and the line of each assignment (.py only).
+type FileContent = (Dict, Option<usize>, Vec<(String, usize)>);
+
+fn read_file(path: &Path) -> Result<FileContent> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let msg = match e.kind() {
             std::io::ErrorKind::NotFound => "file not found; check the path".to_string(),
@@ -37,6 +43,10 @@ fn read_file(path: &Path) -> Result<(Dict, Option<usize>)> {
         "py" => {
             let assigns = parse_module(&text)
                 .map_err(|e| cfg_err(path, Some(e.pos.line), Some(e.pos.col), e.msg))?;
+            let lines: Vec<(String, usize)> = assigns
+                .iter()
+                .map(|(n, _, p)| (n.clone(), p.line))
+                .collect();
             let base_line = assigns
                 .iter()
                 .find(|(n, _, _)| n == BASE_KEY)
@@ -48,7 +58,7 @@ fn read_file(path: &Path) -> Result<(Dict, Option<usize>)> {
                     .map(|(n, v, _)| (Key::Str(n), v))
                     .collect(),
             );
-            Ok((dict, base_line))
+            Ok((dict, base_line, lines))
         }
         "json" => {
             let j: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -60,7 +70,7 @@ fn read_file(path: &Path) -> Result<(Dict, Option<usize>)> {
                 )
             })?;
             match Value::from_json(&j) {
-                Value::Dict(d) => Ok((d, None)),
+                Value::Dict(d) => Ok((d, None, vec![])),
                 other => Err(cfg_err(
                     path,
                     None,
@@ -82,7 +92,7 @@ fn read_file(path: &Path) -> Result<(Dict, Option<usize>)> {
                     format!("invalid TOML: {}", e.message()),
                 )
             })?;
-            Ok((from_toml_table(&t), None))
+            Ok((from_toml_table(&t), None, vec![]))
         }
         "yaml" | "yml" => {
             let docs = yaml_rust2::YamlLoader::load_from_str(&text).map_err(|e| {
@@ -94,8 +104,8 @@ fn read_file(path: &Path) -> Result<(Dict, Option<usize>)> {
                 )
             })?;
             match docs.first().map(|d| from_yaml(d, path)).transpose()? {
-                Some(Value::Dict(d)) => Ok((d, None)),
-                None | Some(Value::None) => Ok((Dict::default(), None)),
+                Some(Value::Dict(d)) => Ok((d, None, vec![])),
+                None | Some(Value::None) => Ok((Dict::default(), None, vec![])),
                 Some(other) => Err(cfg_err(
                     path,
                     None,
@@ -199,11 +209,13 @@ fn from_toml_table(t: &toml::Table) -> Dict {
 /// # Errors
 /// [`Error::Config`] naming the file (and line and column where known): unreadable, outside the
 /// supported syntax, a missing base, a cycle, or a key defined in two bases.
-pub fn load_tree(path: &Path) -> Result<Dict> {
-    load_rec(path, &mut Vec::new())
+pub fn load_tree(path: &Path) -> Result<(Dict, Origins)> {
+    let mut origins = Origins::new();
+    let tree = load_rec(path, &mut Vec::new(), &mut origins)?;
+    Ok((tree, origins))
 }
 
-fn load_rec(path: &Path, stack: &mut Vec<PathBuf>) -> Result<Dict> {
+fn load_rec(path: &Path, stack: &mut Vec<PathBuf>, origins: &mut Origins) -> Result<Dict> {
     let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if let Some(i) = stack.iter().position(|p| *p == canon) {
         let chain: Vec<String> = stack[i..]
@@ -218,7 +230,7 @@ fn load_rec(path: &Path, stack: &mut Vec<PathBuf>) -> Result<Dict> {
             format!("_base_ inheritance forms a cycle: {}", chain.join(" -> ")),
         ));
     }
-    let (mut dict, base_line) = read_file(path)?;
+    let (mut dict, base_line, lines) = read_file(path)?;
     let bases = match dict.remove(&Key::Str(BASE_KEY.into())) {
         None => vec![],
         Some(Value::Str(s)) => vec![s],
@@ -273,7 +285,7 @@ fn load_rec(path: &Path, stack: &mut Vec<PathBuf>) -> Result<Dict> {
                 format!("base config '{b}' not found (looked for {})", bp.display()),
             ));
         }
-        let sub = load_rec(&bp, stack)?;
+        let sub = load_rec(&bp, stack, origins)?;
         for (k, v) in sub.0 {
             if let Some((_, other)) = origin.iter().find(|(kk, _)| *kk == k) {
                 return Err(cfg_err(
@@ -292,6 +304,11 @@ fn load_rec(path: &Path, stack: &mut Vec<PathBuf>) -> Result<Dict> {
         }
     }
     stack.pop();
+    for k in dict.keys() {
+        let name = k.to_json_key();
+        let line = lines.iter().find(|(n, _)| *n == name).map(|(_, l)| *l);
+        origins.insert(name, (path.to_path_buf(), line));
+    }
     let merged = merge_a_into_b(dict, base_dict, path, "")?;
     Ok(Dict(
         merged

@@ -188,3 +188,42 @@ fn model_inputs_are_typed_and_static_ranges_fix_shapes() {
         "{e}"
     );
 }
+
+#[test]
+fn wrong_types_point_at_the_assignment_that_set_them() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "base.py",
+        "# base\nonnx_config = dict(opset_version=11)\n",
+    );
+    let p = write(
+        d.path(),
+        "child.py",
+        "_base_ = './base.py'\n\nx = 1\nonnx_config = dict(\n    input_shape='big')\n",
+    );
+    let e = Config::from_file(&p)
+        .unwrap()
+        .onnx_config()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("child.py:4") && e.contains("onnx_config.input_shape"),
+        "{e}"
+    );
+    let p = write(d.path(), "only_base.py", "_base_ = './bad_base.py'\n");
+    write(
+        d.path(),
+        "bad_base.py",
+        "\n\nbackend_config = dict(type=3)\n",
+    );
+    let e = Config::from_file(&p)
+        .unwrap()
+        .backend_type()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad_base.py:3") && e.contains("backend_config.type"),
+        "{e}"
+    );
+}
