@@ -345,16 +345,6 @@ fn check_device(device: &Device) -> Result<()> {
     Ok(())
 }
 
-fn single_onnx<'a>(files: &'a [PathBuf], what: &str) -> Result<&'a Path> {
-    match files {
-        [one] => Ok(one),
-        _ => Err(Error::backend(
-            NAME,
-            format!("{what} takes exactly one .onnx file, got {}", files.len()),
-        )),
-    }
-}
-
 impl BackendManager for OrtBackend {
     fn name(&self) -> &str {
         NAME
@@ -390,7 +380,7 @@ impl BackendManager for OrtBackend {
     ) -> Result<Vec<PathBuf>> {
         self.ensure_available()?;
         check_device(device)?;
-        let ir = single_onnx(ir_files, "onnxruntime's to_backend")?;
+        let ir = rdeploy_core::single_file(NAME, "onnxruntime's to_backend", ir_files)?;
         let s = settings(deploy_cfg)?;
         let mut model_file = ir.to_path_buf();
         match deploy_cfg.get_str("backend_config.precision") {
@@ -443,32 +433,15 @@ impl BackendManager for OrtBackend {
     ) -> Result<Box<dyn Wrapper>> {
         self.ensure_available()?;
         check_device(device)?;
-        let path = single_onnx(backend_files, "onnxruntime's build_wrapper")?;
+        let path = rdeploy_core::single_file(NAME, "onnxruntime's build_wrapper", backend_files)?;
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
-        for n in input_names {
-            if !info.inputs.iter().any(|i| &i.name == n) {
-                return Err(Error::backend(
-                    NAME,
-                    format!("the model has no input named '{n}'"),
-                ));
-            }
-        }
-        let outputs: Vec<TensorInfo> = if output_names.is_empty() {
-            info.outputs.clone()
-        } else {
-            output_names
-                .iter()
-                .map(|n| {
-                    info.outputs
-                        .iter()
-                        .find(|o| &o.name == n)
-                        .cloned()
-                        .ok_or_else(|| {
-                            Error::backend(NAME, format!("the model has no output named '{n}'"))
-                        })
-                })
-                .collect::<Result<_>>()?
-        };
+        let (inputs, outputs) = rdeploy_core::select_signature(
+            NAME,
+            &info.inputs,
+            &info.outputs,
+            input_names,
+            output_names,
+        )?;
         let mut s = settings(deploy_cfg)?;
         if backend_files
             .first()
@@ -481,7 +454,7 @@ impl BackendManager for OrtBackend {
             .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(OrtWrapper {
             device: device.clone(),
-            inputs: info.inputs,
+            inputs,
             outputs,
             sessions,
             next: Default::default(),

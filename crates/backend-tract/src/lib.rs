@@ -55,16 +55,6 @@ fn engine_err(context: &str, e: impl std::fmt::Display) -> Error {
     Error::backend(NAME, format!("{context}: {e:#}"))
 }
 
-fn single_onnx<'a>(files: &'a [PathBuf], what: &str) -> Result<&'a Path> {
-    match files {
-        [one] => Ok(one),
-        _ => Err(Error::backend(
-            NAME,
-            format!("{what} takes exactly one .onnx file, got {}", files.len()),
-        )),
-    }
-}
-
 /// Loads the model into tract, keeping only (and ordering by) the outputs asked for.
 fn load_inference_model(path: &Path, output_names: &[String]) -> Result<InferenceModel> {
     let mut model = tract_onnx::onnx()
@@ -123,7 +113,7 @@ impl BackendManager for TractBackend {
         device: &Device,
     ) -> Result<Vec<PathBuf>> {
         device.ensure_supported(NAME, self.device_kinds())?;
-        let path = single_onnx(ir_files, "tract's to_backend")?;
+        let path = rdeploy_core::single_file(NAME, "tract's to_backend", ir_files)?;
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
         let model = load_inference_model(path, &[])?;
         // A model whose dims are all fixed must optimize now; one with symbolic dims may still
@@ -154,38 +144,15 @@ impl BackendManager for TractBackend {
         _deploy_cfg: &DeployConfig,
     ) -> Result<Box<dyn Wrapper>> {
         device.ensure_supported(NAME, self.device_kinds())?;
-        let path = single_onnx(backend_files, "tract's build_wrapper")?;
+        let path = rdeploy_core::single_file(NAME, "tract's build_wrapper", backend_files)?;
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
-        if !input_names.is_empty() {
-            let have: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
-            for n in input_names {
-                if !have.contains(&n.as_str()) {
-                    return Err(Error::backend(
-                        NAME,
-                        format!(
-                            "the model has no input named '{n}' (it has {})",
-                            have.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        let outputs = if output_names.is_empty() {
-            info.outputs.clone()
-        } else {
-            output_names
-                .iter()
-                .map(|n| {
-                    info.outputs
-                        .iter()
-                        .find(|o| &o.name == n)
-                        .cloned()
-                        .ok_or_else(|| {
-                            Error::backend(NAME, format!("the model has no output named '{n}'"))
-                        })
-                })
-                .collect::<Result<_>>()?
-        };
+        let (inputs, outputs) = rdeploy_core::select_signature(
+            NAME,
+            &info.inputs,
+            &info.outputs,
+            input_names,
+            output_names,
+        )?;
         let model = load_inference_model(path, output_names)?;
         let plan = match optimize(model.clone()) {
             Ok(plan) => Plan::Symbolic(plan),
@@ -205,7 +172,7 @@ impl BackendManager for TractBackend {
         };
         Ok(Box::new(TractWrapper {
             device: device.clone(),
-            inputs: info.inputs,
+            inputs,
             outputs,
             plan,
         }))

@@ -213,6 +213,76 @@ pub trait Wrapper: Send + Sync {
     }
 }
 
+/// The one backend file of a single-file backend (an `.onnx`), or an error naming the call.
+///
+/// # Errors
+/// [`Error::Backend`] when `files` does not hold exactly one path.
+pub fn single_file<'a>(backend: &str, what: &str, files: &'a [PathBuf]) -> Result<&'a Path> {
+    match files {
+        [one] => Ok(one),
+        _ => Err(Error::backend(
+            backend,
+            format!("{what} takes exactly one .onnx file, got {}", files.len()),
+        )),
+    }
+}
+
+/// The signature a wrapper serves: the model's inputs (checking that every name in
+/// `input_names` is one of them) and the outputs named in `output_names`, in that order (all
+/// outputs when empty), as `build_wrapper` receives them.
+///
+/// # Errors
+/// [`Error::Backend`] naming an input or output the model does not have.
+pub fn select_signature(
+    backend: &str,
+    inputs: &[TensorInfo],
+    outputs: &[TensorInfo],
+    input_names: &[String],
+    output_names: &[String],
+) -> Result<(Vec<TensorInfo>, Vec<TensorInfo>)> {
+    let names = |v: &[TensorInfo]| {
+        v.iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(n) = input_names
+        .iter()
+        .find(|n| !inputs.iter().any(|i| &i.name == *n))
+    {
+        return Err(Error::backend(
+            backend,
+            format!(
+                "the model has no input named '{n}' (it has {})",
+                names(inputs)
+            ),
+        ));
+    }
+    let selected = if output_names.is_empty() {
+        outputs.to_vec()
+    } else {
+        output_names
+            .iter()
+            .map(|n| {
+                outputs
+                    .iter()
+                    .find(|o| &o.name == n)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::backend(
+                            backend,
+                            format!(
+                                "the model has no output named '{n}' (it has {})",
+                                names(outputs)
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<_>>()?
+    };
+    Ok((inputs.to_vec(), selected))
+}
+
 /// Checks named inputs against a signature and returns them in signature order.
 ///
 /// Checks, in order: every name is known, none is given twice, none is missing, dtypes match,
@@ -372,6 +442,49 @@ mod tests {
             ("scale".into(), Tensor::zeros(DType::F32, &[5])),
         ]);
         assert!(e.contains("'batch' = 2") && e.contains("'image'"), "{e}");
+    }
+
+    #[test]
+    fn signature_selection_checks_and_orders_names() {
+        let outs = vec![spec("a", DType::F32, &[]), spec("b", DType::I64, &[])];
+        let (i, o) = select_signature(
+            "x",
+            &specs(),
+            &outs,
+            &["scale".into()],
+            &["b".into(), "a".into()],
+        )
+        .unwrap();
+        assert_eq!(i.len(), 2);
+        assert_eq!(
+            o.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        let e = select_signature("x", &specs(), &outs, &["nope".into()], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no input named 'nope'") && e.contains("image, scale"),
+            "{e}"
+        );
+        let e = select_signature("x", &specs(), &outs, &[], &["c".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no output named 'c'") && e.contains("a, b"),
+            "{e}"
+        );
+        let files = vec![PathBuf::from("a.onnx"), PathBuf::from("b.onnx")];
+        assert!(
+            single_file("x", "build", &files)
+                .unwrap_err()
+                .to_string()
+                .contains("got 2")
+        );
+        assert_eq!(
+            single_file("x", "build", &files[..1]).unwrap(),
+            Path::new("a.onnx")
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub mod timing;
 
 pub use backend::{
     Availability, BackendManager, Dim, NamedTensors, TensorInfo, Wrapper, format_dims,
-    validate_inputs,
+    select_signature, single_file, validate_inputs,
 };
 pub use config::DeployConfig;
 pub use device::Device;
