@@ -356,13 +356,29 @@ impl BackendManager for OrtBackend {
 
     fn check_env_line(&self) -> String {
         match runtime() {
-            Ok(r) => format!(
-                "{NAME}:\t{} (from {}: {}; providers: {})",
-                r.found.version,
-                r.found.source,
-                r.found.path.display(),
-                r.providers.join(", ")
-            ),
+            Ok(r) => {
+                let has = |p: &str| r.providers.iter().any(|x| x == p);
+                let gpu = if has("CUDAExecutionProvider") {
+                    format!(
+                        "GPU: CUDA{}",
+                        if has("TensorrtExecutionProvider") {
+                            " + TensorRT"
+                        } else {
+                            ""
+                        }
+                    )
+                } else {
+                    "GPU: no (CPU-only package; pip install onnxruntime-gpu for CUDA/TensorRT)"
+                        .to_string()
+                };
+                format!(
+                    "{NAME}:\t{} (from {}: {}; providers: {}; {gpu})",
+                    r.found.version,
+                    r.found.source,
+                    r.found.path.display(),
+                    r.providers.join(", ")
+                )
+            }
             Err(reason) => format!("{NAME}:\tNone ({reason})"),
         }
     }

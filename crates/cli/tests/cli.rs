@@ -493,7 +493,10 @@ fn onnxruntime_check_env_reports_version_or_where_it_looked() {
     if ort_available() {
         let out = ok(&["check-env"]);
         let line = out.lines().find(|l| l.starts_with("onnxruntime:")).unwrap();
-        assert!(line.contains("CPUExecutionProvider"), "{line}");
+        assert!(
+            line.contains("CPUExecutionProvider") && line.contains("GPU: "),
+            "{line}"
+        );
     }
     let empty = tempfile::tempdir().unwrap();
     let o = rdeploy()
@@ -773,4 +776,37 @@ fn compare_backends() {
         "tract",
     ]);
     assert!(e.contains("at least two"), "{e}");
+}
+
+#[test]
+fn save_file_names_the_ir_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.py");
+    let base = root().join("configs/_base_/backends/tract.py");
+    std::fs::write(
+        &cfg,
+        format!(
+            "_base_ = ['{}']\nonnx_config = dict(save_file='model_ir.onnx', opset_version=17)\n",
+            s(&base)
+        ),
+    )
+    .unwrap();
+    let work = tmp.path().join("w");
+    let out = ok(&[
+        "deploy",
+        s(&cfg),
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
+    // The model is opset 13: a higher opset in the config is reported, not silently ignored.
+    assert!(
+        out.contains("opset 17") && out.contains("opset 13"),
+        "{out}"
+    );
+    assert!(work.join("model_ir.onnx").is_file() && !work.join("end2end.onnx").exists());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("deploy.json")).unwrap()).unwrap();
+    assert_eq!(m["ir_file"]["path"], "model_ir.onnx");
+    ok(&["infer", s(&work)]);
 }
