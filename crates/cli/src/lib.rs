@@ -103,10 +103,10 @@ enum Command {
     Config(ConfigCmd),
 }
 
+/// Where a command's model inputs come from: files, or generated from the signature. Shared by
+/// `infer`, `bench` and `compare`.
 #[derive(Args, Debug)]
-struct InferArgs {
-    /// A work dir written by `rdeploy deploy`.
-    work_dir: PathBuf,
+struct InputSource {
     /// An input: NAME=FILE, or FILE alone when the model has one input or the file names its
     /// tensors (.npz entries, TensorProto names). FILE is .npy, .npz or ONNX TensorProto .pb.
     /// Repeat for several inputs. Without --input, inputs are generated from the signature.
@@ -118,6 +118,14 @@ struct InferArgs {
     /// Seed for generated inputs (floats uniform in [0,1), integers in [0,2)).
     #[arg(long, default_value_t = 0)]
     random_seed: u64,
+}
+
+#[derive(Args, Debug)]
+struct InferArgs {
+    /// A work dir written by `rdeploy deploy`.
+    work_dir: PathBuf,
+    #[command(flatten)]
+    input: InputSource,
     /// Write each output as OUTPUT_DIR/<output_name>.npy.
     #[arg(long)]
     output_dir: Option<PathBuf>,
@@ -130,15 +138,8 @@ struct InferArgs {
 struct BenchArgs {
     /// A work dir written by `rdeploy deploy`.
     work_dir: PathBuf,
-    /// Inputs as for `infer` (NAME=FILE); without them, generated from the signature.
-    #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
-    inputs: Vec<InputArg>,
-    /// Shape for generated inputs: INPUT:1x3x224x224, or DIM=N (batch=4).
-    #[arg(long = "shape", value_name = "INPUT:DIMS|DIM=N")]
-    shapes: Vec<ShapeArg>,
-    /// Seed for generated inputs.
-    #[arg(long, default_value_t = 0)]
-    random_seed: u64,
+    #[command(flatten)]
+    input: InputSource,
     /// Untimed runs first (caches, lazy allocation, JIT).
     #[arg(long, default_value_t = 10)]
     warmup: usize,
@@ -157,15 +158,8 @@ struct CompareArgs {
     /// Backends to run, comma separated; the first is the reference.
     #[arg(long, value_delimiter = ',', required = true)]
     backends: Vec<String>,
-    /// Inputs as for `infer` (NAME=FILE); without them, generated from the signature.
-    #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
-    inputs: Vec<InputArg>,
-    /// Shape for generated inputs: INPUT:1x3x224x224, or DIM=N (batch=4).
-    #[arg(long = "shape", value_name = "INPUT:DIMS|DIM=N")]
-    shapes: Vec<ShapeArg>,
-    /// Seed for generated inputs.
-    #[arg(long, default_value_t = 0)]
-    random_seed: u64,
+    #[command(flatten)]
+    input: InputSource,
     /// Relative tolerance: |a - b| <= atol + rtol * |b| (numpy's allclose).
     #[arg(long, default_value_t = 1e-3)]
     rtol: f64,
@@ -393,7 +387,7 @@ fn check_env(registry: &Registry, json: bool) -> Result<()> {
 
 fn infer(registry: &Registry, a: InferArgs) -> Result<()> {
     let (m, wrapper) = workdir::load_wrapper(registry, &a.work_dir)?;
-    let named = model_inputs(&m, wrapper.as_ref(), &a.inputs, &a.shapes, a.random_seed)?;
+    let named = model_inputs(&m, wrapper.as_ref(), &a.input)?;
     run_infer(&m, wrapper.as_ref(), named, &a)
 }
 
@@ -401,10 +395,9 @@ fn infer(registry: &Registry, a: InferArgs) -> Result<()> {
 fn model_inputs(
     m: &workdir::Manifest,
     wrapper: &dyn rdeploy_core::Wrapper,
-    files: &[InputArg],
-    shapes: &[ShapeArg],
-    seed: u64,
+    source: &InputSource,
 ) -> Result<rdeploy_core::NamedTensors> {
+    let (files, shapes, seed) = (&source.inputs, &source.shapes, source.random_seed);
     if files.is_empty() {
         return inputs::random_inputs(wrapper.inputs(), shapes, &m.example_shapes, seed);
     }
@@ -536,7 +529,7 @@ fn bench(registry: &Registry, a: BenchArgs) -> Result<()> {
         bail!("--iters must be at least 1");
     }
     let (m, wrapper) = workdir::load_wrapper(registry, &a.work_dir)?;
-    let named = model_inputs(&m, wrapper.as_ref(), &a.inputs, &a.shapes, a.random_seed)?;
+    let named = model_inputs(&m, wrapper.as_ref(), &a.input)?;
     let input_shapes = named
         .iter()
         .map(|(n, t)| (n.clone(), t.shape().to_vec()))
@@ -679,10 +672,15 @@ fn compare(registry: &Registry, a: CompareArgs) -> Result<()> {
             .iter()
             .map(|t| (t.name.clone(), t.concrete_shape(&Default::default())))
             .collect();
-        let named = if a.inputs.is_empty() {
-            inputs::random_inputs(wrappers[0].1.inputs(), &a.shapes, &examples, a.random_seed)?
+        let named = if a.input.inputs.is_empty() {
+            inputs::random_inputs(
+                wrappers[0].1.inputs(),
+                &a.input.shapes,
+                &examples,
+                a.input.random_seed,
+            )?
         } else {
-            inputs::load_inputs(&a.inputs, wrappers[0].1.inputs())?
+            inputs::load_inputs(&a.input.inputs, wrappers[0].1.inputs())?
         };
         let mut results = Vec::new();
         for (name, w) in &wrappers {
