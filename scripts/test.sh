@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup-venv.sh
 .venv/bin/python scripts/prepare-test-data.py
 # Tests of a backend named here fail (rather than skip) when it is unavailable.
-export RDEPLOY_REQUIRE_BACKENDS="${RDEPLOY_REQUIRE_BACKENDS:-tract,onnxruntime}"
+export RDEPLOY_REQUIRE_BACKENDS="${RDEPLOY_REQUIRE_BACKENDS:-tract,onnxruntime,openvino}"
 # Engines installed as Python wheels are found through the active environment.
 export VIRTUAL_ENV="$PWD/.venv"
 cargo test --workspace --locked

@@ -2,7 +2,6 @@
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The ONNX Runtime API version the `ort` crate is built for; older libraries cannot be used.
 pub const MIN_MINOR: u32 = ort::MINOR_VERSION;
@@ -16,46 +15,6 @@ pub struct Found {
     pub source: String,
     /// Its version string (`1.32.0`).
     pub version: String,
-}
-
-fn lib_names_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return vec![];
-    };
-    let mut v: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                // The pip wheel ships only libonnxruntime.so.<version>.
-                n == "libonnxruntime.so"
-                    || (n.starts_with("libonnxruntime.so.") && !n.contains("providers"))
-            })
-        })
-        .collect();
-    v.sort();
-    v.reverse(); // newest version first
-    v
-}
-
-/// Site-packages folders of the active Python (`$VIRTUAL_ENV`, else `python3` on PATH).
-fn python_site_dirs() -> (Vec<PathBuf>, String) {
-    let python = match std::env::var_os("VIRTUAL_ENV") {
-        Some(v) => PathBuf::from(v).join("bin/python"),
-        None => PathBuf::from("python3"),
-    };
-    let script = "import site, sysconfig; p = sysconfig.get_paths(); \
-                  print('\\n'.join([p['purelib'], p['platlib']] + list(getattr(site, 'getsitepackages', lambda: [])())))";
-    match Command::new(&python).args(["-c", script]).output() {
-        Ok(o) if o.status.success() => {
-            let mut dirs: Vec<PathBuf> = String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(PathBuf::from)
-                .collect();
-            dirs.dedup();
-            (dirs, python.display().to_string())
-        }
-        Ok(_) | Err(_) => (vec![], python.display().to_string()),
-    }
 }
 
 /// Reads the version of an ONNX Runtime library through `OrtGetApiBase()->GetVersionString()`.
@@ -135,13 +94,13 @@ pub fn locate() -> Result<Found, String> {
         for d in std::env::split_paths(&dirs) {
             looked.push(d.display().to_string());
             candidates.extend(
-                lib_names_in(&d)
+                rdeploy_core::locate::shared_libs_in(&d, "onnxruntime", &["providers"])
                     .into_iter()
                     .map(|p| (p, "RDEPLOY_ORT_SEARCH_PATH")),
             );
         }
     } else {
-        let (sites, python) = python_site_dirs();
+        let (sites, python) = rdeploy_core::locate::python_site_dirs();
         if sites.is_empty() {
             looked.push(format!(
                 "the onnxruntime package of {python} (no usable Python)"
@@ -150,24 +109,20 @@ pub fn locate() -> Result<Found, String> {
         for s in sites {
             let d = s.join("onnxruntime/capi");
             looked.push(d.display().to_string());
-            candidates.extend(lib_names_in(&d).into_iter().map(|p| (p, "python package")));
+            candidates.extend(
+                rdeploy_core::locate::shared_libs_in(&d, "onnxruntime", &["providers"])
+                    .into_iter()
+                    .map(|p| (p, "python package")),
+            );
         }
-        let mut sys_dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
-            .map(|v| std::env::split_paths(&v).collect())
-            .unwrap_or_default();
-        sys_dirs.extend(
-            [
-                "/usr/local/lib",
-                "/usr/lib",
-                "/usr/lib/x86_64-linux-gnu",
-                "/usr/lib/aarch64-linux-gnu",
-                "/opt/onnxruntime/lib",
-            ]
-            .map(PathBuf::from),
-        );
+        let sys_dirs = rdeploy_core::locate::system_lib_dirs(&["/opt/onnxruntime/lib"]);
         for d in sys_dirs {
             looked.push(d.display().to_string());
-            candidates.extend(lib_names_in(&d).into_iter().map(|p| (p, "system")));
+            candidates.extend(
+                rdeploy_core::locate::shared_libs_in(&d, "onnxruntime", &["providers"])
+                    .into_iter()
+                    .map(|p| (p, "system")),
+            );
         }
     }
     for (p, source) in candidates {

@@ -29,6 +29,8 @@ pub fn builtin_registry() -> Registry {
         rdeploy_backend_tract::BACKEND,
         #[cfg(feature = "onnxruntime")]
         rdeploy_backend_ort::BACKEND,
+        #[cfg(feature = "openvino")]
+        rdeploy_backend_openvino::BACKEND,
     ];
     for d in builtin {
         if let Err(e) = r.install(d) {
@@ -143,9 +145,14 @@ struct BenchArgs {
     /// Untimed runs first (caches, lazy allocation, JIT).
     #[arg(long, default_value_t = 10)]
     warmup: usize,
-    /// Timed runs.
+    /// Timed runs (in total, over all threads).
     #[arg(long, default_value_t = 100)]
     iters: usize,
+    /// Threads calling forward at once on the one loaded model (like benchmark_app's infer
+    /// requests); each does the warmup, then they share the timed runs. Throughput is timed runs
+    /// over wall time.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    concurrency: u32,
     /// Print the measurements as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -493,6 +500,9 @@ struct BenchReport {
     device: String,
     warmup: usize,
     iters: usize,
+    concurrency: u32,
+    /// Engine settings in effect (precision, streams...), as the wrapper reports them.
+    settings: serde_json::Map<String, serde_json::Value>,
     input_shapes: Vec<(String, Vec<usize>)>,
     latency_ms: Percentiles,
     execute_ms: Percentiles,
@@ -534,20 +544,21 @@ fn bench(registry: &Registry, a: BenchArgs) -> Result<()> {
         .iter()
         .map(|(n, t)| (n.clone(), t.shape().to_vec()))
         .collect();
-    let bar = indicatif::ProgressBar::new((a.warmup + a.iters) as u64);
+    let threads = a.concurrency as usize;
+    let bar = indicatif::ProgressBar::new((a.warmup * threads + a.iters) as u64);
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    let (mut latency, mut execute) = (Vec::with_capacity(a.iters), Vec::with_capacity(a.iters));
-    let wall = Instant::now();
-    let mut timed_wall = 0.0;
-    for i in 0..a.warmup + a.iters {
+    let barrier = std::sync::Barrier::new(threads);
+    let w: &dyn rdeploy_core::Wrapper = wrapper.as_ref();
+    // One timed call: forward, step by step, so that the engine call is timed inside the whole
+    // call. Returns (forward ms, execute ms).
+    let call = || -> Result<(f64, f64)> {
         let inputs = named.clone();
-        // forward, step by step, so that the engine call is timed inside the whole call.
         let t0 = Instant::now();
-        let ordered = rdeploy_core::validate_inputs(wrapper.inputs(), inputs)?;
+        let ordered = rdeploy_core::validate_inputs(w.inputs(), inputs)?;
         let t1 = Instant::now();
-        let outs = wrapper.execute(ordered)?;
+        let outs = w.execute(ordered)?;
         let t2 = Instant::now();
-        let named_out: Vec<(String, Tensor)> = wrapper
+        let named_out: Vec<(String, Tensor)> = w
             .outputs()
             .iter()
             .map(|o| o.name.clone())
@@ -555,15 +566,61 @@ fn bench(registry: &Registry, a: BenchArgs) -> Result<()> {
             .collect();
         let t3 = Instant::now();
         std::hint::black_box(named_out);
-        if i >= a.warmup {
-            latency.push((t3 - t0).as_secs_f64() * 1e3);
-            execute.push((t2 - t1).as_secs_f64() * 1e3);
-            timed_wall += (t3 - t0).as_secs_f64();
-        }
-        bar.inc(1);
-    }
+        Ok(((t3 - t0).as_secs_f64() * 1e3, (t2 - t1).as_secs_f64() * 1e3))
+    };
+    type Timed = (Vec<(f64, f64)>, Instant, Instant);
+    let results: Vec<Result<Timed>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (bar, barrier, call) = (&bar, &barrier, &call);
+                // Timed runs split evenly, the first threads taking the remainder.
+                let n = a.iters / threads + usize::from(t < a.iters % threads);
+                sc.spawn(move || -> Result<Timed> {
+                    let mut warm = Ok(());
+                    for _ in 0..a.warmup {
+                        if let Err(e) = call() {
+                            warm = Err(e);
+                            break;
+                        }
+                        bar.inc(1);
+                    }
+                    // Every thread waits here even after an error, so none waits forever.
+                    barrier.wait();
+                    warm?;
+                    let start = Instant::now();
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        v.push(call()?);
+                        bar.inc(1);
+                    }
+                    Ok((v, start, Instant::now()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a benchmark thread panicked")))
+            })
+            .collect()
+    });
     bar.finish_and_clear();
-    tracing::debug!("bench wall time {:.3}s", wall.elapsed().as_secs_f64());
+    let (mut latency, mut execute) = (Vec::with_capacity(a.iters), Vec::with_capacity(a.iters));
+    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+    for r in results {
+        let (v, start, end) = r?;
+        for (l, e) in v {
+            latency.push(l);
+            execute.push(e);
+        }
+        first = Some(first.map_or(start, |f| f.min(start)));
+        last = Some(last.map_or(end, |l| l.max(end)));
+    }
+    let timed_wall = match (first, last) {
+        (Some(f), Some(l)) => (l - f).as_secs_f64(),
+        _ => 0.0,
+    };
     let overhead = latency
         .iter()
         .zip(&execute)
@@ -576,6 +633,12 @@ fn bench(registry: &Registry, a: BenchArgs) -> Result<()> {
         device: wrapper.device().to_string(),
         warmup: a.warmup,
         iters: a.iters,
+        concurrency: a.concurrency,
+        settings: wrapper
+            .settings()
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
         input_shapes,
         latency_ms: percentiles(latency),
         execute_ms: percentiles(execute),
@@ -592,12 +655,23 @@ fn bench(registry: &Registry, a: BenchArgs) -> Result<()> {
             )
         };
         out(&format!(
-            "{} {} on {}, {} iterations after {} warmup\n  forward (ms): {}\n  execute (ms): {}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s\n",
+            "{} {} on {}, {} iterations after {} warmup, {} thread(s){}\n  forward (ms): {}\n  execute (ms): {}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s\n",
             report.backend,
             report.backend_version,
             report.device,
             report.iters,
             report.warmup,
+            report.concurrency,
+            if report.settings.is_empty() {
+                String::new()
+            } else {
+                let kv: Vec<String> = report
+                    .settings
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                format!("\n  settings: {}", kv.join(", "))
+            },
             p(&report.latency_ms),
             p(&report.execute_ms),
             report.overhead_ms_mean,

@@ -461,7 +461,9 @@ pub fn read_manifest(work_dir: &Path) -> Result<Manifest> {
             m.format_version
         )));
     }
-    for f in std::iter::once(&m.ir_file).chain(&m.backend_files) {
+    // Only the backend's files are needed to run: the IR (end2end.onnx) may be deleted once
+    // converted (OpenVINO IR, say), as MMDeploy's work dirs allow.
+    for f in &m.backend_files {
         if !work_dir.join(&f.path).is_file() {
             return Err(wd_err(format!(
                 "the file {} listed in {MANIFEST} is missing; deploy again with --force",

@@ -470,22 +470,30 @@ fn help_is_complete() {
     assert_eq!(code, 2);
 }
 
-fn ort_required() -> bool {
+fn required(backend: &str) -> bool {
     std::env::var("RDEPLOY_REQUIRE_BACKENDS")
         .unwrap_or_default()
         .split(',')
-        .any(|b| b.trim() == "onnxruntime")
+        .any(|b| b.trim() == backend)
+}
+
+/// True when check-env lists `backend` with a version; panics if it is required and missing.
+fn available(backend: &str) -> bool {
+    let out = ok(&["check-env"]);
+    let prefix = format!("{backend}:\t");
+    let found = out
+        .lines()
+        .any(|l| l.starts_with(&prefix) && !l.starts_with(&format!("{prefix}None")));
+    assert!(
+        found || !required(backend),
+        "{backend} is required but check-env says:\n{out}"
+    );
+    found
 }
 
 /// True when ONNX Runtime is found; panics if it is required and missing.
 fn ort_available() -> bool {
-    let out = ok(&["check-env"]);
-    let found = out.lines().any(|l| l.starts_with("onnxruntime:\t1."));
-    assert!(
-        found || !ort_required(),
-        "onnxruntime is required but check-env says:\n{out}"
-    );
-    found
+    available("onnxruntime")
 }
 
 #[test]
@@ -809,4 +817,136 @@ fn save_file_names_the_ir_file() {
         serde_json::from_slice(&std::fs::read(work.join("deploy.json")).unwrap()).unwrap();
     assert_eq!(m["ir_file"]["path"], "model_ir.onnx");
     ok(&["infer", s(&work)]);
+}
+
+#[test]
+fn openvino_check_env_reports_version_or_where_it_looked() {
+    if available("openvino") {
+        let out = ok(&["check-env"]);
+        let line = out.lines().find(|l| l.starts_with("openvino:")).unwrap();
+        assert!(
+            line.starts_with("openvino:\t20") && line.contains("devices: CPU"),
+            "{line}"
+        );
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let o = rdeploy()
+        .args(["check-env"])
+        .env("RDEPLOY_OPENVINO_SEARCH_PATH", empty.path())
+        .env_remove("RDEPLOY_OPENVINO_LIB")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().find(|l| l.starts_with("openvino:")).unwrap();
+    assert!(
+        line.starts_with("openvino:\tNone (libopenvino_c not found (looked in: ")
+            && line.contains(s(empty.path()))
+            && line.contains("pip install openvino"),
+        "{line}"
+    );
+    let o = rdeploy()
+        .args(["check-env"])
+        .env("RDEPLOY_OPENVINO_LIB", s(&empty.path().join("libnope.so")))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("RDEPLOY_OPENVINO_LIB=") && out.contains("does not exist"),
+        "{out}"
+    );
+    // A file that is not OpenVINO is named as such.
+    let fake = empty.path().join("libopenvino_c.so.2641");
+    std::fs::write(&fake, b"not a library").unwrap();
+    let o = rdeploy()
+        .args(["check-env"])
+        .env("RDEPLOY_OPENVINO_LIB", s(&fake))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().find(|l| l.starts_with("openvino:")).unwrap();
+    assert!(
+        line.starts_with("openvino:\tNone (cannot load ") && line.contains(s(&fake)),
+        "{line}"
+    );
+}
+
+#[test]
+fn openvino_ir_runs_in_a_new_process_without_the_onnx_file() {
+    if !available("openvino") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("w");
+    let case = conf::cnn_case();
+    ok(&[
+        "deploy",
+        "configs/onnx/dynamic-batch_openvino.py",
+        s(&case.model),
+        "--work-dir",
+        s(&work),
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("deploy.json")).unwrap()).unwrap();
+    let files: Vec<&str> = m["backend_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["end2end.xml", "end2end.bin"]);
+    std::fs::remove_file(work.join("end2end.onnx")).unwrap();
+    let o = tmp.path().join("o");
+    let x = case.data_sets[0].dir.join("input_0.pb");
+    ok(&[
+        "infer",
+        s(&work),
+        "--input",
+        &format!("input={}", s(&x)),
+        "--output-dir",
+        s(&o),
+    ]);
+    // Reference: ONNX Runtime's output in the test data; both engines in f32.
+    conf::compare(
+        &read_npy(&o.join("output.npy")),
+        &case.data_sets[0].outputs[0],
+        1e-5,
+        1e-6,
+    )
+    .unwrap();
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        s(&work),
+        "--warmup",
+        "1",
+        "--iters",
+        "5",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(j["settings"]["inference_precision"], "f32", "{j}");
+    // A damaged IR is an error naming the file, not a crash.
+    std::fs::write(work.join("end2end.bin"), b"truncated").unwrap();
+    let e = fails(&["infer", s(&work)]);
+    assert!(
+        e.contains("end2end.bin") || e.contains("end2end.xml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn openvino_and_onnxruntime_and_tract_compare_equal() {
+    if !available("openvino") || !ort_available() {
+        return;
+    }
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "compare",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        "tract,onnxruntime,openvino",
+        "--shape",
+        "batch=3",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(j["pass"], true, "{j}");
 }

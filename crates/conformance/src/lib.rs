@@ -300,8 +300,9 @@ pub fn forward_rejects_bad_inputs(manager: &dyn BackendManager) {
         "image".into(),
         Tensor::zeros(DType::F32, &[2, 3, 32]),
     )]);
+    // Backends whose own format drops dim names (OpenVINO IR) show the dim as `?`.
     assert!(
-        e.contains("'image'") && e.contains("[batch, 3, 32, 32]"),
+        e.contains("'image'") && (e.contains("[batch, 3, 32, 32]") || e.contains("[?, 3, 32, 32]")),
         "{e}"
     );
     let e = err(vec![(

@@ -184,6 +184,12 @@ pub trait Wrapper: Send + Sync {
     /// [`Error::Backend`] when the engine fails.
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>>;
 
+    /// The engine settings in effect, as `(name, value)` pairs for reports (`rdeploy bench`):
+    /// the precision the engine actually computes in, threads, streams. Empty by default.
+    fn settings(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// The output names, in output order.
     fn output_names(&self) -> Vec<&str> {
         self.outputs().iter().map(|o| o.name.as_str()).collect()

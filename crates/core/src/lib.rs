@@ -35,6 +35,7 @@ mod dtype;
 mod error;
 pub mod guard;
 pub mod io;
+pub mod locate;
 pub mod onnx;
 mod registry;
 mod tensor;

@@ -1,0 +1,575 @@
+//! rdeploy's OpenVINO backend: `to_backend` converts the ONNX file to OpenVINO IR (`.xml` +
+//! `.bin`) with OpenVINO's own `ovc` converter, and the wrapper runs it through OpenVINO's C
+//! library, loaded at run time with the [`openvino`] crate.
+//!
+//! ```no_run
+//! use rdeploy_core::Registry;
+//! let mut registry = Registry::new();
+//! registry.install(&rdeploy_backend_openvino::BACKEND)?;
+//! println!("{}", registry.get("openvino")?.check_env_line()); // openvino: 2026.4.1 ... or None (reason)
+//! # Ok::<(), rdeploy_core::Error>(())
+//! ```
+//!
+//! Loading ([`locate`]): `RDEPLOY_OPENVINO_LIB`, else the `openvino` pip package of the active
+//! Python environment, else an archive install or system folders. The version is probed before
+//! the `openvino` crate loads the library, so a too-old or broken library is an error naming the
+//! file, never a panic.
+//!
+//! Precision: OpenVINO's CPU plugin infers in bf16 on CPUs with AVX-512 BF16 / AMX, and `ovc`
+//! compresses weights to fp16, by default. rdeploy is f32 end to end unless the deploy config
+//! asks otherwise (`backend_config.precision = 'fp16'`, or `inference_precision`); the precision
+//! in effect is reported by [`Wrapper::settings`] (shown by `rdeploy bench`) and `check-env`.
+//!
+//! Concurrency: the compiled model hands out one infer request per concurrent caller (a pool that
+//! grows to the number of callers), so `forward` from many threads is safe and runs in parallel
+//! as far as the compiled model's streams allow.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod convert;
+pub mod locate;
+mod settings;
+
+use openvino::{
+    CompiledModel, Core, DeviceType, ElementType, InferRequest, PropertyKey, RwPropertyKey, Shape,
+};
+use rdeploy_core::{
+    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Dim, Error, Result, Tensor,
+    TensorInfo, Wrapper,
+};
+use settings::{ModelFormat, Settings};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The backend's registered name (MMDeploy's `Backend.OPENVINO`).
+pub const NAME: &str = "openvino";
+
+/// The descriptor the CLI (or any registry) installs.
+pub const BACKEND: BackendDescriptor = BackendDescriptor {
+    name: NAME,
+    aliases: &["ov"],
+    create: || Arc::new(OpenVinoBackend),
+};
+
+/// The OpenVINO backend manager.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenVinoBackend;
+
+/// The loaded library: where it came from, its version, the devices it sees.
+#[derive(Debug)]
+struct Runtime {
+    found: locate::Found,
+    devices: Vec<String>,
+    /// The CPU plugin's own default inference precision (bf16 on CPUs with bf16 units).
+    cpu_default_precision: Option<String>,
+}
+
+static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+
+fn runtime() -> std::result::Result<&'static Runtime, String> {
+    RUNTIME
+        .get_or_init(|| {
+            let found = locate::locate()?;
+            let probe = rdeploy_core::guard::catch_engine_panic(NAME, "loading", || {
+                openvino_sys::library::load_from(found.path.clone()).map_err(|e| {
+                    Error::backend(NAME, format!("cannot load {}: {e}", found.path.display()))
+                })?;
+                let core = Core::new().map_err(|e| ov_err("creating the runtime", e))?;
+                let devices = core
+                    .available_devices()
+                    .map_err(|e| ov_err("listing devices", e))?
+                    .iter()
+                    .map(|d| d.as_ref().to_string())
+                    .collect::<Vec<_>>();
+                let cpu_default_precision = core
+                    .get_property(
+                        &DeviceType::CPU,
+                        &PropertyKey::Rw(RwPropertyKey::HintInferencePrecision),
+                    )
+                    .ok();
+                Ok((devices, cpu_default_precision))
+            });
+            let (devices, cpu_default_precision) = probe.map_err(|e| e.to_string())?;
+            tracing::debug!(
+                "OpenVINO {} from {} ({}), devices {devices:?}",
+                found.build,
+                found.path.display(),
+                found.source
+            );
+            Ok(Runtime {
+                found,
+                devices,
+                cpu_default_precision,
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn loaded() -> Result<&'static Runtime> {
+    runtime().map_err(|reason| Error::BackendUnavailable {
+        backend: NAME.into(),
+        reason,
+    })
+}
+
+fn ov_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::backend(NAME, format!("{what}: {e}"))
+}
+
+/// OpenVINO's device name for an rdeploy device: `cpu` → `CPU`, `gpu:1` → `GPU.1`, `npu` → `NPU`.
+///
+/// # Errors
+/// [`Error::Device`] for kinds OpenVINO does not have, or devices this machine lacks.
+fn ov_device(device: &Device) -> Result<String> {
+    device.ensure_supported(NAME, &["cpu", "gpu", "npu"])?;
+    let base = device.kind().to_ascii_uppercase();
+    let name = match device.index() {
+        Some(i) if !device.is_cpu() => format!("{base}.{i}"),
+        _ => base.clone(),
+    };
+    let rt = loaded()?;
+    let present = rt
+        .devices
+        .iter()
+        .any(|d| *d == name || (device.index().is_none() && d.starts_with(&format!("{base}."))));
+    if !present {
+        return Err(Error::Device {
+            device: device.to_string(),
+            msg: format!(
+                "OpenVINO {} on this machine has no {name} device (it has {}); install the device's driver or use --device cpu",
+                rt.found.version,
+                rt.devices.join(", ")
+            ),
+        });
+    }
+    Ok(name)
+}
+
+fn dtype_of(t: ElementType) -> Option<DType> {
+    Some(match t {
+        ElementType::F32 => DType::F32,
+        ElementType::F16 => DType::F16,
+        ElementType::F64 => DType::F64,
+        ElementType::I8 => DType::I8,
+        ElementType::I16 => DType::I16,
+        ElementType::I32 => DType::I32,
+        ElementType::I64 => DType::I64,
+        ElementType::U8 => DType::U8,
+        ElementType::U16 => DType::U16,
+        ElementType::U32 => DType::U32,
+        ElementType::U64 => DType::U64,
+        ElementType::Boolean => DType::Bool,
+        _ => return None,
+    })
+}
+
+/// The signature of one port of a model read by OpenVINO (dynamic dims are unnamed).
+fn port_info(node: &openvino::Node, what: &str) -> Result<TensorInfo> {
+    let name = node
+        .get_name()
+        .map_err(|e| ov_err(&format!("reading the name of a model {what}"), e))?;
+    let et = node
+        .get_element_type()
+        .map_err(|e| ov_err(&format!("reading the type of {what} '{name}'"), e))?;
+    let dtype = dtype_of(et).ok_or_else(|| {
+        Error::backend(
+            NAME,
+            format!("{what} '{name}' has element type {et}, which rdeploy cannot hold"),
+        )
+    })?;
+    let ps = node
+        .get_partial_shape()
+        .map_err(|e| ov_err(&format!("reading the shape of {what} '{name}'"), e))?;
+    let shape = if ps.get_rank().is_dynamic() {
+        None
+    } else {
+        Some(
+            ps.get_dimensions()
+                .iter()
+                .map(|d| {
+                    if d.is_dynamic() {
+                        Dim::Symbolic(String::new())
+                    } else {
+                        Dim::Fixed(d.get_min().max(0) as u64)
+                    }
+                })
+                .collect(),
+        )
+    };
+    Ok(TensorInfo { name, dtype, shape })
+}
+
+/// Reads a model file (`.xml` with its `.bin`, or `.onnx`) into `core`.
+fn read_model(core: &mut Core, files: &[PathBuf]) -> Result<(openvino::Model, PathBuf)> {
+    let by_ext = |ext: &str| {
+        files
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext)))
+    };
+    let (model, weights) = match (by_ext("xml"), by_ext("onnx")) {
+        (Some(xml), _) => {
+            let bin = by_ext("bin")
+                .cloned()
+                .unwrap_or_else(|| xml.with_extension("bin"));
+            if !bin.is_file() {
+                return Err(Error::model(
+                    xml,
+                    format!(
+                        "its weights file {} is missing; deploy again to regenerate both",
+                        bin.display()
+                    ),
+                ));
+            }
+            (xml.clone(), Some(bin))
+        }
+        (None, Some(onnx)) => (onnx.clone(), None),
+        (None, None) => {
+            return Err(Error::backend(
+                NAME,
+                format!("expected an OpenVINO IR .xml/.bin pair or an .onnx file, got {files:?}"),
+            ));
+        }
+    };
+    let path_str = |p: &Path| {
+        p.to_str().map(str::to_string).ok_or_else(|| {
+            Error::model(
+                p,
+                "OpenVINO's C API needs a UTF-8 path; rename the file or folder",
+            )
+        })
+    };
+    let m = path_str(&model)?;
+    let w = weights.as_deref().map(path_str).transpose()?;
+    let read = core
+        .read_model_from_file(&m, w.as_deref().unwrap_or(""))
+        .map_err(|e| Error::model(&model, format!("OpenVINO cannot read it: {e}")))?;
+    Ok((read, model))
+}
+
+fn model_signature(model: &openvino::Model) -> Result<(Vec<TensorInfo>, Vec<TensorInfo>)> {
+    let n_in = model
+        .get_inputs_len()
+        .map_err(|e| ov_err("counting inputs", e))?;
+    let n_out = model
+        .get_outputs_len()
+        .map_err(|e| ov_err("counting outputs", e))?;
+    let inputs = (0..n_in)
+        .map(|i| {
+            let node = model
+                .get_input_by_index(i)
+                .map_err(|e| ov_err("reading an input", e))?;
+            port_info(&node, "input")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let outputs = (0..n_out)
+        .map(|i| {
+            let node = model
+                .get_output_by_index(i)
+                .map_err(|e| ov_err("reading an output", e))?;
+            port_info(&node, "output")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((inputs, outputs))
+}
+
+/// A model compiled for a device with the config's properties, and the settings in effect.
+struct Compiled {
+    core: Core,
+    compiled: CompiledModel,
+    inputs: Vec<TensorInfo>,
+    outputs: Vec<TensorInfo>,
+    in_effect: Vec<(String, String)>,
+}
+
+fn compile(files: &[PathBuf], device: &Device, s: &Settings) -> Result<Compiled> {
+    let dev_name = ov_device(device)?;
+    rdeploy_core::guard::catch_engine_panic(NAME, "compiling the model", || {
+        let mut core = Core::new().map_err(|e| ov_err("creating the runtime", e))?;
+        let (model, path) = read_model(&mut core, files)?;
+        let (inputs, outputs) = model_signature(&model)?;
+        let dev = DeviceType::from(dev_name.as_str());
+        // OpenVINO checks property names only when compiling; check them here to name the key.
+        let supported = core
+            .get_property(&dev, &PropertyKey::SupportedProperties)
+            .unwrap_or_default();
+        for (k, v) in s.properties() {
+            if !supported.is_empty() && !supported.split([' ', ',']).any(|p| p == k) {
+                return Err(Error::config_key(
+                    s.key_for(&k),
+                    format!(
+                        "OpenVINO's {dev_name} plugin has no property '{k}' (it has: {})",
+                        supported
+                            .split([' ', ','])
+                            .filter(|p| !p.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            core.set_property(&dev, &RwPropertyKey::Other(k.clone().into()), &v)
+                .map_err(|e| {
+                    Error::config_key(
+                        s.key_for(&k),
+                        format!("OpenVINO's {dev_name} plugin refuses {k}={v}: {e}"),
+                    )
+                })?;
+        }
+        let compiled = core.compile_model(&model, dev).map_err(|e| {
+            Error::model(
+                &path,
+                format!("OpenVINO cannot compile it for {dev_name}: {e}"),
+            )
+        })?;
+        let mut in_effect = vec![("device".to_string(), dev_name.clone())];
+        for (label, key) in [
+            ("inference_precision", "INFERENCE_PRECISION_HINT"),
+            ("performance_hint", "PERFORMANCE_HINT"),
+            ("num_streams", "NUM_STREAMS"),
+            ("inference_num_threads", "INFERENCE_NUM_THREADS"),
+            ("optimal_infer_requests", "OPTIMAL_NUMBER_OF_INFER_REQUESTS"),
+        ] {
+            if let Ok(v) = compiled.get_property(&PropertyKey::Other(key.into())) {
+                in_effect.push((label.to_string(), v.into_owned()));
+            }
+        }
+        Ok(Compiled {
+            core,
+            compiled,
+            inputs,
+            outputs,
+            in_effect,
+        })
+    })
+}
+
+impl BackendManager for OpenVinoBackend {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn check(&self) -> rdeploy_core::Availability {
+        runtime().map(|r| r.found.version.clone())
+    }
+
+    fn check_env_line(&self) -> String {
+        match runtime() {
+            Ok(r) => format!(
+                "{NAME}:\t{} (from {}: {}; devices: {}; CPU default precision {}, rdeploy uses f32 unless the config asks)",
+                r.found.version,
+                r.found.source,
+                r.found.path.display(),
+                r.devices.join(", "),
+                r.cpu_default_precision.as_deref().unwrap_or("unknown"),
+            ),
+            Err(reason) => format!("{NAME}:\tNone ({reason})"),
+        }
+    }
+
+    fn device_kinds(&self) -> &[&str] {
+        &["cpu", "gpu", "npu"]
+    }
+
+    fn to_backend(
+        &self,
+        ir_files: &[PathBuf],
+        deploy_cfg: &DeployConfig,
+        work_dir: &Path,
+        device: &Device,
+    ) -> Result<Vec<PathBuf>> {
+        let rt = loaded()?;
+        ov_device(device)?;
+        let onnx = rdeploy_core::single_file(NAME, "openvino's to_backend", ir_files)?;
+        let s = Settings::from_config(deploy_cfg)?;
+        let files = match s.model_format {
+            ModelFormat::Onnx => vec![onnx.to_path_buf()],
+            ModelFormat::Ir => {
+                let ovc =
+                    locate::ovc(&rt.found.path).map_err(|reason| Error::backend(NAME, reason))?;
+                convert::onnx_to_ir(&ovc, onnx, deploy_cfg, &s, work_dir)?
+            }
+        };
+        // Compiling once validates the result for the device now rather than at first use.
+        compile(&files, device, &s)?;
+        Ok(files)
+    }
+
+    fn build_wrapper(
+        &self,
+        backend_files: &[PathBuf],
+        device: &Device,
+        input_names: &[String],
+        output_names: &[String],
+        deploy_cfg: &DeployConfig,
+    ) -> Result<Box<dyn Wrapper>> {
+        loaded()?;
+        let s = Settings::from_config(deploy_cfg)?;
+        let mut c = compile(backend_files, device, &s)?;
+        let (inputs, outputs) =
+            rdeploy_core::select_signature(NAME, &c.inputs, &c.outputs, input_names, output_names)?;
+        let first = c
+            .compiled
+            .create_infer_request()
+            .map_err(|e| ov_err("creating an infer request", e))?;
+        Ok(Box::new(OpenVinoWrapper {
+            device: device.clone(),
+            inputs,
+            outputs,
+            in_effect: c.in_effect,
+            requests: Mutex::new(vec![first]),
+            compiled: Mutex::new(c.compiled),
+            _core: Mutex::new(c.core),
+        }))
+    }
+}
+
+/// A model compiled by OpenVINO, with a pool of infer requests.
+pub struct OpenVinoWrapper {
+    device: Device,
+    inputs: Vec<TensorInfo>,
+    outputs: Vec<TensorInfo>,
+    in_effect: Vec<(String, String)>,
+    // Drop order matters: requests, then the compiled model, then the core.
+    requests: Mutex<Vec<InferRequest>>,
+    compiled: Mutex<CompiledModel>,
+    // Never used after compiling; kept alive for the compiled model (and Mutex'd for Sync).
+    _core: Mutex<Core>,
+}
+
+/// An infer request taken from the pool; goes back on drop.
+struct Lease<'a> {
+    pool: &'a Mutex<Vec<InferRequest>>,
+    req: Option<InferRequest>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.req.take() {
+            self.pool
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(r);
+        }
+    }
+}
+
+impl OpenVinoWrapper {
+    fn lease(&self) -> Result<Lease<'_>> {
+        let pooled = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let req = match pooled {
+            Some(r) => r,
+            None => self
+                .compiled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .create_infer_request()
+                .map_err(|e| ov_err("creating an infer request", e))?,
+        };
+        Ok(Lease {
+            pool: &self.requests,
+            req: Some(req),
+        })
+    }
+}
+
+fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    for (t, spec) in inputs.iter().zip(&w.inputs) {
+        let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+        let mut ov = req
+            .get_tensor(&spec.name)
+            .map_err(|e| ov_err(&format!("binding input '{}'", spec.name), e))?;
+        let current = ov
+            .get_shape()
+            .map_err(|e| ov_err(&format!("binding input '{}'", spec.name), e))?;
+        if current.get_dimensions() != dims.as_slice() {
+            let shape = Shape::new(&dims)
+                .map_err(|e| ov_err(&format!("shape of input '{}'", spec.name), e))?;
+            // `set_shape` returns a second owner of the same tensor handle: forget it, or the
+            // handle would be freed twice.
+            std::mem::forget(ov.set_shape(&shape).map_err(|e| {
+                ov_err(
+                    &format!("input '{}' cannot take shape {:?}", spec.name, t.shape()),
+                    e,
+                )
+            })?);
+        }
+        let dst = ov
+            .get_raw_data_mut()
+            .map_err(|e| ov_err(&format!("binding input '{}'", spec.name), e))?;
+        let src = t.as_bytes();
+        if dst.len() != src.len() {
+            return Err(Error::backend(
+                NAME,
+                format!(
+                    "input '{}' holds {} bytes, OpenVINO expects {}",
+                    spec.name,
+                    src.len(),
+                    dst.len()
+                ),
+            ));
+        }
+        dst.copy_from_slice(src);
+    }
+    req.infer().map_err(|e| ov_err("inference failed", e))?;
+    w.outputs
+        .iter()
+        .map(|spec| {
+            let ov = req
+                .get_tensor(&spec.name)
+                .map_err(|e| ov_err(&format!("reading output '{}'", spec.name), e))?;
+            let read = |e| ov_err(&format!("reading output '{}'", spec.name), e);
+            let et = ov.get_element_type().map_err(read)?;
+            let dtype = dtype_of(et).ok_or_else(|| {
+                Error::backend(
+                    NAME,
+                    format!(
+                        "output '{}' has element type {et}, which rdeploy cannot hold",
+                        spec.name
+                    ),
+                )
+            })?;
+            let shape: Vec<usize> = ov
+                .get_shape()
+                .map_err(read)?
+                .get_dimensions()
+                .iter()
+                .map(|&d| d.max(0) as usize)
+                .collect();
+            Tensor::from_le_bytes(dtype, &shape, ov.get_raw_data().map_err(read)?)
+        })
+        .collect()
+}
+
+impl Wrapper for OpenVinoWrapper {
+    fn backend(&self) -> &str {
+        NAME
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn inputs(&self) -> &[TensorInfo] {
+        &self.inputs
+    }
+
+    fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
+    }
+
+    fn settings(&self) -> Vec<(String, String)> {
+        self.in_effect.clone()
+    }
+
+    fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let mut lease = self.lease()?;
+        let Some(req) = lease.req.as_mut() else {
+            return Err(Error::backend(NAME, "no infer request"));
+        };
+        rdeploy_core::guard::catch_engine_panic(NAME, "inference", || run(req, self, &inputs))
+    }
+}
