@@ -55,6 +55,12 @@ struct Cli {
     #[arg(long, global = true, default_value = "info", env = "RDEPLOY_LOG")]
     log_level: String,
 
+    /// Load a backend plugin (a shared library built against rdeploy_plugin.h); repeatable.
+    /// RDEPLOY_PLUGIN_PATH (files or folders of *.so, `:`-separated) adds more. A plugin that
+    /// cannot be loaded is listed by check-env with the reason; other backends still work.
+    #[arg(long = "plugin", value_name = "FILE", global = true)]
+    plugins: Vec<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -218,6 +224,10 @@ pub fn run_with(registry: Registry, args: impl IntoIterator<Item = std::ffi::OsS
         eprintln!("error: {e}");
         return 2;
     }
+    let mut registry = registry;
+    let mut plugins = rdeploy_plugin::host::paths_from_env();
+    plugins.extend(cli.plugins.iter().cloned());
+    rdeploy_plugin::host::install(&mut registry, &plugins);
     match dispatch(&registry, cli.command) {
         Ok(()) => 0,
         Err(e) => {

@@ -1,0 +1,126 @@
+//! The C types and function signatures of `rdeploy_plugin.h`, version 1.
+
+use std::ffi::{c_char, c_void};
+
+/// An error allocated by the plugin (opaque).
+#[repr(C)]
+pub struct RdError {
+    _private: [u8; 0],
+}
+
+/// A session allocated by the plugin (opaque).
+#[repr(C)]
+pub struct RdSession {
+    _private: [u8; 0],
+}
+
+/// `rdeploy_tensor_info`: one input or output of a session's signature.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RdTensorInfo {
+    /// NUL-terminated name.
+    pub name: *const c_char,
+    /// ONNX element type code.
+    pub dtype: i32,
+    /// Number of dims.
+    pub rank: usize,
+    /// `rank` dims; -1 = dynamic.
+    pub dims: *const i64,
+}
+
+/// `rdeploy_tensor`: a dense row-major little-endian tensor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RdTensor {
+    /// NUL-terminated name.
+    pub name: *const c_char,
+    /// ONNX element type code.
+    pub dtype: i32,
+    /// Number of dims.
+    pub rank: usize,
+    /// `rank` dims.
+    pub shape: *const i64,
+    /// `byte_size` bytes of data.
+    pub data: *const c_void,
+    /// Bytes at `data`.
+    pub byte_size: usize,
+}
+
+/// `rdeploy_file_fn`.
+pub type FileFn = unsafe extern "C" fn(ctx: *mut c_void, path: *const c_char);
+/// `rdeploy_signature_fn`.
+pub type SignatureFn = unsafe extern "C" fn(ctx: *mut c_void, info: *const RdTensorInfo);
+/// `rdeploy_tensor_fn`.
+pub type TensorFn = unsafe extern "C" fn(ctx: *mut c_void, tensor: *const RdTensor);
+
+/// `rdeploy_plugin_abi_version`.
+pub type AbiVersionFn = unsafe extern "C" fn() -> u32;
+/// `rdeploy_plugin_name`, `rdeploy_plugin_version`, `rdeploy_plugin_device_kinds`.
+pub type StaticStrFn = unsafe extern "C" fn() -> *const c_char;
+/// `rdeploy_plugin_is_available`.
+pub type IsAvailableFn = unsafe extern "C" fn() -> *mut RdError;
+/// `rdeploy_plugin_error_message`.
+pub type ErrorMessageFn = unsafe extern "C" fn(error: *const RdError) -> *const c_char;
+/// `rdeploy_plugin_error_free`.
+pub type ErrorFreeFn = unsafe extern "C" fn(error: *mut RdError);
+/// `rdeploy_plugin_to_backend`.
+pub type ToBackendFn = unsafe extern "C" fn(
+    ir_file: *const c_char,
+    config_json: *const c_char,
+    work_dir: *const c_char,
+    device: *const c_char,
+    add_file: FileFn,
+    ctx: *mut c_void,
+) -> *mut RdError;
+/// `rdeploy_plugin_session_create`.
+pub type SessionCreateFn = unsafe extern "C" fn(
+    files: *const *const c_char,
+    n_files: usize,
+    device: *const c_char,
+    config_json: *const c_char,
+    out: *mut *mut RdSession,
+) -> *mut RdError;
+/// `rdeploy_plugin_session_destroy`.
+pub type SessionDestroyFn = unsafe extern "C" fn(session: *mut RdSession);
+/// `rdeploy_plugin_session_signature`.
+pub type SessionSignatureFn = unsafe extern "C" fn(
+    session: *const RdSession,
+    input: SignatureFn,
+    output: SignatureFn,
+    ctx: *mut c_void,
+) -> *mut RdError;
+/// `rdeploy_plugin_session_run`.
+pub type SessionRunFn = unsafe extern "C" fn(
+    session: *mut RdSession,
+    inputs: *const RdTensor,
+    n_inputs: usize,
+    emit: TensorFn,
+    ctx: *mut c_void,
+) -> *mut RdError;
+
+/// Every function of ABI version 1 (besides `rdeploy_plugin_abi_version`, checked first).
+#[derive(Clone, Copy, Debug)]
+pub struct Functions {
+    /// `rdeploy_plugin_name`.
+    pub name: StaticStrFn,
+    /// `rdeploy_plugin_version`.
+    pub version: StaticStrFn,
+    /// `rdeploy_plugin_device_kinds`.
+    pub device_kinds: StaticStrFn,
+    /// `rdeploy_plugin_is_available`.
+    pub is_available: IsAvailableFn,
+    /// `rdeploy_plugin_error_message`.
+    pub error_message: ErrorMessageFn,
+    /// `rdeploy_plugin_error_free`.
+    pub error_free: ErrorFreeFn,
+    /// `rdeploy_plugin_to_backend`.
+    pub to_backend: ToBackendFn,
+    /// `rdeploy_plugin_session_create`.
+    pub session_create: SessionCreateFn,
+    /// `rdeploy_plugin_session_destroy`.
+    pub session_destroy: SessionDestroyFn,
+    /// `rdeploy_plugin_session_signature`.
+    pub session_signature: SessionSignatureFn,
+    /// `rdeploy_plugin_session_run`.
+    pub session_run: SessionRunFn,
+}
