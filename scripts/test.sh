@@ -9,7 +9,17 @@ scripts/setup-venv.sh
 export RDEPLOY_REQUIRE_BACKENDS="${RDEPLOY_REQUIRE_BACKENDS:-tract,onnxruntime,openvino}"
 # Engines installed as Python wheels are found through the active environment.
 export VIRTUAL_ENV="$PWD/.venv"
+# One target dir for the workspace and the out-of-tree examples; binaries are used from it.
+export CARGO_TARGET_DIR="$PWD/target"
 cargo test --workspace --locked
+# Third-party backends, built outside the workspace against rdeploy's public crates only (same
+# target dir and profiles, so shared dependencies are not rebuilt).
+cargo test --manifest-path examples/custom-backend/Cargo.toml --locked
+# The same Rust backend as a plugin (export_plugin! cdylib) of the stock rdeploy binary.
+target/debug/rdeploy --plugin target/debug/librdeploy_ndarray_backend.so \
+  compare tests/data/small-cnn.onnx --backends tract,ndarray --shape batch=2
+# The C plugin, built with cc, end to end through the stock binary.
+PATH="$PWD/.venv/bin:$PATH" examples/c-plugin/check.sh target/debug/rdeploy
 contract=../shared/checks/cli-contract.sh
 if [ -f "$contract" ]; then
   PATH="$PWD/.venv/bin:$PATH" bash "$contract" target/debug/rdeploy ${RDEPLOY_REQUIRE_BACKENDS//,/ }

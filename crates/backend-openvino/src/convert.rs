@@ -220,7 +220,7 @@ pub(crate) fn onnx_to_ir(
             cmd.arg("--output").arg(names.join(","));
         }
         cmd.args(mo_options(cfg)?);
-        tracing::info!("converting with {cmd:?}");
+        tracing::debug!("converting with {cmd:?}");
         let out = cmd.output().map_err(|e| {
             Error::backend(
                 NAME,
