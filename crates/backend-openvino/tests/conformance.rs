@@ -90,17 +90,35 @@ fn setting(w: &dyn Wrapper, name: &str) -> String {
         .unwrap_or_else(|| panic!("no setting {name} in {:?}", w.settings()))
 }
 
+/// Converts the test CNN with `backend_config` into a fresh work dir and loads it: (files,
+/// wrapper, work dir).
+fn deploy(
+    backend_config: serde_json::Value,
+    what: &str,
+) -> (
+    Vec<std::path::PathBuf>,
+    Box<dyn Wrapper>,
+    std::path::PathBuf,
+) {
+    let case = conf::cnn_case();
+    let work = conf::tempdir("openvino", what);
+    let c = cfg(backend_config);
+    let files = OpenVinoBackend
+        .to_backend(std::slice::from_ref(&case.model), &c, &work, &Device::cpu())
+        .unwrap();
+    let w = OpenVinoBackend
+        .build_wrapper(&files, &Device::cpu(), &[], &[], &c)
+        .unwrap();
+    (files, w, work)
+}
+
 #[test]
 fn default_is_f32_ir_with_f32_weights() {
     if !conf::backend_under_test(&OpenVinoBackend) {
         return;
     }
     let case = conf::cnn_case();
-    let work = conf::tempdir("openvino", "f32");
-    let c = cfg(json!({"type": "openvino"}));
-    let files = OpenVinoBackend
-        .to_backend(std::slice::from_ref(&case.model), &c, &work, &Device::cpu())
-        .unwrap();
+    let (files, w, work) = deploy(json!({"type": "openvino"}), "f32");
     let names: Vec<String> = files
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -110,9 +128,6 @@ fn default_is_f32_ir_with_f32_weights() {
     let bin = std::fs::metadata(&files[1]).unwrap().len();
     let onnx = std::fs::metadata(&case.model).unwrap().len();
     assert!(bin * 100 > onnx * 80, "bin {bin} bytes vs onnx {onnx}");
-    let w = OpenVinoBackend
-        .build_wrapper(&files, &Device::cpu(), &[], &[], &c)
-        .unwrap();
     assert_eq!(setting(w.as_ref(), "inference_precision"), "f32");
     assert_eq!(setting(w.as_ref(), "device"), "CPU");
     let _ = std::fs::remove_dir_all(&work);
@@ -124,17 +139,10 @@ fn fp16_compresses_weights_and_stays_close() {
         return;
     }
     let case = conf::cnn_case();
-    let work = conf::tempdir("openvino", "fp16");
-    let c = cfg(json!({"type": "openvino", "precision": "fp16"}));
-    let files = OpenVinoBackend
-        .to_backend(std::slice::from_ref(&case.model), &c, &work, &Device::cpu())
-        .unwrap();
+    let (files, w, work) = deploy(json!({"type": "openvino", "precision": "fp16"}), "fp16");
     let bin = std::fs::metadata(&files[1]).unwrap().len();
     let onnx = std::fs::metadata(&case.model).unwrap().len();
     assert!(bin * 100 < onnx * 65, "fp16 bin {bin} bytes vs onnx {onnx}");
-    let w = OpenVinoBackend
-        .build_wrapper(&files, &Device::cpu(), &[], &[], &c)
-        .unwrap();
     let out = w
         .forward(vec![("image".into(), case.data_sets[0].inputs[0].clone())])
         .unwrap();
@@ -167,15 +175,10 @@ fn opt_shapes_fix_the_input_shape() {
         return;
     }
     let case = conf::cnn_case();
-    let work = conf::tempdir("openvino", "opt-shapes");
-    let c = cfg(json!({"type": "openvino",
-        "model_inputs": [{"opt_shapes": {"image": [1, 3, 32, 32]}}]}));
-    let files = OpenVinoBackend
-        .to_backend(std::slice::from_ref(&case.model), &c, &work, &Device::cpu())
-        .unwrap();
-    let w = OpenVinoBackend
-        .build_wrapper(&files, &Device::cpu(), &[], &[], &c)
-        .unwrap();
+    let (_, w, work) = deploy(
+        json!({"type": "openvino", "model_inputs": [{"opt_shapes": {"image": [1, 3, 32, 32]}}]}),
+        "opt-shapes",
+    );
     assert_eq!(w.inputs()[0].shape_string(), "[1, 3, 32, 32]");
     assert_eq!(case.data_sets[0].inputs[0].shape(), [2, 3, 32, 32]);
     let e = w

@@ -491,6 +491,25 @@ fn available(backend: &str) -> bool {
     found
 }
 
+/// The `check-env` line of `backend`, with environment variables set and removed.
+fn check_env_line(backend: &str, set: &[(&str, &Path)], remove: &[&str]) -> String {
+    let mut c = rdeploy();
+    c.arg("check-env");
+    for (k, v) in set {
+        c.env(k, v);
+    }
+    for k in remove {
+        c.env_remove(k);
+    }
+    let o = c.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let prefix = format!("{backend}:");
+    out.lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {backend} line in:\n{out}"))
+        .to_string()
+}
+
 /// True when ONNX Runtime is found; panics if it is required and missing.
 fn ort_available() -> bool {
     available("onnxruntime")
@@ -507,14 +526,11 @@ fn onnxruntime_check_env_reports_version_or_where_it_looked() {
         );
     }
     let empty = tempfile::tempdir().unwrap();
-    let o = rdeploy()
-        .args(["check-env"])
-        .env("RDEPLOY_ORT_SEARCH_PATH", empty.path())
-        .env_remove("ORT_DYLIB_PATH")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().find(|l| l.starts_with("onnxruntime:")).unwrap();
+    let line = check_env_line(
+        "onnxruntime",
+        &[("RDEPLOY_ORT_SEARCH_PATH", empty.path())],
+        &["ORT_DYLIB_PATH"],
+    );
     assert!(
         line.starts_with("onnxruntime:\tNone (libonnxruntime not found (looked in: "),
         "{line}"
@@ -830,40 +846,27 @@ fn openvino_check_env_reports_version_or_where_it_looked() {
         );
     }
     let empty = tempfile::tempdir().unwrap();
-    let o = rdeploy()
-        .args(["check-env"])
-        .env("RDEPLOY_OPENVINO_SEARCH_PATH", empty.path())
-        .env_remove("RDEPLOY_OPENVINO_LIB")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().find(|l| l.starts_with("openvino:")).unwrap();
+    let line = check_env_line(
+        "openvino",
+        &[("RDEPLOY_OPENVINO_SEARCH_PATH", empty.path())],
+        &["RDEPLOY_OPENVINO_LIB"],
+    );
     assert!(
         line.starts_with("openvino:\tNone (libopenvino_c not found (looked in: ")
             && line.contains(s(empty.path()))
             && line.contains("pip install openvino"),
         "{line}"
     );
-    let o = rdeploy()
-        .args(["check-env"])
-        .env("RDEPLOY_OPENVINO_LIB", s(&empty.path().join("libnope.so")))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+    let missing = empty.path().join("libnope.so");
+    let line = check_env_line("openvino", &[("RDEPLOY_OPENVINO_LIB", &missing)], &[]);
     assert!(
-        out.contains("RDEPLOY_OPENVINO_LIB=") && out.contains("does not exist"),
-        "{out}"
+        line.contains("RDEPLOY_OPENVINO_LIB=") && line.contains("does not exist"),
+        "{line}"
     );
     // A file that is not OpenVINO is named as such.
     let fake = empty.path().join("libopenvino_c.so.2641");
     std::fs::write(&fake, b"not a library").unwrap();
-    let o = rdeploy()
-        .args(["check-env"])
-        .env("RDEPLOY_OPENVINO_LIB", s(&fake))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().find(|l| l.starts_with("openvino:")).unwrap();
+    let line = check_env_line("openvino", &[("RDEPLOY_OPENVINO_LIB", &fake)], &[]);
     assert!(
         line.starts_with("openvino:\tNone (cannot load ") && line.contains(s(&fake)),
         "{line}"
@@ -949,4 +952,40 @@ fn openvino_and_onnxruntime_and_tract_compare_equal() {
     ]))
     .unwrap();
     assert_eq!(j["pass"], true, "{j}");
+}
+
+#[test]
+fn a_plugin_that_cannot_load_is_listed_and_the_rest_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("libjunk.so");
+    std::fs::write(&junk, b"not a shared library").unwrap();
+    let (code, out, err) = run(&["--plugin", s(&junk), "check-env"]);
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().find(|l| l.starts_with("junk:")).unwrap();
+    assert!(
+        line.starts_with("junk:\tNone (plugin ") && line.contains("cannot load it"),
+        "{line}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("tract:\t0.")), "{out}");
+    // From RDEPLOY_PLUGIN_PATH (a folder) too; and using it is a clear error, other backends run.
+    let o = rdeploy()
+        .args([
+            "compare",
+            "tests/data/small-cnn.onnx",
+            "--backends",
+            "tract,tract",
+        ])
+        .env("RDEPLOY_PLUGIN_PATH", tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = fails(&[
+        "--plugin",
+        s(&junk),
+        "compare",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        "tract,junk",
+    ]);
+    assert!(e.contains("junk") && e.contains("cannot load it"), "{e}");
 }
