@@ -16,6 +16,7 @@ cargo test --workspace --locked
 # target dir and profiles, so shared dependencies are not rebuilt).
 cargo test --manifest-path examples/custom-backend/Cargo.toml --locked
 # The same Rust backend as a plugin (export_plugin! cdylib) of the stock rdeploy binary.
+cargo build --manifest-path examples/custom-backend/Cargo.toml --locked --lib
 target/debug/rdeploy --plugin target/debug/librdeploy_ndarray_backend.so \
   compare tests/data/small-cnn.onnx --backends tract,ndarray --shape batch=2
 # The C plugin, built with cc, end to end through the stock binary.

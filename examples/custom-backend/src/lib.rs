@@ -535,6 +535,44 @@ mod tests {
         assert!(!broadcastable(&[2, 3], &[4]));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn softmax_is_a_distribution_along_its_axis(
+            v in proptest::collection::vec(-30.0f32..30.0, 12),
+            axis in 0i64..2,
+        ) {
+            let n = NodeProto {
+                attribute: vec![AttributeProto {
+                    name: Some("axis".into()),
+                    i: Some(axis),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let x = ArrayD::from_shape_vec(IxDyn(&[3, 4]), v).expect("12 values");
+            let y = softmax(&n, &x).expect("softmax");
+            for lane in y.lanes(Axis(axis as usize)) {
+                proptest::prop_assert!((lane.sum() - 1.0).abs() < 1e-5);
+                proptest::prop_assert!(lane.iter().all(|&p| (0.0..=1.0).contains(&p)));
+            }
+        }
+
+        #[test]
+        fn broadcast_add_matches_element_by_element(
+            a in proptest::collection::vec(-1e3f32..1e3, 6),
+            b in proptest::collection::vec(-1e3f32..1e3, 3),
+        ) {
+            let x = ArrayD::from_shape_vec(IxDyn(&[2, 3]), a.clone()).expect("6 values");
+            let bias = ArrayD::from_shape_vec(IxDyn(&[3]), b.clone()).expect("3 values");
+            let y = binary(&x, &bias, "Add");
+            for i in 0..2 {
+                for j in 0..3 {
+                    proptest::prop_assert_eq!(y[[i, j]], a[i * 3 + j] + b[j]);
+                }
+            }
+        }
+    }
+
     #[test]
     fn softmax_rows_sum_to_one() {
         let n = NodeProto::default();
