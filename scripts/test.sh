@@ -14,9 +14,11 @@ export CARGO_TARGET_DIR="$PWD/target"
 cargo test --workspace --locked
 # Third-party backends, built outside the workspace against rdeploy's public crates only (same
 # target dir and profiles, so shared dependencies are not rebuilt).
+# --all-targets: the cdylib (which `cargo test` does not produce) is built with the test
+# targets' dependency features, the same as the workspace's, so nothing shared is rebuilt.
+cargo build --manifest-path examples/custom-backend/Cargo.toml --locked --all-targets
 cargo test --manifest-path examples/custom-backend/Cargo.toml --locked
 # The same Rust backend as a plugin (export_plugin! cdylib) of the stock rdeploy binary.
-cargo build --manifest-path examples/custom-backend/Cargo.toml --locked --lib
 target/debug/rdeploy --plugin target/debug/librdeploy_ndarray_backend.so \
   compare tests/data/small-cnn.onnx --backends tract,ndarray --shape batch=2
 # The C plugin, built with cc, end to end through the stock binary.

@@ -4,8 +4,9 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
 
+use assert_cmd::Command;
+use predicates::prelude::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -19,7 +20,8 @@ fn data() -> PathBuf {
 
 /// Runs the binary; returns (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_rdeploy-ndarray"))
+    let o = Command::cargo_bin("rdeploy-ndarray")
+        .unwrap()
         .args(args)
         .current_dir(root())
         .env("RDEPLOY_LOG", "warn")
@@ -44,14 +46,20 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn check_env_lists_the_backend_beside_the_built_in_ones() {
-    let out = ok(&["check-env"]);
-    assert!(out.lines().any(|l| l == "ndarray:\t0.1.0"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("tract:\t")), "{out}");
+    Command::cargo_bin("rdeploy-ndarray")
+        .unwrap()
+        .arg("check-env")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\nndarray:\t0.1.0\n"))
+        .stdout(predicate::str::starts_with("rdeploy:\t"))
+        .stdout(predicate::str::contains("\ntract:\t"));
 }
 
 #[test]
 fn a_cnn_deploys_runs_and_matches_the_reference() {
-    let tmp = std::env::temp_dir().join(format!("rdeploy-ndarray-e2e-{}", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path();
     let work = tmp.join("w");
     let cfg =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/classification_ndarray_dynamic.py");
@@ -88,7 +96,6 @@ fn a_cnn_deploys_runs_and_matches_the_reference() {
     for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
         assert!((a - b).abs() <= 1e-6 + 1e-5 * b.abs(), "{a} vs {b}");
     }
-    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 #[test]
@@ -107,7 +114,8 @@ fn compare_against_tract_passes() {
 
 #[test]
 fn an_unsupported_model_is_refused_at_deploy_naming_the_operator() {
-    let tmp = std::env::temp_dir().join(format!("rdeploy-ndarray-unsup-{}", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("w");
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/_base_/backends/ndarray.py");
     let model = data().join("unsupported-op/model.onnx");
     let (success, _, err) = run(&["deploy", s(&cfg), s(&model), "--work-dir", s(&tmp)]);
@@ -117,5 +125,4 @@ fn an_unsupported_model_is_refused_at_deploy_naming_the_operator() {
         "{err}"
     );
     assert!(!tmp.join("deploy.json").exists());
-    let _ = std::fs::remove_dir_all(&tmp);
 }
