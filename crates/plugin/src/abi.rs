@@ -1,6 +1,7 @@
 //! The C types and function signatures of `rdeploy_plugin.h`, version 1.
 
-use std::ffi::{c_char, c_void};
+use rdeploy_core::{DType, Tensor};
+use std::ffi::{CString, c_char, c_void};
 
 /// An error allocated by the plugin (opaque).
 #[repr(C)]
@@ -44,6 +45,74 @@ pub struct RdTensor {
     pub data: *const c_void,
     /// Bytes at `data`.
     pub byte_size: usize,
+}
+
+impl RdTensor {
+    /// Copies the tensor into an rdeploy [`Tensor`], checking its element type and data.
+    ///
+    /// # Safety
+    /// `shape` holds `rank` dims and `data` holds `byte_size` bytes, valid for the call.
+    ///
+    /// # Errors
+    /// What is wrong with it (element type, missing data, size not matching the shape).
+    pub unsafe fn to_tensor(&self) -> Result<Tensor, String> {
+        let dtype = DType::from_onnx_code(self.dtype)
+            .ok_or_else(|| format!("element type code {} is not one rdeploy holds", self.dtype))?;
+        if self.byte_size > 0 && self.data.is_null() {
+            return Err("it has no data".into());
+        }
+        let shape: Vec<usize> = if self.rank == 0 || self.shape.is_null() {
+            vec![]
+        } else {
+            // SAFETY: `shape` holds `rank` dims, per the contract.
+            unsafe { std::slice::from_raw_parts(self.shape, self.rank) }
+                .iter()
+                .map(|&d| d.max(0) as usize)
+                .collect()
+        };
+        let bytes: &[u8] = if self.byte_size == 0 {
+            &[]
+        } else {
+            // SAFETY: `data` holds `byte_size` bytes, per the contract.
+            unsafe { std::slice::from_raw_parts(self.data.cast::<u8>(), self.byte_size) }
+        };
+        Tensor::from_le_bytes(dtype, &shape, bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// An rdeploy [`Tensor`] laid out for the C ABI: owns the name and shape storage that
+/// [`raw`](ExportTensor::raw) points into, and borrows the tensor's data.
+pub struct ExportTensor<'a> {
+    name: CString,
+    shape: Vec<i64>,
+    tensor: &'a Tensor,
+}
+
+impl<'a> ExportTensor<'a> {
+    /// Lays out `tensor` under `name`.
+    ///
+    /// # Errors
+    /// When the name contains a NUL byte.
+    pub fn new(name: &str, tensor: &'a Tensor) -> Result<Self, String> {
+        Ok(ExportTensor {
+            name: CString::new(name).map_err(|_| format!("tensor name '{name}' contains NUL"))?,
+            shape: tensor.shape().iter().map(|&d| d as i64).collect(),
+            tensor,
+        })
+    }
+
+    /// The `rdeploy_tensor`, valid while `self` lives.
+    pub fn raw(&self) -> RdTensor {
+        let bytes = self.tensor.as_bytes();
+        RdTensor {
+            name: self.name.as_ptr(),
+            dtype: self.tensor.dtype().onnx_code(),
+            rank: self.shape.len(),
+            shape: self.shape.as_ptr(),
+            data: bytes.as_ptr().cast(),
+            byte_size: bytes.len(),
+        }
+    }
 }
 
 /// `rdeploy_file_fn`.

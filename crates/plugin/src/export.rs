@@ -2,10 +2,10 @@
 //! functions of `rdeploy_plugin.h`, each delegating to an [`Exported`] backend with panics
 //! caught and returned as errors.
 
-use crate::abi::{FileFn, RdError, RdSession, RdTensor, RdTensorInfo, SignatureFn, TensorFn};
-use rdeploy_core::{
-    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Dim, Result, Tensor, Wrapper,
+use crate::abi::{
+    ExportTensor, FileFn, RdError, RdSession, RdTensor, RdTensorInfo, SignatureFn, TensorFn,
 };
+use rdeploy_core::{BackendDescriptor, BackendManager, DeployConfig, Device, Dim, Result, Wrapper};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -470,42 +470,15 @@ pub unsafe fn session_run(
         let tensors = raw
             .iter()
             .map(|t| {
-                let dtype = DType::from_onnx_code(t.dtype).ok_or_else(|| {
-                    rdeploy_core::Error::Tensor(format!("element type code {}", t.dtype))
-                })?;
-                let shape: Vec<usize> = if t.rank == 0 {
-                    vec![]
-                } else {
-                    // SAFETY: `shape` holds `rank` dims.
-                    unsafe { std::slice::from_raw_parts(t.shape, t.rank) }
-                        .iter()
-                        .map(|&d| d.max(0) as usize)
-                        .collect()
-                };
-                let bytes: &[u8] = if t.byte_size == 0 {
-                    &[]
-                } else {
-                    // SAFETY: `data` holds `byte_size` bytes.
-                    unsafe { std::slice::from_raw_parts(t.data.cast::<u8>(), t.byte_size) }
-                };
-                Tensor::from_le_bytes(dtype, &shape, bytes)
+                // SAFETY: each tensor's pointers are valid for the call, per the contract.
+                unsafe { t.to_tensor() }.map_err(rdeploy_core::Error::Tensor)
             })
             .collect::<Result<Vec<_>>>()?;
         let outs = w.execute(tensors)?;
         for (t, spec) in outs.iter().zip(w.outputs()) {
-            let name = CString::new(spec.name.clone()).map_err(|_| {
-                rdeploy_core::Error::backend(w.backend(), "a tensor name contains NUL")
-            })?;
-            let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
-            let bytes = t.as_bytes();
-            let out = RdTensor {
-                name: name.as_ptr(),
-                dtype: t.dtype().onnx_code(),
-                rank: shape.len(),
-                shape: shape.as_ptr(),
-                data: bytes.as_ptr().cast(),
-                byte_size: bytes.len(),
-            };
+            let laid_out = ExportTensor::new(&spec.name, t)
+                .map_err(|m| rdeploy_core::Error::backend(w.backend(), m))?;
+            let out = laid_out.raw();
             // SAFETY: the host's callback; `out` and its pointers live for the call.
             unsafe { emit(ctx, &out) };
         }

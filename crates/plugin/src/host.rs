@@ -1,7 +1,7 @@
 //! Loading plugins into a registry, and the backend and wrapper that call into them.
 
 use crate::ABI_VERSION;
-use crate::abi::{Functions, RdError, RdSession, RdTensor, RdTensorInfo};
+use crate::abi::{ExportTensor, Functions, RdError, RdSession, RdTensor, RdTensorInfo};
 use rdeploy_core::{
     BackendManager, DType, DeployConfig, Device, Dim, Error, Registry, Result, Tensor, TensorInfo,
     Wrapper,
@@ -562,30 +562,10 @@ unsafe extern "C" fn collect_tensor(ctx: *mut c_void, t: *const RdTensor) {
     // during the callback.
     let (out, t) = unsafe { (&mut *ctx.cast::<Emitted>(), &*t) };
     let name = cstr_or(t.name, "");
-    let shape: Vec<usize> = dims_from(t.rank, t.shape)
-        .into_iter()
-        .map(|d| d.max(0) as usize)
-        .collect();
-    let r = match DType::from_onnx_code(t.dtype) {
-        None => Err(format!(
-            "output '{name}' has element type code {}, not one rdeploy holds",
-            t.dtype
-        )),
-        Some(_) if t.data.is_null() && t.byte_size > 0 => {
-            Err(format!("output '{name}' has no data"))
-        }
-        Some(dtype) => {
-            let bytes: &[u8] = if t.byte_size == 0 {
-                &[]
-            } else {
-                // SAFETY: the ABI says `data` holds `byte_size` bytes during the callback.
-                unsafe { std::slice::from_raw_parts(t.data.cast::<u8>(), t.byte_size) }
-            };
-            Tensor::from_le_bytes(dtype, &shape, bytes)
-                .map(|x| (name.clone(), x))
-                .map_err(|e| format!("output '{name}': {e}"))
-        }
-    };
+    // SAFETY: the ABI says what `t` points to is valid during the callback.
+    let r = unsafe { t.to_tensor() }
+        .map(|x| (name.clone(), x))
+        .map_err(|e| format!("output '{name}': {e}"));
     out.push(r);
 }
 
@@ -604,31 +584,13 @@ impl Wrapper for PluginWrapper {
     }
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
-        let names = self
-            .inputs
+        let laid_out = inputs
             .iter()
-            .map(|s| c_string("an input name", &s.name))
-            .collect::<Result<Vec<_>>>()?;
-        let shapes: Vec<Vec<i64>> = inputs
-            .iter()
-            .map(|t| t.shape().iter().map(|&d| d as i64).collect())
-            .collect();
-        let raw: Vec<RdTensor> = inputs
-            .iter()
-            .zip(&names)
-            .zip(&shapes)
-            .map(|((t, n), s)| {
-                let bytes = t.as_bytes();
-                RdTensor {
-                    name: n.as_ptr(),
-                    dtype: t.dtype().onnx_code(),
-                    rank: s.len(),
-                    shape: s.as_ptr(),
-                    data: bytes.as_ptr().cast(),
-                    byte_size: bytes.len(),
-                }
-            })
-            .collect();
+            .zip(&self.inputs)
+            .map(|(t, spec)| ExportTensor::new(&spec.name, t))
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(|m| Error::backend(&self.backend, m))?;
+        let raw: Vec<RdTensor> = laid_out.iter().map(ExportTensor::raw).collect();
         let mut emitted: Emitted = Vec::new();
         let session = self
             .session
