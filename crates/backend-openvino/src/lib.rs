@@ -34,8 +34,8 @@ use openvino::{
     CompiledModel, Core, DeviceType, ElementType, InferRequest, PropertyKey, RwPropertyKey, Shape,
 };
 use rdeploy_core::{
-    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Dim, Error, Result, Tensor,
-    TensorInfo, Wrapper,
+    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Dim, Error, Result, Signature,
+    Tensor, TensorInfo, Wrapper,
 };
 use settings::{ModelFormat, Settings};
 use std::path::{Path, PathBuf};
@@ -113,8 +113,8 @@ fn loaded() -> Result<&'static Runtime> {
     })
 }
 
-fn ov_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::backend(NAME, format!("{what}: {e}"))
+fn ov_err(what: &str, e: impl Into<rdeploy_core::BoxError>) -> Error {
+    Error::engine(NAME, what, e)
 }
 
 /// OpenVINO's device name for an rdeploy device: `cpu` → `CPU`, `gpu:1` → `GPU.1`, `npu` → `NPU`.
@@ -405,16 +405,21 @@ impl BackendManager for OpenVinoBackend {
         loaded()?;
         let s = Settings::from_config(deploy_cfg)?;
         let mut c = compile(backend_files, device, &s)?;
-        let (inputs, outputs) =
-            rdeploy_core::select_signature(NAME, &c.inputs, &c.outputs, input_names, output_names)?;
+        let sig = rdeploy_core::select_signature(
+            NAME,
+            &c.inputs,
+            &c.outputs,
+            input_names,
+            output_names,
+            device,
+        )?;
         let first = c
             .compiled
             .create_infer_request()
             .map_err(|e| ov_err("creating an infer request", e))?;
         Ok(Box::new(OpenVinoWrapper {
-            device: device.clone(),
-            inputs,
-            outputs,
+            sig,
+
             in_effect: c.in_effect,
             requests: Mutex::new(vec![first]),
             compiled: Mutex::new(c.compiled),
@@ -425,9 +430,7 @@ impl BackendManager for OpenVinoBackend {
 
 /// A model compiled by OpenVINO, with a pool of infer requests.
 pub struct OpenVinoWrapper {
-    device: Device,
-    inputs: Vec<TensorInfo>,
-    outputs: Vec<TensorInfo>,
+    sig: Signature,
     in_effect: Vec<(String, String)>,
     // Drop order matters: requests, then the compiled model, then the core.
     requests: Mutex<Vec<InferRequest>>,
@@ -477,7 +480,7 @@ impl OpenVinoWrapper {
 }
 
 fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-    for (t, spec) in inputs.iter().zip(&w.inputs) {
+    for (t, spec) in inputs.iter().zip(w.inputs()) {
         let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
         let mut ov = req
             .get_tensor(&spec.name)
@@ -515,7 +518,7 @@ fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result
         dst.copy_from_slice(src);
     }
     req.infer().map_err(|e| ov_err("inference failed", e))?;
-    w.outputs
+    w.outputs()
         .iter()
         .map(|spec| {
             let ov = req
@@ -549,16 +552,8 @@ impl Wrapper for OpenVinoWrapper {
         NAME
     }
 
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn inputs(&self) -> &[TensorInfo] {
-        &self.inputs
-    }
-
-    fn outputs(&self) -> &[TensorInfo] {
-        &self.outputs
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
 
     fn settings(&self) -> Vec<(String, String)> {

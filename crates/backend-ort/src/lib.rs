@@ -28,8 +28,8 @@ pub mod locate;
 use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 use rdeploy_core::{
-    BackendDescriptor, BackendManager, DeployConfig, Device, Error, Result, Tensor, TensorInfo,
-    Wrapper,
+    BackendDescriptor, BackendManager, DeployConfig, Device, Error, Result, Signature, Tensor,
+    TensorInfo, Wrapper,
 };
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
@@ -126,8 +126,8 @@ fn available_providers() -> Vec<String> {
     v
 }
 
-fn ort_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::backend(NAME, format!("{what}: {e}"))
+fn ort_err(what: &str, e: impl Into<rdeploy_core::BoxError>) -> Error {
+    Error::engine(NAME, what, e)
 }
 
 /// The session settings a deploy config gives (`backend_config.common_config`, MMDeploy's keys
@@ -272,56 +272,21 @@ fn build_session(
     })
 }
 
-/// `backend_config.common_config` keys of MMDeploy's `onnxruntime-fp16.py`.
-fn fp16_options(cfg: &DeployConfig) -> Result<rdeploy_core::onnx::fp16::Options> {
-    let mut o = rdeploy_core::onnx::fp16::Options::default();
-    let Some(common) = cfg.get("backend_config.common_config") else {
-        return Ok(o);
-    };
-    let key = |k: &str| format!("backend_config.common_config.{k}");
-    if let Some(v) = common.get("keep_io_types").filter(|v| !v.is_null()) {
-        o.keep_io_types = v.as_bool().ok_or_else(|| {
-            Error::config_key(
-                key("keep_io_types"),
-                format!("must be True or False, not {v}"),
-            )
-        })?;
+enum Precision {
+    Fp32,
+    Fp16,
+}
+
+/// `backend_config.precision` (MMDeploy's `onnxruntime-fp16.py` sets `'fp16'`).
+fn precision(cfg: &DeployConfig) -> Result<Precision> {
+    match cfg.get_str("backend_config.precision") {
+        None | Some("fp32") => Ok(Precision::Fp32),
+        Some("fp16") => Ok(Precision::Fp16),
+        Some(other) => Err(Error::config_key(
+            "backend_config.precision",
+            format!("'{other}' is not supported by onnxruntime; use 'fp32' or 'fp16'"),
+        )),
     }
-    for (k, slot) in [
-        ("min_positive_val", &mut o.min_positive_val),
-        ("max_finite_val", &mut o.max_finite_val),
-    ] {
-        if let Some(v) = common.get(k).filter(|v| !v.is_null()) {
-            *slot = v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| {
-                Error::config_key(key(k), format!("must be a positive number, not {v}"))
-            })? as f32;
-        }
-    }
-    let strings = |k: &str| -> Result<Option<Vec<String>>> {
-        match common.get(k) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::Array(a)) => a
-                .iter()
-                .map(|x| {
-                    x.as_str().map(str::to_string).ok_or_else(|| {
-                        Error::config_key(key(k), format!("must be a list of names; found {x}"))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-            Some(v) => Err(Error::config_key(
-                key(k),
-                format!("must be a list of names or None, not {v}"),
-            )),
-        }
-    };
-    if let Some(l) = strings("op_block_list")? {
-        o.op_block_list = l;
-    }
-    if let Some(l) = strings("node_block_list")? {
-        o.node_block_list = l;
-    }
-    Ok(o)
 }
 
 fn check_device(device: &Device) -> Result<()> {
@@ -387,6 +352,13 @@ impl BackendManager for OrtBackend {
         &["cpu", "cuda"]
     }
 
+    fn ir_passes(&self, deploy_cfg: &DeployConfig) -> Result<Vec<rdeploy_core::PassRequest>> {
+        Ok(match precision(deploy_cfg)? {
+            Precision::Fp32 => Vec::new(),
+            Precision::Fp16 => vec![rdeploy_core::PassRequest::new("fp16")],
+        })
+    }
+
     fn to_backend(
         &self,
         ir_files: &[PathBuf],
@@ -398,32 +370,9 @@ impl BackendManager for OrtBackend {
         check_device(device)?;
         let ir = rdeploy_core::single_file(NAME, "onnxruntime's to_backend", ir_files)?;
         let s = settings(deploy_cfg)?;
-        let mut model_file = ir.to_path_buf();
-        match deploy_cfg.get_str("backend_config.precision") {
-            None | Some("fp32") => {}
-            Some("fp16") => {
-                let out = work_dir.join("end2end.fp16.onnx");
-                let opts = fp16_options(deploy_cfg)?;
-                let mut model = rdeploy_core::onnx::load(ir)?;
-                let report = rdeploy_core::onnx::fp16::convert(&mut model, &opts)
-                    .map_err(|m| Error::model(ir, format!("float16 conversion failed: {m}")))?;
-                tracing::info!(
-                    "fp16: {} nodes in float16, {} kept float32, {} weights converted, {} casts",
-                    report.fp16_nodes,
-                    report.fp32_nodes,
-                    report.converted_initializers,
-                    report.casts
-                );
-                rdeploy_core::onnx::save(&model, &out)?;
-                model_file = out;
-            }
-            Some(other) => {
-                return Err(Error::config_key(
-                    "backend_config.precision",
-                    format!("'{other}' is not supported by onnxruntime; use 'fp32' or 'fp16'"),
-                ));
-            }
-        }
+        // precision='fp16' was applied by the `fp16` graph pass (ir_passes) before this call.
+        precision(deploy_cfg)?;
+        let model_file = ir.to_path_buf();
         let save = deploy_cfg
             .get("backend_config.save_optimized_model")
             .and_then(Json::as_bool)
@@ -451,12 +400,13 @@ impl BackendManager for OrtBackend {
         check_device(device)?;
         let path = rdeploy_core::single_file(NAME, "onnxruntime's build_wrapper", backend_files)?;
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
-        let (inputs, outputs) = rdeploy_core::select_signature(
+        let sig = rdeploy_core::select_signature(
             NAME,
             &info.inputs,
             &info.outputs,
             input_names,
             output_names,
+            device,
         )?;
         let mut s = settings(deploy_cfg)?;
         if backend_files
@@ -469,9 +419,8 @@ impl BackendManager for OrtBackend {
             .map(|_| build_session(path, device, &s, None).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(OrtWrapper {
-            device: device.clone(),
-            inputs,
-            outputs,
+            sig,
+
             sessions,
             next: Default::default(),
         }))
@@ -480,9 +429,7 @@ impl BackendManager for OrtBackend {
 
 /// A model loaded into ONNX Runtime sessions.
 pub struct OrtWrapper {
-    device: Device,
-    inputs: Vec<TensorInfo>,
-    outputs: Vec<TensorInfo>,
+    sig: Signature,
     sessions: Vec<Mutex<Session>>,
     next: std::sync::atomic::AtomicUsize,
 }
@@ -558,22 +505,14 @@ impl Wrapper for OrtWrapper {
         NAME
     }
 
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn inputs(&self) -> &[TensorInfo] {
-        &self.inputs
-    }
-
-    fn outputs(&self) -> &[TensorInfo] {
-        &self.outputs
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let values = inputs
             .iter()
-            .zip(&self.inputs)
+            .zip(&self.sig.inputs)
             .map(|(t, spec)| Ok((spec.name.as_str(), to_ort(t)?)))
             .collect::<Result<Vec<_>>>()?;
         let mut session = self.session();
@@ -581,7 +520,8 @@ impl Wrapper for OrtWrapper {
             let outs = session
                 .run(values)
                 .map_err(|e| ort_err("inference failed", e))?;
-            self.outputs
+            self.sig
+                .outputs
                 .iter()
                 .map(|spec| {
                     let v = outs.get(spec.name.as_str()).ok_or_else(|| {

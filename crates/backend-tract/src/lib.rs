@@ -22,8 +22,8 @@
 //! model, so unsupported operators are reported at deploy time, not at first inference.
 
 use rdeploy_core::{
-    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Tensor,
-    TensorInfo, Wrapper,
+    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Signature,
+    Tensor, TensorInfo, Wrapper,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,9 +50,9 @@ pub const BACKEND: BackendDescriptor = BackendDescriptor {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TractBackend;
 
-fn engine_err(context: &str, e: impl std::fmt::Display) -> Error {
-    // tract errors are anyhow chains; `{:#}` prints the whole chain on one line, no backtrace.
-    Error::backend(NAME, format!("{context}: {e:#}"))
+fn engine_err(context: &str, e: impl Into<rdeploy_core::BoxError>) -> Error {
+    // tract errors are anyhow chains: kept as the cause, printed whole on one line.
+    Error::engine(NAME, context, e)
 }
 
 /// Loads the model into tract, keeping only (and ordering by) the outputs asked for.
@@ -146,12 +146,13 @@ impl BackendManager for TractBackend {
         device.ensure_supported(NAME, self.device_kinds())?;
         let path = rdeploy_core::single_file(NAME, "tract's build_wrapper", backend_files)?;
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
-        let (inputs, outputs) = rdeploy_core::select_signature(
+        let sig = rdeploy_core::select_signature(
             NAME,
             &info.inputs,
             &info.outputs,
             input_names,
             output_names,
+            device,
         )?;
         let model = load_inference_model(path, output_names)?;
         let plan = match optimize(model.clone()) {
@@ -170,12 +171,7 @@ impl BackendManager for TractBackend {
                 ));
             }
         };
-        Ok(Box::new(TractWrapper {
-            device: device.clone(),
-            inputs,
-            outputs,
-            plan,
-        }))
+        Ok(Box::new(TractWrapper { sig, plan }))
     }
 }
 
@@ -189,9 +185,7 @@ enum Plan {
 
 /// A model loaded into tract. Immutable; each call runs in its own tract state.
 pub struct TractWrapper {
-    device: Device,
-    inputs: Vec<TensorInfo>,
-    outputs: Vec<TensorInfo>,
+    sig: Signature,
     plan: Plan,
 }
 
@@ -284,16 +278,8 @@ impl Wrapper for TractWrapper {
         NAME
     }
 
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn inputs(&self) -> &[TensorInfo] {
-        &self.inputs
-    }
-
-    fn outputs(&self) -> &[TensorInfo] {
-        &self.outputs
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
@@ -304,7 +290,7 @@ impl Wrapper for TractWrapper {
                 .map_err(|e| engine_err("inference failed", e))
         })?;
         outs.into_iter()
-            .zip(&self.outputs)
+            .zip(&self.sig.outputs)
             .map(|(v, spec)| from_tract(v, spec))
             .collect()
     }

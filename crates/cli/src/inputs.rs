@@ -1,9 +1,8 @@
-//! Model inputs from the command line: tensor files, or generated from the signature.
+//! Model inputs from the command line: `--input NAME=FILE` tensor files (generated inputs are
+//! `rdeploy::inputs`).
 
-use anyhow::{Context, Result, anyhow, bail};
-use rand::{Rng, SeedableRng, rngs::StdRng};
-use rdeploy_core::{DType, Dim, NamedTensors, Tensor, TensorInfo};
-use std::collections::{BTreeMap, HashMap};
+use anyhow::{Result, anyhow, bail};
+use rdeploy::{NamedTensors, TensorInfo};
 use std::path::{Path, PathBuf};
 
 /// `--input NAME=FILE` or `--input FILE`.
@@ -36,45 +35,6 @@ impl std::str::FromStr for InputArg {
     }
 }
 
-/// `--shape NAME:1x3x224x224` (an input's full shape) or `--shape DIM=N` (a symbolic dim).
-#[derive(Clone, Debug, PartialEq)]
-pub enum ShapeArg {
-    /// An input's full shape.
-    Input(String, Vec<usize>),
-    /// A symbolic dim's size, for every input that has it.
-    Dim(String, u64),
-}
-
-impl std::str::FromStr for ShapeArg {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        if let Some((name, dims)) = s.rsplit_once(':') {
-            let dims = dims
-                .split(['x', 'X', ','])
-                .map(|d| {
-                    d.trim()
-                        .parse::<usize>()
-                        .map_err(|_| format!("'{s}': '{d}' is not a dim; write NAME:1x3x224x224"))
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            if name.is_empty() {
-                return Err(format!("'{s}': the input name before ':' is missing"));
-            }
-            return Ok(ShapeArg::Input(name.to_string(), dims));
-        }
-        if let Some((dim, n)) = s.split_once('=') {
-            let n = n
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| format!("'{s}': '{n}' is not a size; write DIM=N such as batch=4"))?;
-            return Ok(ShapeArg::Dim(dim.trim().to_string(), n));
-        }
-        Err(format!(
-            "'{s}': write INPUT:1x3x224x224 for an input's shape, or DIM=N (batch=4) for a symbolic dim"
-        ))
-    }
-}
-
 /// Reads the `--input` files into named tensors for `specs`.
 ///
 /// # Errors
@@ -83,7 +43,7 @@ impl std::str::FromStr for ShapeArg {
 pub fn load_inputs(args: &[InputArg], specs: &[TensorInfo]) -> Result<NamedTensors> {
     let mut out: NamedTensors = Vec::new();
     for a in args {
-        let tensors = rdeploy_core::io::read_tensor_file(&a.file)?;
+        let tensors = rdeploy::io::read_tensor_file(&a.file)?;
         match &a.name {
             Some(name) => {
                 let t = if tensors.len() == 1 {
@@ -135,125 +95,6 @@ pub fn load_inputs(args: &[InputArg], specs: &[TensorInfo]) -> Result<NamedTenso
         }
     }
     Ok(out)
-}
-
-/// Concrete shapes for every input: `--shape NAME:DIMS` first; then each symbolic dim from
-/// `--shape DIM=N`, else the example shape's dim at that position, else 1.
-///
-/// # Errors
-/// A `--shape` for an input the model does not have, or whose rank or fixed dims disagree.
-pub fn resolve_shapes(
-    specs: &[TensorInfo],
-    shapes: &[ShapeArg],
-    examples: &BTreeMap<String, Vec<usize>>,
-) -> Result<Vec<Vec<usize>>> {
-    let mut dims: HashMap<String, u64> = HashMap::new();
-    for s in shapes {
-        match s {
-            ShapeArg::Dim(d, n) => {
-                dims.insert(d.clone(), *n);
-            }
-            ShapeArg::Input(name, _) if !specs.iter().any(|sp| &sp.name == name) => {
-                bail!(
-                    "--shape names input '{name}', which the model does not have (inputs: {})",
-                    specs
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-            ShapeArg::Input(..) => {}
-        }
-    }
-    specs
-        .iter()
-        .map(|spec| {
-            let given = shapes.iter().find_map(|s| match s {
-                ShapeArg::Input(n, d) if *n == spec.name => Some(d.clone()),
-                _ => None,
-            });
-            match (given, &spec.shape) {
-                (Some(g), Some(want)) => {
-                    let ok = g.len() == want.len()
-                        && g.iter()
-                            .zip(want)
-                            .all(|(a, d)| d.fixed().is_none_or(|f| f as usize == *a));
-                    if !ok {
-                        bail!(
-                            "--shape {}:{} does not fit the input's shape {}",
-                            spec.name,
-                            g.iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join("x"),
-                            spec.shape_string()
-                        );
-                    }
-                    Ok(g)
-                }
-                (Some(g), None) => Ok(g),
-                (None, Some(want)) => {
-                    let example = examples.get(&spec.name);
-                    Ok(want
-                        .iter()
-                        .enumerate()
-                        .map(|(j, d)| match d {
-                            Dim::Fixed(n) => *n as usize,
-                            Dim::Symbolic(s) => dims
-                                .get(s)
-                                .map(|&n| n as usize)
-                                .or_else(|| example.and_then(|e| e.get(j).copied()))
-                                .unwrap_or(1),
-                        })
-                        .collect())
-                }
-                (None, None) => bail!(
-                    "input '{}' has no known shape; give one with --shape {}:1x3x224x224",
-                    spec.name,
-                    spec.name
-                ),
-            }
-        })
-        .collect()
-}
-
-/// Random inputs for a signature: floats uniform in [0, 1), integers in [0, 2), random bools.
-/// Integer inputs are often indices, so they stay small to be valid for any table.
-///
-/// # Errors
-/// As [`resolve_shapes`].
-pub fn random_inputs(
-    specs: &[TensorInfo],
-    shapes: &[ShapeArg],
-    examples: &BTreeMap<String, Vec<usize>>,
-    seed: u64,
-) -> Result<NamedTensors> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let concrete = resolve_shapes(specs, shapes, examples)?;
-    specs
-        .iter()
-        .zip(concrete)
-        .map(|(spec, shape)| {
-            let n: usize = shape.iter().product();
-            let t = match spec.dtype {
-                DType::Bool => {
-                    Tensor::from_shape_vec(&shape, (0..n).map(|_| rng.random::<bool>()).collect())?
-                }
-                d if d.is_float() => {
-                    Tensor::from_shape_vec(&shape, (0..n).map(|_| rng.random::<f32>()).collect())?
-                        .cast(d, rdeploy_core::Cast::Unchecked)?
-                }
-                d => Tensor::from_shape_vec(
-                    &shape,
-                    (0..n).map(|_| rng.random_range(0..2i64)).collect(),
-                )?
-                .cast(d, rdeploy_core::Cast::Unchecked)?,
-            };
-            Ok((spec.name.clone(), t))
-        })
-        .collect::<Result<_>>()
-        .context("generating inputs")
 }
 
 /// A file name for an output tensor: its name with characters unsafe in file names replaced.

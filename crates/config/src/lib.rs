@@ -114,6 +114,37 @@ impl Config {
         })
     }
 
+    /// A config given as a tree (a Python `dict` in MMDeploy's form, or JSON), with no file:
+    /// `label` stands in for the file name in error messages.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `value` is not an object, or uses `_base_` (inheritance needs
+    /// files; load those with [`Config::from_file`]).
+    pub fn from_json(value: &serde_json::Value, label: &Path) -> Result<Config> {
+        let err = |msg: &str| Error::Config {
+            file: Some(label.to_path_buf()),
+            line: None,
+            col: None,
+            key: None,
+            msg: msg.to_string(),
+        };
+        let Value::Dict(tree) = Value::from_json(value) else {
+            return Err(err(
+                "a deploy config must be a dict of sections (backend_config=..., onnx_config=...)",
+            ));
+        };
+        if tree.get_str("_base_").is_some() {
+            return Err(err(
+                "_base_ needs files to inherit from; write the config to a file, or merge the bases into the dict",
+            ));
+        }
+        Ok(Config {
+            path: label.to_path_buf(),
+            tree,
+            origins: Default::default(),
+        })
+    }
+
     /// The merged config as JSON, as `json.dumps(Config.fromfile(p).to_dict())` writes it.
     pub fn to_json(&self) -> serde_json::Value {
         Value::Dict(self.tree.clone()).to_json()

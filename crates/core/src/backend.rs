@@ -84,6 +84,27 @@ pub type NamedTensors = Vec<(String, Tensor)>;
 /// what was looked for where, and how to install it.
 pub type Availability = std::result::Result<String, String>;
 
+/// A graph pass a backend asks for on its IR before [`BackendManager::to_backend`], by name
+/// (`fp16`), with options; the `rdeploy-onnx` crate runs it, so backends never edit graphs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PassRequest {
+    /// The pass's registered name.
+    pub name: String,
+    /// Pass options (a JSON object; `null` for none).
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+impl PassRequest {
+    /// A request with no options.
+    pub fn new(name: impl Into<String>) -> PassRequest {
+        PassRequest {
+            name: name.into(),
+            options: serde_json::Value::Null,
+        }
+    }
+}
+
 /// A backend: the engine-specific half of MMDeploy's `BaseBackendManager`.
 ///
 /// Implementations are cheap to construct; the expensive probing happens in [`check`].
@@ -117,6 +138,18 @@ pub trait BackendManager: Send + Sync {
     /// The device kinds this backend runs on (`cpu`, `cuda`...).
     fn device_kinds(&self) -> &[&str] {
         &["cpu"]
+    }
+
+    /// The graph passes this backend needs on the IR for `deploy_cfg`, in order (MMDeploy's
+    /// per-backend rewrites; ONNX Runtime's `precision='fp16'` asks for `fp16`). The deploy
+    /// pipeline runs them and hands the result to [`to_backend`](BackendManager::to_backend).
+    /// None by default.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a config value the backend does not support.
+    fn ir_passes(&self, deploy_cfg: &DeployConfig) -> Result<Vec<PassRequest>> {
+        let _ = deploy_cfg;
+        Ok(Vec::new())
     }
 
     /// Converts IR files (ONNX) into the backend's own files in `work_dir`, returning their
@@ -161,6 +194,19 @@ pub trait BackendManager: Send + Sync {
     }
 }
 
+/// What a loaded model serves: its inputs and outputs (in the order `execute` takes and
+/// returns them) and the device it runs on. One value shared by every backend's wrapper, built
+/// by [`select_signature`] (like ort's `Session { inputs, outputs }`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The inputs, in the order [`Wrapper::execute`] takes them.
+    pub inputs: Vec<TensorInfo>,
+    /// The outputs, in the order [`Wrapper::execute`] returns them.
+    pub outputs: Vec<TensorInfo>,
+    /// The device the model actually runs on.
+    pub device: Device,
+}
+
 /// A loaded model ready to run: MMDeploy's `BaseWrapper`.
 ///
 /// Wrappers are immutable and shareable across threads; per-call state lives in the call.
@@ -168,14 +214,23 @@ pub trait Wrapper: Send + Sync {
     /// The backend's name (used to name timings and errors).
     fn backend(&self) -> &str;
 
+    /// The inputs, outputs and device this wrapper serves.
+    fn signature(&self) -> &Signature;
+
     /// The device the model actually runs on.
-    fn device(&self) -> &Device;
+    fn device(&self) -> &Device {
+        &self.signature().device
+    }
 
     /// The input signature, in the order [`execute`](Wrapper::execute) takes inputs.
-    fn inputs(&self) -> &[TensorInfo];
+    fn inputs(&self) -> &[TensorInfo] {
+        &self.signature().inputs
+    }
 
     /// The output signature; its order is the output order.
-    fn outputs(&self) -> &[TensorInfo];
+    fn outputs(&self) -> &[TensorInfo] {
+        &self.signature().outputs
+    }
 
     /// The engine call alone: inputs in [`inputs`](Wrapper::inputs) order, already validated;
     /// outputs in [`outputs`](Wrapper::outputs) order. This is what timings measure.
@@ -235,7 +290,7 @@ pub fn single_file<'a>(backend: &str, what: &str, files: &'a [PathBuf]) -> Resul
 
 /// The signature a wrapper serves: the model's inputs (checking that every name in
 /// `input_names` is one of them) and the outputs named in `output_names`, in that order (all
-/// outputs when empty), as `build_wrapper` receives them.
+/// outputs when empty), as `build_wrapper` receives them, on `device`.
 ///
 /// # Errors
 /// [`Error::Backend`] naming an input or output the model does not have.
@@ -245,7 +300,8 @@ pub fn select_signature(
     outputs: &[TensorInfo],
     input_names: &[String],
     output_names: &[String],
-) -> Result<(Vec<TensorInfo>, Vec<TensorInfo>)> {
+    device: &Device,
+) -> Result<Signature> {
     let names = |v: &[TensorInfo]| {
         v.iter()
             .map(|t| t.name.as_str())
@@ -286,7 +342,11 @@ pub fn select_signature(
             })
             .collect::<Result<_>>()?
     };
-    Ok((inputs.to_vec(), selected))
+    Ok(Signature {
+        inputs: inputs.to_vec(),
+        outputs: selected,
+        device: device.clone(),
+    })
 }
 
 /// Checks named inputs against a signature and returns them in signature order.
@@ -453,27 +513,32 @@ mod tests {
     #[test]
     fn signature_selection_checks_and_orders_names() {
         let outs = vec![spec("a", DType::F32, &[]), spec("b", DType::I64, &[])];
-        let (i, o) = select_signature(
+        let cpu = Device::cpu();
+        let sig = select_signature(
             "x",
             &specs(),
             &outs,
             &["scale".into()],
             &["b".into(), "a".into()],
+            &cpu,
         )
         .unwrap();
-        assert_eq!(i.len(), 2);
+        assert_eq!(sig.inputs.len(), 2);
         assert_eq!(
-            o.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            sig.outputs
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
             ["b", "a"]
         );
-        let e = select_signature("x", &specs(), &outs, &["nope".into()], &[])
+        let e = select_signature("x", &specs(), &outs, &["nope".into()], &[], &cpu)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("no input named 'nope'") && e.contains("image, scale"),
             "{e}"
         );
-        let e = select_signature("x", &specs(), &outs, &[], &["c".into()])
+        let e = select_signature("x", &specs(), &outs, &[], &["c".into()], &cpu)
             .unwrap_err()
             .to_string();
         assert!(

@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+/// An engine's or parser's own error, kept as the cause of an [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Result with rdeploy's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -25,12 +28,15 @@ pub enum Error {
     },
 
     /// An ONNX model file is missing, not ONNX, truncated or otherwise unusable.
-    #[error("model {path}: {msg}")]
+    #[error("model {path}: {msg}{}", with_cause(source))]
     Model {
         /// The model file.
         path: PathBuf,
         /// What is wrong and what to do.
         msg: String,
+        /// The parser's or engine's own error, when there is one.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// A tensor file (`.npy`, `.npz`, `.pb`) cannot be read or written.
@@ -109,13 +115,25 @@ pub enum Error {
     },
 
     /// The backend engine itself failed (conversion, compilation, or running).
-    #[error("{backend}: {msg}")]
+    #[error("{backend}: {msg}{}", with_cause(source))]
     Backend {
         /// The backend's name.
         backend: String,
-        /// The engine's message, with context.
+        /// What was being done, or the engine's message.
         msg: String,
+        /// The engine's own error, when there is one (downcast it to branch on it).
+        #[source]
+        source: Option<BoxError>,
     },
+}
+
+/// The cause's text after the message: the one-paragraph form users read. The cause stays
+/// reachable through `source()` for code; printers that walk the chain drop repeated text.
+fn with_cause(source: &Option<BoxError>) -> String {
+    source
+        .as_ref()
+        .map(|s| format!(": {}", report(s.as_ref())))
+        .unwrap_or_default()
 }
 
 fn config_location(
@@ -159,15 +177,48 @@ impl Error {
         Error::Model {
             path: path.into(),
             msg: msg.into(),
+            source: None,
         }
     }
 
-    /// An [`Error::Backend`] from any displayable engine error.
+    /// An [`Error::Model`] for `path` that keeps the parser's or engine's error as its cause.
+    pub fn model_caused(
+        path: impl Into<PathBuf>,
+        msg: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Model {
+            path: path.into(),
+            msg: msg.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An [`Error::Backend`] from a message (no typed cause).
     pub fn backend(backend: impl Into<String>, msg: impl std::fmt::Display) -> Self {
         Error::Backend {
             backend: backend.into(),
             msg: msg.to_string(),
+            source: None,
         }
+    }
+
+    /// An [`Error::Backend`]: what was being done, and the engine's own error as the cause.
+    pub fn engine(
+        backend: impl Into<String>,
+        doing: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            msg: doing.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The message with every cause that is not already part of it, as one paragraph.
+    pub fn report(&self) -> String {
+        report(self)
     }
 
     /// An [`Error::Config`] about a key, with no file position.
@@ -179,5 +230,39 @@ impl Error {
             key: Some(key.into()),
             msg: msg.into(),
         }
+    }
+}
+
+/// Any error with its chain of causes as one paragraph, each piece once (contexts often repeat
+/// their cause's text).
+pub fn report(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let part = c.to_string();
+        if !msg.contains(&part) {
+            msg.push_str(": ");
+            msg.push_str(&part);
+        }
+        cur = c.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_kept_and_printed_once() {
+        let io = std::io::Error::other("disk on fire");
+        let e = Error::engine("tract", "cannot load", io);
+        assert_eq!(e.to_string(), "tract: cannot load: disk on fire");
+        let cause = std::error::Error::source(&e).expect("kept");
+        assert_eq!(cause.to_string(), "disk on fire");
+        assert_eq!(e.report(), "tract: cannot load: disk on fire");
+        let m = Error::model("m.onnx", "not ONNX");
+        assert!(std::error::Error::source(&m).is_none());
+        assert_eq!(m.report(), "model m.onnx: not ONNX");
     }
 }

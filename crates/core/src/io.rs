@@ -5,7 +5,7 @@ use half::f16;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use npyz::{NpyFile, Order, TypeChar, WriterBuilder};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 /// A tensor read from a file, with the name the file gives it (an `.npz` entry's name, a
@@ -155,7 +155,7 @@ fn read_npz(path: &Path) -> Result<Vec<FileTensor>> {
 /// # Errors
 /// [`Error::TensorFile`] naming the file when it cannot be written.
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
-    write_atomic(path, |w| write_npy_to(w, t))
+    crate::atomic::write_atomic(path, |w| write_npy_to(w, t))
         .map_err(|e| file_err(path, format!("cannot write: {e}")))
 }
 
@@ -178,38 +178,6 @@ pub fn write_npy_to(w: &mut dyn Write, t: &Tensor) -> std::io::Result<()> {
         writer.finish()
     }
     crate::dispatch_tensor!(t, a => put(w, a))
-}
-
-/// Writes a file through a temporary sibling and a rename, so that the file is either the old
-/// one or the whole new one.
-///
-/// # Errors
-/// The I/O error of creating, writing, syncing or renaming.
-pub fn write_atomic(
-    path: &Path,
-    body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let f = File::create(&tmp)?;
-        let mut w = BufWriter::new(f);
-        body(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

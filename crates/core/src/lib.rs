@@ -28,6 +28,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod atomic;
 mod backend;
 mod config;
 mod device;
@@ -42,13 +43,13 @@ mod tensor;
 pub mod timing;
 
 pub use backend::{
-    Availability, BackendManager, Dim, NamedTensors, TensorInfo, Wrapper, format_dims,
-    select_signature, single_file, validate_inputs,
+    Availability, BackendManager, Dim, NamedTensors, PassRequest, Signature, TensorInfo, Wrapper,
+    format_dims, select_signature, single_file, validate_inputs,
 };
 pub use config::DeployConfig;
 pub use device::Device;
 pub use dtype::{DType, onnx_type_name};
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result, report};
 pub use registry::{BackendDescriptor, Registry};
 pub use tensor::{Cast, Element, Num, Tensor};
 

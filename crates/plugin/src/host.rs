@@ -3,8 +3,8 @@
 use crate::ABI_VERSION;
 use crate::abi::{ExportTensor, Functions, RdError, RdSession, RdTensor, RdTensorInfo};
 use rdeploy_core::{
-    BackendManager, DType, DeployConfig, Device, Dim, Error, Registry, Result, Tensor, TensorInfo,
-    Wrapper,
+    BackendManager, DType, DeployConfig, Device, Dim, Error, Registry, Result, Signature, Tensor,
+    TensorInfo, Wrapper,
 };
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::{Path, PathBuf};
@@ -108,15 +108,23 @@ pub fn load(path: &Path) -> std::result::Result<Arc<dyn BackendManager>, Refused
         session_signature: sym!("rdeploy_plugin_session_signature"),
         session_run: sym!("rdeploy_plugin_session_run"),
     };
-    from_functions(path, f, Some(lib)).map_err(refuse)
+    // SAFETY: every pointer was resolved from `lib` by its ABI v1 symbol name after the ABI
+    // version check, and `lib` moves into the backend, which keeps it loaded.
+    unsafe { from_functions(path, f, Some(lib)) }.map_err(refuse)
 }
 
 /// A backend from plugin functions already in this process (what [`load`] does after `dlsym`);
 /// for tests of plugins linked in rather than loaded.
 ///
+/// # Safety
+/// Every pointer in `f` must be a function implementing `rdeploy_plugin.h` ABI v1 with that
+/// symbol's contract, and must stay callable as long as the returned backend (and any wrapper
+/// it builds) lives; `lib`, when given, is the library they come from and is kept loaded for
+/// that long. rdeploy calls these pointers as they are; it cannot check them.
+///
 /// # Errors
 /// When the plugin's name is empty or not a valid backend name.
-pub fn from_functions(
+pub unsafe fn from_functions(
     path: &Path,
     f: Functions,
     lib: Option<libloading::Library>,
@@ -316,7 +324,7 @@ fn dims_from(rank: usize, dims: *const i64) -> Vec<i64> {
 
 /// Signature entries collected from `rdeploy_signature_fn` callbacks (errors kept for later).
 #[derive(Default)]
-struct Signature {
+struct RawSignature {
     inputs: Vec<std::result::Result<TensorInfo, String>>,
     outputs: Vec<std::result::Result<TensorInfo, String>>,
 }
@@ -350,8 +358,8 @@ unsafe extern "C" fn collect_input(ctx: *mut c_void, info: *const RdTensorInfo) 
     if ctx.is_null() || info.is_null() {
         return;
     }
-    // SAFETY: ctx is the `Signature` passed by `build_wrapper`; info is valid during the call.
-    let (sig, i) = unsafe { (&mut *ctx.cast::<Signature>(), &*info) };
+    // SAFETY: ctx is the `RawSignature` passed by `build_wrapper`; info is valid during the call.
+    let (sig, i) = unsafe { (&mut *ctx.cast::<RawSignature>(), &*info) };
     sig.inputs.push(info_from(i));
 }
 
@@ -360,7 +368,7 @@ unsafe extern "C" fn collect_output(ctx: *mut c_void, info: *const RdTensorInfo)
         return;
     }
     // SAFETY: as for `collect_input`.
-    let (sig, i) = unsafe { (&mut *ctx.cast::<Signature>(), &*info) };
+    let (sig, i) = unsafe { (&mut *ctx.cast::<RawSignature>(), &*info) };
     sig.outputs.push(info_from(i));
 }
 
@@ -487,7 +495,7 @@ impl BackendManager for PluginBackend {
             ptr: session,
             lib: self.lib.clone(),
         };
-        let mut sig = Signature::default();
+        let mut sig = RawSignature::default();
         // SAFETY: a live session; callbacks get `sig` as ctx during the call.
         let e = unsafe {
             (self.lib.f.session_signature)(
@@ -506,19 +514,18 @@ impl BackendManager for PluginBackend {
                 .map_err(|m| self.fail("reading the model's signature", m))
         };
         let (all_in, all_out) = (collect(sig.inputs)?, collect(sig.outputs)?);
-        let (inputs, outputs) = rdeploy_core::select_signature(
+        let sig = rdeploy_core::select_signature(
             &self.name,
             &all_in,
             &all_out,
             input_names,
             output_names,
+            device,
         )?;
         Ok(Box::new(PluginWrapper {
             backend: self.name.clone(),
-            device: device.clone(),
+            sig,
             all_outputs: all_out,
-            inputs,
-            outputs,
             session: Mutex::new(guard),
         }))
     }
@@ -543,11 +550,9 @@ impl Drop for Session {
 
 struct PluginWrapper {
     backend: String,
-    device: Device,
-    inputs: Vec<TensorInfo>,
+    sig: Signature,
     /// Every output the session emits, in its order (outputs may select some of them).
     all_outputs: Vec<TensorInfo>,
-    outputs: Vec<TensorInfo>,
     session: Mutex<Session>,
 }
 
@@ -573,20 +578,14 @@ impl Wrapper for PluginWrapper {
     fn backend(&self) -> &str {
         &self.backend
     }
-    fn device(&self) -> &Device {
-        &self.device
-    }
-    fn inputs(&self) -> &[TensorInfo] {
-        &self.inputs
-    }
-    fn outputs(&self) -> &[TensorInfo] {
-        &self.outputs
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let laid_out = inputs
             .iter()
-            .zip(&self.inputs)
+            .zip(&self.sig.inputs)
             .map(|(t, spec)| ExportTensor::new(&spec.name, t))
             .collect::<std::result::Result<Vec<_>, String>>()
             .map_err(|m| Error::backend(&self.backend, m))?;
@@ -629,7 +628,8 @@ impl Wrapper for PluginWrapper {
             ));
         }
         let mut emitted: Vec<Option<(String, Tensor)>> = emitted.into_iter().map(Some).collect();
-        self.outputs
+        self.sig
+            .outputs
             .iter()
             .map(|spec| {
                 emitted

@@ -9,7 +9,7 @@
 )]
 
 use rdeploy_core::{
-    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Dim, Result, Tensor,
+    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Dim, Result, Signature, Tensor,
     TensorInfo, Wrapper,
 };
 use std::path::{Path, PathBuf};
@@ -55,33 +55,27 @@ impl BackendManager for Tripler {
             shape: Some(vec![Dim::Symbolic("n".into())]),
         };
         Ok(Box::new(TriplerWrapper {
-            device: device.clone(),
             panic: panic_in(cfg) == "execute",
-            inputs: vec![sig("x")],
-            outputs: vec![sig("y")],
+            sig: Signature {
+                inputs: vec![sig("x")],
+                outputs: vec![sig("y")],
+                device: device.clone(),
+            },
         }))
     }
 }
 
 struct TriplerWrapper {
-    device: Device,
     panic: bool,
-    inputs: Vec<TensorInfo>,
-    outputs: Vec<TensorInfo>,
+    sig: Signature,
 }
 
 impl Wrapper for TriplerWrapper {
     fn backend(&self) -> &str {
         "tripler"
     }
-    fn device(&self) -> &Device {
-        &self.device
-    }
-    fn inputs(&self) -> &[TensorInfo] {
-        &self.inputs
-    }
-    fn outputs(&self) -> &[TensorInfo] {
-        &self.outputs
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let x = inputs[0].as_slice::<f32>()?;
@@ -104,11 +98,15 @@ fn cfg(panic_in: &str) -> DeployConfig {
 }
 
 fn loaded() -> Arc<dyn BackendManager> {
-    rdeploy_plugin::host::from_functions(
-        Path::new("(in-process)"),
-        rdeploy_plugin_functions(),
-        None,
-    )
+    // SAFETY: the functions come from this test's own export_plugin! and live as long as the
+    // process.
+    unsafe {
+        rdeploy_plugin::host::from_functions(
+            Path::new("(in-process)"),
+            rdeploy_plugin_functions(),
+            None,
+        )
+    }
     .unwrap()
 }
 

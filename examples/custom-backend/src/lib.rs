@@ -12,8 +12,8 @@
 use ndarray::{Array2, ArrayD, Axis, IxDyn};
 use rdeploy_core::onnx::proto::{AttributeProto, NodeProto};
 use rdeploy_core::{
-    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Tensor,
-    TensorInfo, Wrapper,
+    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Signature,
+    Tensor, TensorInfo, Wrapper,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -472,27 +472,21 @@ impl BackendManager for NdarrayBackend {
                 ),
             ));
         }
-        let (inputs, outputs) = rdeploy_core::select_signature(
+        let sig = rdeploy_core::select_signature(
             NAME,
             &info.inputs,
             &info.outputs,
             input_names,
             output_names,
+            device,
         )?;
-        Ok(Box::new(NdarrayWrapper {
-            device: device.clone(),
-            inputs,
-            outputs,
-            graph,
-        }))
+        Ok(Box::new(NdarrayWrapper { sig, graph }))
     }
 }
 
 /// A model loaded into the interpreter.
 struct NdarrayWrapper {
-    device: Device,
-    inputs: Vec<TensorInfo>,
-    outputs: Vec<TensorInfo>,
+    sig: Signature,
     graph: Graph,
 }
 
@@ -500,24 +494,18 @@ impl Wrapper for NdarrayWrapper {
     fn backend(&self) -> &str {
         NAME
     }
-    fn device(&self) -> &Device {
-        &self.device
-    }
-    fn inputs(&self) -> &[TensorInfo] {
-        &self.inputs
-    }
-    fn outputs(&self) -> &[TensorInfo] {
-        &self.outputs
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let named = inputs
             .iter()
-            .zip(&self.inputs)
+            .zip(&self.sig.inputs)
             .map(|(t, s)| Ok((s.name.clone(), t.view::<f32>()?.to_owned())))
             .collect::<Result<Vec<_>>>()?;
         self.graph
-            .run(named, &self.outputs)?
+            .run(named, &self.sig.outputs)?
             .into_iter()
             .map(|a| Ok(Tensor::from_array(a)))
             .collect()

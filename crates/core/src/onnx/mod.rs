@@ -13,8 +13,6 @@ pub mod proto {
     include!("proto.rs");
 }
 
-pub mod fp16;
-
 use proto::{GraphProto, ModelProto, TensorProto, tensor_proto::DataLocation, type_proto};
 
 /// What rdeploy reports about a model: its signature and provenance.
@@ -94,7 +92,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<ModelProto, String> {
 /// [`Error::Io`] naming the file.
 pub fn save(model: &ModelProto, path: &Path) -> Result<()> {
     let bytes = model.encode_to_vec();
-    crate::io::write_atomic(path, |w| w.write_all(&bytes))
+    crate::atomic::write_atomic(path, |w| w.write_all(&bytes))
         .map_err(|e| Error::io("cannot write", path, e))
 }
 
@@ -283,75 +281,6 @@ pub fn inspect_file(path: &Path) -> Result<(ModelProto, ModelInfo)> {
     let model = load(path)?;
     let info = inspect(&model).map_err(|msg| Error::model(path, msg))?;
     Ok((model, info))
-}
-
-/// Renames a value everywhere in a graph (node inputs and outputs, graph inputs and outputs,
-/// value infos, initializers), including subgraphs that refer to it.
-pub fn rename_value(g: &mut GraphProto, from: &str, to: &str) {
-    let fix = |s: &mut String| {
-        if s == from {
-            *s = to.to_string();
-        }
-    };
-    for v in g
-        .input
-        .iter_mut()
-        .chain(g.output.iter_mut())
-        .chain(g.value_info.iter_mut())
-    {
-        if let Some(n) = v.name.as_mut() {
-            fix(n);
-        }
-    }
-    for t in &mut g.initializer {
-        if let Some(n) = t.name.as_mut() {
-            fix(n);
-        }
-    }
-    for n in &mut g.node {
-        n.input.iter_mut().for_each(fix);
-        n.output.iter_mut().for_each(fix);
-        for a in &mut n.attribute {
-            if let Some(sub) = a.g.as_mut() {
-                rename_value(sub, from, to);
-            }
-            for sub in &mut a.graphs {
-                rename_value(sub, from, to);
-            }
-        }
-    }
-}
-
-/// Sets the dims of a graph input or output (`Dim::Symbolic("")` clears a dim to unknown).
-///
-/// Returns false when no input or output has that name.
-pub fn set_dims(g: &mut GraphProto, name: &str, dims: &[Dim]) -> bool {
-    use proto::tensor_shape_proto::{Dimension, dimension::Value as DV};
-    let Some(v) = g
-        .input
-        .iter_mut()
-        .chain(g.output.iter_mut())
-        .find(|v| v.name() == name)
-    else {
-        return false;
-    };
-    let Some(type_proto::Value::TensorType(tt)) = v.r#type.as_mut().and_then(|t| t.value.as_mut())
-    else {
-        return false;
-    };
-    let shape = tt.shape.get_or_insert_with(Default::default);
-    shape.dim = dims
-        .iter()
-        .map(|d| Dimension {
-            value: match d {
-                Dim::Fixed(n) => Some(DV::DimValue(*n as i64)),
-                Dim::Symbolic(s) if s.is_empty() => None,
-                Dim::Symbolic(s) => Some(DV::DimParam(s.clone())),
-            },
-            denotation: None,
-        })
-        .collect();
-    true
 }
 
 /// Decodes a `TensorProto` (`.pb` file bytes) into its name and tensor.

@@ -129,21 +129,6 @@ fn external_data_is_loaded_and_checked() {
 }
 
 #[test]
-fn rename_and_set_dims_edit_the_signature() {
-    let mut m = add_model();
-    let g = m.graph.as_mut().unwrap();
-    rename_value(g, "x", "input");
-    rename_value(g, "y", "output");
-    assert!(set_dims(g, "input", &[Dim::Fixed(4), Dim::Fixed(3)]));
-    assert!(!set_dims(g, "nope", &[]));
-    let info = inspect(&m).unwrap();
-    assert_eq!(info.inputs[0].name, "input");
-    assert_eq!(info.inputs[0].shape_string(), "[4, 3]");
-    assert_eq!(m.graph.as_ref().unwrap().node[0].input[0], "input");
-    assert_eq!(m.graph.as_ref().unwrap().node[0].output[0], "output");
-}
-
-#[test]
 fn tensor_protos_round_trip_and_typed_fields_decode() {
     for d in DType::ALL {
         let t = Tensor::zeros(d, &[2, 2]);

@@ -12,11 +12,13 @@
 //! Float32 weights are rounded to float16 after clamping: magnitudes below `min_positive_val`
 //! become `min_positive_val`, magnitudes above `max_finite_val` become `max_finite_val`.
 
-use super::proto::{
+use crate::{Pass, PassContext, PassOutcome};
+use half::f16;
+use rdeploy_core::onnx::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, attribute_proto::AttributeType,
     type_proto,
 };
-use half::f16;
+use rdeploy_core::{DeployConfig, Error, PassRequest, Result};
 use std::collections::{HashMap, HashSet};
 
 const FLOAT: i32 = 1;
@@ -168,14 +170,14 @@ fn output_types(n: &NodeProto, ty: &HashMap<String, i32>) -> Vec<Option<i32>> {
     }
 }
 
-fn elem_type_of(v: &super::proto::ValueInfoProto) -> Option<i32> {
+fn elem_type_of(v: &rdeploy_core::onnx::proto::ValueInfoProto) -> Option<i32> {
     match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => Some(t.elem_type()),
         _ => None,
     }
 }
 
-fn set_elem_type(v: &mut super::proto::ValueInfoProto, code: i32) {
+fn set_elem_type(v: &mut rdeploy_core::onnx::proto::ValueInfoProto, code: i32) {
     if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut())
     {
         t.elem_type = Some(code);
@@ -515,10 +517,113 @@ pub fn convert(model: &mut ModelProto, opts: &Options) -> Result<Report, String>
 /// Renames a value everywhere except in the graph's output list.
 fn rename_internal(g: &mut GraphProto, from: &str, to: &str) {
     let outputs: Vec<String> = g.output.iter().map(|o| o.name().to_string()).collect();
-    super::rename_value(g, from, to);
+    crate::edit::rename_value(g, from, to);
     for (o, name) in g.output.iter_mut().zip(outputs) {
         o.name = Some(name);
     }
+}
+
+/// The `fp16` pass: float32 computation to float16 ([`convert`]), configured by MMDeploy's
+/// `backend_config.common_config` keys of `onnxruntime-fp16.py` (`keep_io_types`,
+/// `min_positive_val`, `max_finite_val`, `op_block_list`, `node_block_list`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fp16Pass {
+    /// The conversion options.
+    pub options: Options,
+}
+
+impl Fp16Pass {
+    /// The pass configured from `deploy_cfg`'s `backend_config.common_config`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the `common_config` key with a wrong value.
+    pub fn from_request(_req: &PassRequest, deploy_cfg: &DeployConfig) -> Result<Fp16Pass> {
+        Ok(Fp16Pass {
+            options: options_from_config(deploy_cfg)?,
+        })
+    }
+}
+
+impl Pass for Fp16Pass {
+    fn name(&self) -> &str {
+        "fp16"
+    }
+
+    fn run(&self, model: &mut ModelProto, cx: &PassContext<'_>) -> Result<PassOutcome> {
+        let r = convert(model, &self.options)
+            .map_err(|m| Error::model(cx.model_path, format!("float16 conversion failed: {m}")))?;
+        let mut details = serde_json::Map::new();
+        for (k, v) in [
+            ("fp16_nodes", r.fp16_nodes),
+            ("fp32_nodes", r.fp32_nodes),
+            ("converted_initializers", r.converted_initializers),
+            ("casts", r.casts),
+        ] {
+            details.insert(k.into(), v.into());
+        }
+        details.insert("keep_io_types".into(), self.options.keep_io_types.into());
+        Ok(PassOutcome {
+            changed: r.fp16_nodes > 0 || r.converted_initializers > 0,
+            notes: vec![format!(
+                "fp16: {} nodes in float16, {} kept float32, {} weights converted, {} casts",
+                r.fp16_nodes, r.fp32_nodes, r.converted_initializers, r.casts
+            )],
+            details,
+        })
+    }
+}
+
+/// `backend_config.common_config` keys of MMDeploy's `onnxruntime-fp16.py`.
+fn options_from_config(cfg: &DeployConfig) -> Result<Options> {
+    use serde_json::Value as Json;
+    let mut o = Options::default();
+    let Some(common) = cfg.get("backend_config.common_config") else {
+        return Ok(o);
+    };
+    let key = |k: &str| format!("backend_config.common_config.{k}");
+    if let Some(v) = common.get("keep_io_types").filter(|v| !v.is_null()) {
+        o.keep_io_types = v.as_bool().ok_or_else(|| {
+            Error::config_key(
+                key("keep_io_types"),
+                format!("must be True or False, not {v}"),
+            )
+        })?;
+    }
+    for (k, slot) in [
+        ("min_positive_val", &mut o.min_positive_val),
+        ("max_finite_val", &mut o.max_finite_val),
+    ] {
+        if let Some(v) = common.get(k).filter(|v| !v.is_null()) {
+            *slot = v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| {
+                Error::config_key(key(k), format!("must be a positive number, not {v}"))
+            })? as f32;
+        }
+    }
+    let strings = |k: &str| -> Result<Option<Vec<String>>> {
+        match common.get(k) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str().map(str::to_string).ok_or_else(|| {
+                        Error::config_key(key(k), format!("must be a list of names; found {x}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(v) => Err(Error::config_key(
+                key(k),
+                format!("must be a list of names or None, not {v}"),
+            )),
+        }
+    };
+    if let Some(l) = strings("op_block_list")? {
+        o.op_block_list = l;
+    }
+    if let Some(l) = strings("node_block_list")? {
+        o.node_block_list = l;
+    }
+    Ok(o)
 }
 
 #[cfg(test)]

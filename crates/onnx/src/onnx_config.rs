@@ -1,34 +1,58 @@
-//! The IR stage: applies a deploy config's `onnx_config` to an ONNX model, as if MMDeploy had
-//! exported the model with it.
+//! The `onnx_config` pass: applies a deploy config's `onnx_config` to an ONNX model, as if
+//! MMDeploy had exported the model with it.
 
+use crate::edit::{rename_value, set_dims};
+use crate::{Pass, PassContext, PassOutcome};
 use rdeploy_config::{InputShape, OnnxConfig};
 use rdeploy_core::onnx::{self, ModelInfo, proto::ModelProto};
 use rdeploy_core::{Dim, Error, Result};
 use std::path::Path;
 
-/// What the IR stage did, for logs and the manifest.
-#[derive(Debug, Default)]
-pub struct IrReport {
-    /// Notes worth telling the user (opset differences, renamed tensors).
-    pub notes: Vec<String>,
+/// Applies `onnx_config` (MMDeploy's export settings) to an ONNX file: `input_names` and
+/// `output_names` rename graph inputs/outputs in order, `input_shape` (`[w, h]` or full shapes)
+/// and static `model_inputs` fix dims, `dynamic_axes` makes the named dims symbolic.
+///
+/// Errors name the `onnx_config` key that does not fit the model, with no file position (the
+/// caller, who knows where the key was set, adds it).
+#[derive(Clone, Debug)]
+pub struct OnnxConfigPass {
+    /// The typed `onnx_config` (with static shapes from `backend_config.model_inputs`).
+    pub config: OnnxConfig,
+}
+
+impl Pass for OnnxConfigPass {
+    fn name(&self) -> &str {
+        "onnx_config"
+    }
+
+    fn run(&self, model: &mut ModelProto, cx: &PassContext<'_>) -> Result<PassOutcome> {
+        let before = onnx::inspect(model).map_err(|m| Error::model(cx.model_path, m))?;
+        let (after, notes) = apply_onnx_config(model, &before, &self.config, cx.model_path)?;
+        let changed = after.inputs != before.inputs || after.outputs != before.outputs;
+        Ok(PassOutcome {
+            changed,
+            notes,
+            details: Default::default(),
+        })
+    }
 }
 
 fn key_err(key: &str, msg: impl Into<String>) -> Error {
     Error::config_key(key, msg)
 }
 
-/// Applies `cfg` to `model` in place and returns the new signature.
+/// Applies `cfg` to `model` in place and returns the new signature and notes.
 ///
 /// # Errors
 /// [`Error::Config`] naming the `onnx_config` key that does not fit the model (too many names,
 /// an unknown tensor in `dynamic_axes`, an axis past the rank...).
-pub fn apply_onnx_config(
+fn apply_onnx_config(
     model: &mut ModelProto,
     info: &ModelInfo,
     cfg: &OnnxConfig,
     model_path: &Path,
-) -> Result<(ModelInfo, IrReport)> {
-    let mut report = IrReport::default();
+) -> Result<(ModelInfo, Vec<String>)> {
+    let mut notes = Vec::new();
     let graph = model.graph.get_or_insert_with(Default::default);
 
     for (key, names, current) in [
@@ -65,11 +89,11 @@ pub fn apply_onnx_config(
             .filter(|(a, b)| a != b)
             .collect();
         for (i, (from, _)) in pairs.iter().enumerate() {
-            onnx::rename_value(graph, from, &format!("__rdeploy_rename_{i}__"));
+            rename_value(graph, from, &format!("__rdeploy_rename_{i}__"));
         }
         for (i, (from, to)) in pairs.iter().enumerate() {
-            onnx::rename_value(graph, &format!("__rdeploy_rename_{i}__"), to);
-            report.notes.push(format!("renamed '{from}' to '{to}'"));
+            rename_value(graph, &format!("__rdeploy_rename_{i}__"), to);
+            notes.push(format!("renamed '{from}' to '{to}'"));
         }
     }
     let mut info = onnx::inspect(model).map_err(|m| Error::model(model_path, m))?;
@@ -97,7 +121,7 @@ pub fn apply_onnx_config(
             let n = dims.len();
             dims[n - 2] = Dim::Fixed(*h);
             dims[n - 1] = Dim::Fixed(*w);
-            onnx::set_dims(graph, &first.name, &dims);
+            set_dims(graph, &first.name, &dims);
             changed_inputs = true;
         }
         Some(InputShape::Full(shapes)) => {
@@ -127,7 +151,7 @@ pub fn apply_onnx_config(
                     ));
                 }
                 let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Fixed(d)).collect();
-                onnx::set_dims(graph, &input.name, &dims);
+                set_dims(graph, &input.name, &dims);
                 changed_inputs = true;
             }
         }
@@ -160,7 +184,7 @@ pub fn apply_onnx_config(
             ));
         }
         let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Fixed(d)).collect();
-        onnx::set_dims(graph, name, &dims);
+        set_dims(graph, name, &dims);
         changed_inputs = true;
     }
     if changed_inputs {
@@ -203,7 +227,7 @@ pub fn apply_onnx_config(
             }
             dims[*axis] = Dim::Symbolic(dim_name.clone());
         }
-        onnx::set_dims(graph, name, &dims);
+        set_dims(graph, name, &dims);
         if is_input {
             changed_inputs = true;
         }
@@ -233,7 +257,7 @@ pub fn apply_onnx_config(
             })
             .collect();
         for (name, dims) in outputs {
-            onnx::set_dims(graph, &name, &dims);
+            set_dims(graph, &name, &dims);
         }
     }
     if let (Some(want), Some(have)) = (cfg.opset_version, info.opset())
@@ -243,8 +267,8 @@ pub fn apply_onnx_config(
             "the config asks for opset {want} but the model is opset {have}; rdeploy does not upgrade opsets yet, so it deploys opset {have}"
         );
         tracing::warn!("{note}");
-        report.notes.push(note);
+        notes.push(note);
     }
     let info = onnx::inspect(model).map_err(|m| Error::model(model_path, m))?;
-    Ok((info, report))
+    Ok((info, notes))
 }

@@ -1,0 +1,174 @@
+//! The command line's arguments (clap types); each command's code is in `commands/`.
+
+use crate::inputs::InputArg;
+use clap::{Args, Parser, Subcommand};
+use rdeploy::inputs::ShapeHint;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rdeploy",
+    version,
+    about = "Deploy ONNX models to inference backends through one contract",
+    long_about = "Deploy ONNX models to inference backends through one contract.\n\n\
+        rdeploy reads MMDeploy deploy configs unchanged, applies their onnx_config to an ONNX \
+        model, converts it for a backend (tract is built in; others load at run time), and runs, \
+        times and compares the result. Exit code 0 on success, 1 on error, 2 on bad usage."
+)]
+pub struct Cli {
+    /// Log level for messages on stderr: error, warn, info, debug or trace.
+    #[arg(long, global = true, default_value = "info", env = "RDEPLOY_LOG")]
+    pub log_level: String,
+
+    /// Load a backend plugin (a shared library built against rdeploy_plugin.h); repeatable.
+    /// RDEPLOY_PLUGIN_PATH (files or folders of *.so, `:`-separated) adds more. A plugin that
+    /// cannot be loaded is listed by check-env with the reason; other backends still work.
+    #[arg(long = "plugin", value_name = "FILE", global = true)]
+    pub plugins: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every registered backend with its version, or why it is unavailable.
+    CheckEnv {
+        /// Print JSON instead of `name:<TAB>version` lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert an ONNX model for the config's backend into a work dir.
+    ///
+    /// Applies onnx_config (input/output names, input_shape, dynamic_axes), writes
+    /// <WORK_DIR>/end2end.onnx, the backend's files and the deploy.json manifest, atomically.
+    /// Deploying again with the same model, merged config, backend version and device reuses
+    /// the work dir (--force rebuilds).
+    Deploy(DeployArgs),
+    /// Run a deployed model on inputs and write its outputs.
+    Infer(InferArgs),
+    /// Measure a deployed model: latency percentiles, throughput, and the time inside the
+    /// engine call (execute) against the whole forward (validation and naming included).
+    Bench(BenchArgs),
+    /// Run one model on several backends with the same inputs and compare their outputs to
+    /// the first backend's: max abs/rel difference per output, pass/fail by rtol/atol.
+    /// Exit code 1 when any output differs beyond the tolerance.
+    Compare(CompareArgs),
+    /// Deploy configs: print the merged result, or check it.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+/// `rdeploy deploy`'s arguments.
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The deploy config (.py as in MMDeploy, .toml or .json).
+    pub deploy_cfg: PathBuf,
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Where to write the backend files and manifest.
+    #[arg(long)]
+    pub work_dir: PathBuf,
+    /// The device to convert for: cpu, cuda, cuda:1 ...
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Rebuild even if the work dir is up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the manifest as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a command's model inputs come from: files, or generated from the signature. Shared by
+/// `infer`, `bench` and `compare`.
+#[derive(Args, Debug)]
+pub struct InputSource {
+    /// An input: NAME=FILE, or FILE alone when the model has one input or the file names its
+    /// tensors (.npz entries, TensorProto names). FILE is .npy, .npz or ONNX TensorProto .pb.
+    /// Repeat for several inputs. Without --input, inputs are generated from the signature.
+    #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
+    pub inputs: Vec<InputArg>,
+    /// Shape for generated inputs with symbolic dims: INPUT:1x3x224x224, or DIM=N (batch=4).
+    #[arg(long = "shape", value_name = "INPUT:DIMS|DIM=N")]
+    pub shapes: Vec<ShapeHint>,
+    /// Seed for generated inputs (floats uniform in [0,1), integers in [0,2)).
+    #[arg(long, default_value_t = 0)]
+    pub random_seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    /// A work dir written by `rdeploy deploy`.
+    pub work_dir: PathBuf,
+    #[command(flatten)]
+    pub input: InputSource,
+    /// Write each output as OUTPUT_DIR/<output_name>.npy.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A work dir written by `rdeploy deploy`.
+    pub work_dir: PathBuf,
+    #[command(flatten)]
+    pub input: InputSource,
+    /// Untimed runs first (caches, lazy allocation, JIT).
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Timed runs (in total, over all threads).
+    #[arg(long, default_value_t = 100)]
+    pub iters: usize,
+    /// Threads calling forward at once on the one loaded model (like benchmark_app's infer
+    /// requests); each does the warmup, then they share the timed runs. Throughput is timed runs
+    /// over wall time.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// Print the measurements as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The ONNX model (used as it is: no onnx_config).
+    pub model: PathBuf,
+    /// Backends to run, comma separated; the first is the reference.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub backends: Vec<String>,
+    #[command(flatten)]
+    pub input: InputSource,
+    /// Relative tolerance: |a - b| <= atol + rtol * |b| (numpy's allclose).
+    #[arg(long, default_value_t = 1e-3)]
+    pub rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 1e-4)]
+    pub atol: f64,
+    /// The device for every backend.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print the comparison as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Print the fully merged config (as Python, or JSON with --json).
+    Print {
+        /// The deploy config.
+        config: PathBuf,
+        /// Print JSON (what json.dumps(Config.fromfile(p).to_dict()) writes).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config: syntax, inheritance, and the keys rdeploy acts on; list problems.
+    Check {
+        /// The deploy config.
+        config: PathBuf,
+    },
+}

@@ -1,0 +1,69 @@
+//! One module per command; each prints its result (text, or JSON with `--json`) on stdout.
+
+mod bench;
+mod check_env;
+mod compare;
+mod config;
+mod deploy;
+mod infer;
+
+use crate::args::{Command, ConfigCmd, InputSource};
+use anyhow::{Result, bail};
+use rdeploy::inputs::random_inputs;
+use rdeploy::{Manifest, Registry};
+
+/// Runs one parsed command.
+pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
+    match cmd {
+        Command::CheckEnv { json } => check_env::run(registry, json),
+        Command::Deploy(a) => deploy::run(registry, a),
+        Command::Infer(a) => infer::run(registry, a),
+        Command::Bench(a) => bench::run(registry, a),
+        Command::Compare(a) => compare::run(registry, a),
+        Command::Config(ConfigCmd::Print { config, json }) => config::print(&config, json),
+        Command::Config(ConfigCmd::Check { config }) => config::check(registry, &config),
+    }
+}
+
+/// A spinner on stderr for steps of unknown length.
+pub(crate) fn progress_spinner() -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// Inputs from files (float32 converted where the model wants float16), or generated.
+pub(crate) fn model_inputs(
+    m: &Manifest,
+    wrapper: &dyn rdeploy::Wrapper,
+    source: &InputSource,
+) -> Result<rdeploy::NamedTensors> {
+    let (files, shapes, seed) = (&source.inputs, &source.shapes, source.random_seed);
+    if files.is_empty() {
+        return Ok(random_inputs(
+            wrapper.inputs(),
+            shapes,
+            &m.example_shapes,
+            seed,
+        )?);
+    }
+    if !shapes.is_empty() {
+        bail!("--shape is for generated inputs; the --input files already have shapes");
+    }
+    let mut named = crate::inputs::load_inputs(files, wrapper.inputs())?;
+    // A float16 model (onnxruntime-fp16 with keep_io_types=False) takes the same float32
+    // files as its float32 original: convert them, and say so.
+    for (name, t) in named.iter_mut() {
+        let want = wrapper
+            .inputs()
+            .iter()
+            .find(|s| &s.name == name)
+            .map(|s| s.dtype);
+        if want == Some(rdeploy::DType::F16) && t.dtype() == rdeploy::DType::F32 {
+            tracing::info!("input '{name}': converting float32 to the model's float16");
+            *t = t.cast(rdeploy::DType::F16, rdeploy::Cast::Unchecked)?;
+        }
+    }
+    Ok(named)
+}

@@ -1,0 +1,242 @@
+//! The bench harness: latency percentiles, throughput, and the engine call (`execute`) timed
+//! inside the whole `forward`, with threads sharing one wrapper.
+
+use rdeploy_core::{Error, NamedTensors, Result, Tensor, Wrapper, validate_inputs};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Options of [`bench`].
+#[derive(Clone, Copy)]
+pub struct BenchOptions<'a> {
+    /// Untimed calls per thread first (caches, lazy allocation, JIT).
+    pub warmup: usize,
+    /// Timed calls in total, over all threads.
+    pub iters: usize,
+    /// Threads calling `forward` at once on the one wrapper (like `benchmark_app`'s infer
+    /// requests); each warms up, then they share the timed calls.
+    pub concurrency: usize,
+    /// Called after every call (warmup included), for progress bars.
+    pub tick: Option<&'a (dyn Fn() + Sync)>,
+}
+
+impl Default for BenchOptions<'_> {
+    fn default() -> Self {
+        BenchOptions {
+            warmup: 10,
+            iters: 100,
+            concurrency: 1,
+            tick: None,
+        }
+    }
+}
+
+/// Summary statistics of a set of timings, in milliseconds. Percentiles are nearest-rank on
+/// the sorted samples.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// The statistics of `v` (all zeros when empty).
+    pub fn of(mut v: Vec<f64>) -> Percentiles {
+        if v.is_empty() {
+            return Percentiles {
+                mean: 0.0,
+                min: 0.0,
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                max: 0.0,
+            };
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Percentiles {
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+            min: v[0],
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: v[v.len() - 1],
+        }
+    }
+}
+
+/// One benchmark's measurements (milliseconds).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// The backend's name.
+    pub backend: String,
+    /// The backend's version (filled by the caller, who knows the work dir).
+    pub backend_version: String,
+    /// The device run on.
+    pub device: String,
+    /// Untimed calls per thread.
+    pub warmup: usize,
+    /// Timed calls in total.
+    pub iters: usize,
+    /// Threads.
+    pub concurrency: usize,
+    /// Engine settings in effect (precision, streams...), as the wrapper reports them.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// The input shapes benchmarked.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Whole `forward` per call: validation, the engine call, naming.
+    pub latency_ms: Percentiles,
+    /// The engine call alone (`execute`) per call.
+    pub execute_ms: Percentiles,
+    /// Mean of (forward - execute): validation, ordering and naming.
+    pub overhead_ms_mean: f64,
+    /// Timed calls over the wall time of the timed phase.
+    pub throughput_per_s: f64,
+}
+
+/// Benchmarks `wrapper` on `inputs`.
+///
+/// # Errors
+/// [`Error::InputMismatch`] when `iters` or `concurrency` is 0 or the inputs do not fit; the
+/// first error of any call.
+pub fn bench(
+    wrapper: &dyn Wrapper,
+    inputs: &NamedTensors,
+    options: &BenchOptions<'_>,
+) -> Result<BenchReport> {
+    if options.iters == 0 || options.concurrency == 0 {
+        return Err(Error::config_key(
+            if options.iters == 0 {
+                "iters"
+            } else {
+                "concurrency"
+            },
+            "must be at least 1",
+        ));
+    }
+    let threads = options.concurrency;
+    let barrier = std::sync::Barrier::new(threads);
+    let tick = || {
+        if let Some(t) = options.tick {
+            t();
+        }
+    };
+    // One timed call: forward, step by step, so that the engine call is timed inside the whole
+    // call. Returns (forward ms, execute ms).
+    let call = || -> Result<(f64, f64)> {
+        let inputs = inputs.clone();
+        let t0 = Instant::now();
+        let ordered = validate_inputs(wrapper.inputs(), inputs)?;
+        let t1 = Instant::now();
+        let outs = wrapper.execute(ordered)?;
+        let t2 = Instant::now();
+        let named_out: Vec<(String, Tensor)> = wrapper
+            .outputs()
+            .iter()
+            .map(|o| o.name.clone())
+            .zip(outs)
+            .collect();
+        let t3 = Instant::now();
+        std::hint::black_box(named_out);
+        Ok(((t3 - t0).as_secs_f64() * 1e3, (t2 - t1).as_secs_f64() * 1e3))
+    };
+    type Timed = (Vec<(f64, f64)>, Instant, Instant);
+    let results: Vec<Result<Timed>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, call, tick) = (&barrier, &call, &tick);
+                // Timed runs split evenly, the first threads taking the remainder.
+                let n = options.iters / threads + usize::from(t < options.iters % threads);
+                sc.spawn(move || -> Result<Timed> {
+                    let mut warm = Ok(());
+                    for _ in 0..options.warmup {
+                        if let Err(e) = call() {
+                            warm = Err(e);
+                            break;
+                        }
+                        tick();
+                    }
+                    // Every thread waits here even after an error, so none waits forever.
+                    barrier.wait();
+                    warm?;
+                    let start = Instant::now();
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        v.push(call()?);
+                        tick();
+                    }
+                    Ok((v, start, Instant::now()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::backend(
+                        wrapper.backend(),
+                        "a benchmark thread panicked",
+                    ))
+                })
+            })
+            .collect()
+    });
+    let (mut latency, mut execute) = (
+        Vec::with_capacity(options.iters),
+        Vec::with_capacity(options.iters),
+    );
+    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+    for r in results {
+        let (v, start, end) = r?;
+        for (l, e) in v {
+            latency.push(l);
+            execute.push(e);
+        }
+        first = Some(first.map_or(start, |f| f.min(start)));
+        last = Some(last.map_or(end, |l| l.max(end)));
+    }
+    let timed_wall = match (first, last) {
+        (Some(f), Some(l)) => (l - f).as_secs_f64(),
+        _ => 0.0,
+    };
+    let overhead = latency
+        .iter()
+        .zip(&execute)
+        .map(|(l, e)| l - e)
+        .sum::<f64>()
+        / latency.len().max(1) as f64;
+    Ok(BenchReport {
+        backend: wrapper.backend().to_string(),
+        backend_version: String::new(),
+        device: wrapper.device().to_string(),
+        warmup: options.warmup,
+        iters: options.iters,
+        concurrency: threads,
+        settings: wrapper
+            .settings()
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
+        input_shapes: inputs
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+            .collect(),
+        latency_ms: Percentiles::of(latency),
+        execute_ms: Percentiles::of(execute),
+        overhead_ms_mean: overhead,
+        throughput_per_s: if timed_wall > 0.0 {
+            options.iters as f64 / timed_wall
+        } else {
+            0.0
+        },
+    })
+}

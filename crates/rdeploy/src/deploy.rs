@@ -1,0 +1,459 @@
+//! The deploy pipeline: config → IR stage (`onnx_config` pass) → the backend's passes →
+//! `to_backend` → manifest, written atomically into a work dir.
+
+use crate::workdir::{FileEntry, MANIFEST, Manifest, SourceModel, WorkDir, cached, hash_file, hex};
+use rdeploy_config::Config;
+use rdeploy_core::onnx::proto::ModelProto;
+use rdeploy_core::{BackendManager, DeployConfig, Device, Error, Registry, Result};
+use rdeploy_onnx::{OnnxConfigPass, Pass, PassContext, PassRecord, PassRegistry};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options of one [`deploy`].
+#[derive(Default)]
+pub struct DeployOptions<'a> {
+    /// Rebuild even when the work dir is up to date.
+    pub force: bool,
+    /// Called with the name of each step as it starts ("reading model", "converting for
+    /// openvino"), for progress displays.
+    pub progress: Option<&'a (dyn Fn(&str) + Sync)>,
+    /// The passes backends may ask for; [`PassRegistry::builtin`] when `None`.
+    pub passes: Option<&'a PassRegistry>,
+}
+
+/// The backend a config names, with the error pointing at `backend_config.type`.
+///
+/// # Errors
+/// [`Error::Config`] for a missing type or an unknown backend (listing the known ones).
+pub fn backend_of(registry: &Registry, config: &Config) -> Result<Arc<dyn BackendManager>> {
+    let name = config.backend_type()?;
+    registry.get(&name).map_err(|e| match e {
+        Error::UnknownBackend { name, known } => {
+            let (file, line) = config
+                .origins
+                .get("backend_config")
+                .cloned()
+                .unwrap_or((config.path.clone(), None));
+            Error::Config {
+                file: Some(file),
+                line,
+                col: None,
+                key: Some("backend_config.type".into()),
+                msg: format!("unknown backend '{name}'; this rdeploy knows: {known}"),
+            }
+        }
+        other => other,
+    })
+}
+
+/// Deploys `model` for the backend `config` names into `work_dir`, MMDeploy's pipeline:
+/// applies `onnx_config` (the IR, `end2end.onnx`), runs the graph passes the backend asks for,
+/// converts with the backend's `to_backend`, and writes `deploy.json` listing every file with
+/// its SHA-256, the signature, versions, passes and the merged config.
+///
+/// Deploying again with the same model, config, backend version and device reuses the work dir
+/// unless `options.force`.
+///
+/// # Errors
+/// [`Error::Config`] for a config that does not fit the model (naming file, line and key),
+/// [`Error::Model`] for a model that cannot be read, [`Error::BackendUnavailable`],
+/// [`Error::Device`], the backend's conversion errors, [`Error::Io`] for the work dir. On any
+/// error the work dir holds no new manifest and no staged files; a previous deploy in it stays
+/// usable.
+pub fn deploy(
+    registry: &Registry,
+    config: &Config,
+    model_path: &Path,
+    work_dir: &Path,
+    device: &Device,
+    options: &DeployOptions<'_>,
+) -> Result<WorkDir> {
+    let progress = |s: &str| {
+        tracing::debug!("deploy: {s}");
+        if let Some(p) = options.progress {
+            p(s);
+        }
+    };
+    let backend = backend_of(registry, config)?;
+    let backend_version = backend.ensure_available()?;
+    device.ensure_supported(backend.name(), backend.device_kinds())?;
+    let onnx_cfg = config.onnx_config()?;
+    let deploy_cfg = config.deploy_config();
+    let builtin;
+    let pass_registry = match options.passes {
+        Some(p) => p,
+        None => {
+            builtin = PassRegistry::builtin();
+            &builtin
+        }
+    };
+    let backend_passes = backend
+        .ir_passes(&deploy_cfg)
+        .map_err(|e| locate_config_error(e, config))?
+        .iter()
+        .map(|r| pass_registry.resolve(r, &deploy_cfg))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| locate_config_error(e, config))?;
+
+    progress("reading model");
+    let (mut model, source_info) = rdeploy_core::onnx::inspect_file(model_path)?;
+    let model_bytes = prost::Message::encode_to_vec(&model);
+    let model_sha = hex(&Sha256::digest(&model_bytes));
+    drop(model_bytes);
+    let cache_key = {
+        let mut h = Sha256::new();
+        for part in [
+            model_sha.as_str(),
+            &serde_json::to_string(&deploy_cfg.0).unwrap_or_default(),
+            backend.name(),
+            &backend_version,
+            &device.to_string(),
+            rdeploy_core::VERSION,
+            &crate::workdir::FORMAT_VERSION.to_string(),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        hex(&h.finalize())
+    };
+    if !options.force
+        && let Some(m) = cached(work_dir, &cache_key)
+    {
+        tracing::info!(
+            "work dir {} is up to date (same model, config, backend version and device); reusing it (--force rebuilds)",
+            work_dir.display()
+        );
+        return Ok(WorkDir {
+            path: work_dir.to_path_buf(),
+            manifest: m,
+            reused: true,
+        });
+    }
+
+    progress("applying onnx_config");
+    let cx = PassContext {
+        model_path,
+        deploy_cfg: &deploy_cfg,
+    };
+    let ir_pass: Arc<dyn Pass> = Arc::new(OnnxConfigPass {
+        config: onnx_cfg.clone(),
+    });
+    let mut records = rdeploy_onnx::run_passes(&mut model, &[ir_pass], "ir", &cx)
+        .map_err(|e| locate_config_error(e, config))?;
+    let info = rdeploy_core::onnx::inspect(&model).map_err(|m| Error::model(model_path, m))?;
+    let mut notes: Vec<String> = records
+        .iter()
+        .flat_map(|r| r.outcome.notes.iter().cloned())
+        .collect();
+    if let Some(cb) = config.codebase_summary() {
+        notes.push(format!("codebase_config {cb} is kept in the manifest and not acted on (model-family code is outside rdeploy)"));
+    }
+    let example_shapes = info
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let orig = source_info
+                .inputs
+                .get(i)
+                .and_then(|o| o.shape.clone())
+                .unwrap_or_default();
+            let dims = t.shape.clone().unwrap_or_default();
+            let shape = dims
+                .iter()
+                .enumerate()
+                .map(|(j, d)| {
+                    d.fixed()
+                        .or_else(|| orig.get(j).and_then(rdeploy_core::Dim::fixed))
+                        .unwrap_or(1) as usize
+                })
+                .collect();
+            (t.name.clone(), shape)
+        })
+        .collect();
+
+    std::fs::create_dir_all(work_dir)
+        .map_err(|e| Error::io("cannot create work dir", work_dir, e))?;
+    // A private staging dir inside the work dir (same file system, so the final moves are
+    // renames), removed on drop whatever happens.
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(work_dir)
+        .map_err(|e| Error::io("cannot write to work dir", work_dir, e))?;
+    let staged = Staged {
+        backend: backend.as_ref(),
+        backend_passes: &backend_passes,
+        staging: staging.path(),
+        work_dir,
+        device,
+        deploy_cfg: &deploy_cfg,
+        model_path,
+        ir_name: &onnx_cfg.save_file,
+    };
+    let result = staged.convert(&model).and_then(|(files, more)| {
+        records.extend(more);
+        notes.extend(
+            records
+                .iter()
+                .filter(|r| r.stage == "backend")
+                .flat_map(|r| r.outcome.notes.iter().cloned()),
+        );
+        staged.commit(
+            &files,
+            Manifest {
+                format_version: crate::workdir::FORMAT_VERSION,
+                rdeploy_version: rdeploy_core::VERSION.to_string(),
+                backend: backend.name().to_string(),
+                backend_version: backend_version.clone(),
+                device: device.clone(),
+                ir_file: FileEntry::default(),
+                backend_files: Vec::new(),
+                inputs: info.inputs.clone(),
+                outputs: info.outputs.clone(),
+                source_model: SourceModel {
+                    path: model_path.display().to_string(),
+                    sha256: model_sha,
+                    opset: info.opset(),
+                    producer: model.producer_name().to_string(),
+                },
+                config_file: config.path.display().to_string(),
+                config: deploy_cfg.0.clone(),
+                example_shapes,
+                notes,
+                passes: records,
+                cache_key,
+            },
+        )
+    });
+    let result = result.map_err(|e| unstage_paths(e, staging.path(), work_dir));
+    drop(staging);
+    result.map(|manifest| WorkDir {
+        path: work_dir.to_path_buf(),
+        manifest,
+        reused: false,
+    })
+}
+
+/// Runs the passes `backend` asks for on the IR file, then its `to_backend`, in `out_dir`:
+/// MMDeploy's `to_backend(ir_files, work_dir, deploy_cfg, device)` with rdeploy's graph passes
+/// in front. Returns the backend's files and the pass records.
+///
+/// # Errors
+/// As [`deploy`] for the conversion steps.
+pub fn to_backend(
+    backend: &dyn BackendManager,
+    ir_file: &Path,
+    deploy_cfg: &DeployConfig,
+    out_dir: &Path,
+    device: &Device,
+) -> Result<(Vec<PathBuf>, Vec<PassRecord>)> {
+    backend.ensure_available()?;
+    let registry = PassRegistry::builtin();
+    let passes = backend
+        .ir_passes(deploy_cfg)?
+        .iter()
+        .map(|r| registry.resolve(r, deploy_cfg))
+        .collect::<Result<Vec<_>>>()?;
+    let model = if passes.is_empty() {
+        None
+    } else {
+        Some(rdeploy_core::onnx::load(ir_file)?)
+    };
+    let name = ir_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "end2end.onnx".into());
+    let staged = Staged {
+        backend,
+        backend_passes: &passes,
+        staging: out_dir,
+        work_dir: out_dir,
+        device,
+        deploy_cfg,
+        model_path: ir_file,
+        ir_name: &name,
+    };
+    match model {
+        Some(m) => staged.convert(&m),
+        None => {
+            let files =
+                backend.to_backend(&[ir_file.to_path_buf()], deploy_cfg, out_dir, device)?;
+            Ok((files, Vec::new()))
+        }
+    }
+}
+
+/// Puts the top-level key's file and line on a config error that has only a key.
+fn locate_config_error(e: Error, config: &Config) -> Error {
+    match e {
+        Error::Config {
+            file: None,
+            key: Some(key),
+            msg,
+            ..
+        } => {
+            let top = key.split(['.', '[']).next().unwrap_or(&key).to_string();
+            let (file, line) = config
+                .origins
+                .get(&top)
+                .cloned()
+                .unwrap_or((config.path.clone(), None));
+            Error::Config {
+                file: Some(file),
+                line,
+                col: None,
+                key: Some(key),
+                msg,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Errors from staged files name the staging dir; users know the work dir.
+fn unstage_paths(e: Error, staging: &Path, work_dir: &Path) -> Error {
+    let (from, to) = (
+        staging.display().to_string(),
+        work_dir.display().to_string(),
+    );
+    match e {
+        Error::Backend {
+            backend,
+            msg,
+            source,
+        } => Error::Backend {
+            backend,
+            msg: msg.replace(&from, &to),
+            source,
+        },
+        Error::Model { path, msg, source } => Error::Model {
+            path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)),
+            msg: msg.replace(&from, &to),
+            source,
+        },
+        Error::Io {
+            action,
+            path,
+            source,
+        } => Error::Io {
+            action,
+            path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)),
+            source,
+        },
+        other => other,
+    }
+}
+
+/// One conversion in a staging dir.
+struct Staged<'a> {
+    backend: &'a dyn BackendManager,
+    backend_passes: &'a [Arc<dyn Pass>],
+    staging: &'a Path,
+    work_dir: &'a Path,
+    device: &'a Device,
+    deploy_cfg: &'a DeployConfig,
+    model_path: &'a Path,
+    /// The IR file's name (`onnx_config.save_file`).
+    ir_name: &'a str,
+}
+
+impl Staged<'_> {
+    /// Writes the IR, runs the backend's passes into `<stem>.<passes>.onnx`, and converts.
+    fn convert(&self, model: &ModelProto) -> Result<(Vec<PathBuf>, Vec<PassRecord>)> {
+        let ir = self.staging.join(self.ir_name);
+        if ir != self.model_path {
+            rdeploy_core::onnx::save(model, &ir)?;
+        }
+        let mut records = Vec::new();
+        let mut input = ir.clone();
+        if !self.backend_passes.is_empty() {
+            let mut edited = model.clone();
+            let cx = PassContext {
+                model_path: self.model_path,
+                deploy_cfg: self.deploy_cfg,
+            };
+            records = rdeploy_onnx::run_passes(&mut edited, self.backend_passes, "backend", &cx)?;
+            // `end2end.fp16.onnx`: the IR's stem, then the passes that changed it.
+            let changed: Vec<&str> = records
+                .iter()
+                .filter(|r| r.outcome.changed)
+                .map(|r| r.name.as_str())
+                .collect();
+            if !changed.is_empty() {
+                let stem = Path::new(self.ir_name)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "end2end".into());
+                input = self
+                    .staging
+                    .join(format!("{stem}.{}.onnx", changed.join(".")));
+                rdeploy_core::onnx::save(&edited, &input)?;
+            }
+        }
+        tracing::info!("converting for {}", self.backend.name());
+        let files = self.backend.to_backend(
+            std::slice::from_ref(&input),
+            self.deploy_cfg,
+            self.staging,
+            self.device,
+        )?;
+        Ok((files, records))
+    }
+
+    /// Moves the staged files into the work dir and writes the manifest last.
+    fn commit(&self, files: &[PathBuf], mut manifest: Manifest) -> Result<Manifest> {
+        // Every backend file must be inside the work dir (staged, or the IR itself).
+        let mut rel_files = Vec::new();
+        for f in files {
+            let rel = f.strip_prefix(self.staging).map_err(|_| {
+                Error::backend(
+                    self.backend.name(),
+                    format!("to_backend returned {} outside the work dir", f.display()),
+                )
+            })?;
+            rel_files.push(rel.to_path_buf());
+        }
+        // Drop the old manifest first (a crash from here on leaves no manifest, never a manifest
+        // that disagrees with the files), move files in, write the manifest last.
+        let manifest_path = self.work_dir.join(MANIFEST);
+        match std::fs::remove_file(&manifest_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("cannot replace", &manifest_path, e)),
+        }
+        let mut to_move: Vec<PathBuf> = vec![PathBuf::from(self.ir_name)];
+        for r in &rel_files {
+            if !to_move.contains(r) {
+                to_move.push(r.clone());
+            }
+        }
+        let mut entries = Vec::new();
+        for rel in &to_move {
+            let from = self.staging.join(rel);
+            let to = self.work_dir.join(rel);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("cannot create", parent, e))?;
+            }
+            std::fs::rename(&from, &to)
+                .map_err(|e| Error::io("cannot move into the work dir", &to, e))?;
+            let (sha256, bytes) = hash_file(&to)?;
+            entries.push(FileEntry {
+                path: rel.to_string_lossy().into_owned(),
+                sha256,
+                bytes,
+            });
+        }
+        manifest.ir_file = entries[0].clone();
+        manifest.backend_files = rel_files
+            .iter()
+            .filter_map(|r| entries.iter().find(|e| Path::new(&e.path) == r).cloned())
+            .collect();
+        let text =
+            serde_json::to_string_pretty(&manifest).map_err(|e| Error::backend("rdeploy", e))?;
+        rdeploy_core::atomic::write_atomic(&manifest_path, |w| w.write_all(text.as_bytes()))
+            .map_err(|e| Error::io("cannot write", &manifest_path, e))?;
+        Ok(manifest)
+    }
+}

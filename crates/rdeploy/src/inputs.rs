@@ -1,0 +1,181 @@
+//! Inputs generated from a signature: shapes from hints and example shapes, random values.
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rdeploy_core::{DType, Dim, Error, NamedTensors, Result, Tensor, TensorInfo};
+use std::collections::{BTreeMap, HashMap};
+
+/// A shape for generated inputs: an input's full shape (`NAME:1x3x224x224` on the command
+/// line) or the size of a symbolic dim for every input that has it (`DIM=N`, `batch=4`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShapeHint {
+    /// An input's full shape.
+    Input(String, Vec<usize>),
+    /// A symbolic dim's size, for every input that has it.
+    Dim(String, u64),
+}
+
+impl std::str::FromStr for ShapeHint {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if let Some((name, dims)) = s.rsplit_once(':') {
+            let dims = dims
+                .split(['x', 'X', ','])
+                .map(|d| {
+                    d.trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("'{s}': '{d}' is not a dim; write NAME:1x3x224x224"))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            if name.is_empty() {
+                return Err(format!("'{s}': the input name before ':' is missing"));
+            }
+            return Ok(ShapeHint::Input(name.to_string(), dims));
+        }
+        if let Some((dim, n)) = s.split_once('=') {
+            let n = n
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("'{s}': '{n}' is not a size; write DIM=N such as batch=4"))?;
+            return Ok(ShapeHint::Dim(dim.trim().to_string(), n));
+        }
+        Err(format!(
+            "'{s}': write INPUT:1x3x224x224 for an input's shape, or DIM=N (batch=4) for a symbolic dim"
+        ))
+    }
+}
+
+/// Concrete shapes for every input: an input's [`ShapeHint::Input`] first; then each symbolic
+/// dim from [`ShapeHint::Dim`], else the example shape's dim at that position (the manifest's
+/// `example_shapes`), else 1.
+///
+/// # Errors
+/// [`Error::InputMismatch`] for a hint naming an input the model does not have, or whose rank
+/// or fixed dims disagree, or an input of unknown rank with no hint.
+pub fn resolve_shapes(
+    specs: &[TensorInfo],
+    shapes: &[ShapeHint],
+    examples: &BTreeMap<String, Vec<usize>>,
+) -> Result<Vec<Vec<usize>>> {
+    let mut dims: HashMap<String, u64> = HashMap::new();
+    for s in shapes {
+        match s {
+            ShapeHint::Dim(d, n) => {
+                dims.insert(d.clone(), *n);
+            }
+            ShapeHint::Input(name, _) if !specs.iter().any(|sp| &sp.name == name) => {
+                return Err(Error::InputMismatch {
+                    name: name.clone(),
+                    expected: format!(
+                        "one of the model's inputs ({})",
+                        specs
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    got: "a shape for an input the model does not have".into(),
+                });
+            }
+            ShapeHint::Input(..) => {}
+        }
+    }
+    specs
+        .iter()
+        .map(|spec| {
+            let given = shapes.iter().find_map(|s| match s {
+                ShapeHint::Input(n, d) if *n == spec.name => Some(d.clone()),
+                _ => None,
+            });
+            match (given, &spec.shape) {
+                (Some(g), Some(want)) => {
+                    let ok = g.len() == want.len()
+                        && g.iter()
+                            .zip(want)
+                            .all(|(a, d)| d.fixed().is_none_or(|f| f as usize == *a));
+                    if !ok {
+                        return Err(Error::InputMismatch {
+                            name: spec.name.clone(),
+                            expected: format!("a shape that fits {}", spec.shape_string()),
+                            got: format!(
+                                "the shape {}",
+                                g.iter()
+                                    .map(ToString::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join("x")
+                            ),
+                        });
+                    }
+                    Ok(g)
+                }
+                (Some(g), None) => Ok(g),
+                (None, Some(want)) => {
+                    let example = examples.get(&spec.name);
+                    Ok(want
+                        .iter()
+                        .enumerate()
+                        .map(|(j, d)| match d {
+                            Dim::Fixed(n) => *n as usize,
+                            Dim::Symbolic(s) => dims
+                                .get(s)
+                                .map(|&n| n as usize)
+                                .or_else(|| example.and_then(|e| e.get(j).copied()))
+                                .unwrap_or(1),
+                        })
+                        .collect())
+                }
+                (None, None) => Err(Error::InputMismatch {
+                    name: spec.name.clone(),
+                    expected: format!(
+                        "a shape for generated inputs (the model does not say its rank); give one, e.g. --shape {}:1x3x224x224",
+                        spec.name
+                    ),
+                    got: "none".into(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Random inputs for a signature: floats uniform in [0, 1), integers in [0, 2), random bools.
+/// Integer inputs are often indices, so they stay small to be valid for any table.
+///
+/// # Errors
+/// As [`resolve_shapes`].
+pub fn random_inputs(
+    specs: &[TensorInfo],
+    shapes: &[ShapeHint],
+    examples: &BTreeMap<String, Vec<usize>>,
+    seed: u64,
+) -> Result<NamedTensors> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let concrete = resolve_shapes(specs, shapes, examples)?;
+    specs
+        .iter()
+        .zip(concrete)
+        .map(|(spec, shape)| {
+            let n = shape
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| Error::InputMismatch {
+                    name: spec.name.clone(),
+                    expected: "a shape whose element count fits in memory".into(),
+                    got: format!("{shape:?}"),
+                })?;
+            let t = match spec.dtype {
+                DType::Bool => {
+                    Tensor::from_shape_vec(&shape, (0..n).map(|_| rng.random::<bool>()).collect())?
+                }
+                d if d.is_float() => {
+                    Tensor::from_shape_vec(&shape, (0..n).map(|_| rng.random::<f32>()).collect())?
+                        .cast(d, rdeploy_core::Cast::Unchecked)?
+                }
+                d => Tensor::from_shape_vec(
+                    &shape,
+                    (0..n).map(|_| rng.random_range(0..2i64)).collect(),
+                )?
+                .cast(d, rdeploy_core::Cast::Unchecked)?,
+            };
+            Ok((spec.name.clone(), t))
+        })
+        .collect()
+}
