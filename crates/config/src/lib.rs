@@ -121,6 +121,15 @@ impl Config {
     /// [`Error::Config`] when `value` is not an object, or uses `_base_` (inheritance needs
     /// files; load those with [`Config::from_file`]).
     pub fn from_json(value: &serde_json::Value, label: &Path) -> Result<Config> {
+        Config::from_value(Value::from_json(value), label)
+    }
+
+    /// A config given as a tree of values (a Python `dict` converted key by key, integer keys
+    /// such as `dynamic_axes={'input': {0: 'batch'}}` kept), with no file.
+    ///
+    /// # Errors
+    /// As [`Config::from_json`].
+    pub fn from_value(value: Value, label: &Path) -> Result<Config> {
         let err = |msg: &str| Error::Config {
             file: Some(label.to_path_buf()),
             line: None,
@@ -128,7 +137,7 @@ impl Config {
             key: None,
             msg: msg.to_string(),
         };
-        let Value::Dict(tree) = Value::from_json(value) else {
+        let Value::Dict(tree) = value else {
             return Err(err(
                 "a deploy config must be a dict of sections (backend_config=..., onnx_config=...)",
             ));

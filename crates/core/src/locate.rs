@@ -5,13 +5,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+static SITE_DIRS: OnceLock<(Vec<PathBuf>, String)> = OnceLock::new();
+
+/// Sets the Python package folders engines are looked for in, when rdeploy runs inside a Python
+/// interpreter (the `rdeploy` Python package passes its own `sys.path` and `sys.executable`), so
+/// that the engines of the running environment are found. Returns false when the folders were
+/// already asked for (the first answer stays).
+pub fn set_python_site_dirs(dirs: Vec<PathBuf>, python: String) -> bool {
+    SITE_DIRS.set((dirs, python)).is_ok()
+}
+
 /// The active Python environment's package folders (`site-packages`), and the interpreter asked.
 ///
 /// The interpreter is `$VIRTUAL_ENV/bin/python` when a virtual env is active, else `python3` on
 /// `PATH`. Asked once per process; an empty list when there is no usable Python.
 pub fn python_site_dirs() -> (&'static [PathBuf], &'static str) {
-    static DIRS: OnceLock<(Vec<PathBuf>, String)> = OnceLock::new();
-    let (dirs, python) = DIRS.get_or_init(|| {
+    let (dirs, python) = SITE_DIRS.get_or_init(|| {
         let python = match std::env::var_os("VIRTUAL_ENV") {
             Some(v) => PathBuf::from(v).join("bin/python"),
             None => PathBuf::from("python3"),

@@ -1,0 +1,274 @@
+//! Backends written in Python (`rdeploy.register_backend`): a manager with MMDeploy's methods,
+//! adapted to the backend contract so that deploy, load, compare and bench use it like a
+//! built-in one.
+
+use crate::convert::{json_to_py, py_to_tensor, tensor_to_py};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use rdeploy::{
+    BackendManager, DType, DeployConfig, Device, Dim, Error, Result, Signature, Tensor, TensorInfo,
+    Wrapper,
+};
+use std::path::{Path, PathBuf};
+
+/// A Python manager: an object (usually a class with classmethods) with MMDeploy's
+/// `is_available()`, `get_version()`, `to_backend(ir_files, work_dir, deploy_cfg, log_level,
+/// device)` and `build_wrapper(backend_files, device, input_names, output_names, deploy_cfg)`.
+pub struct PyBackend {
+    pub name: String,
+    pub manager: Py<PyAny>,
+}
+
+/// The Python exception as text: `TypeName: message`.
+fn describe(py: Python<'_>, e: &PyErr) -> String {
+    let ty = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    format!("{ty}: {}", e.value(py))
+}
+
+impl PyBackend {
+    fn err(&self, py: Python<'_>, doing: &str, e: PyErr) -> Error {
+        Error::backend(
+            &self.name,
+            format!("the Python backend's {doing} raised {}", describe(py, &e)),
+        )
+    }
+}
+
+fn cfg_to_py<'py>(py: Python<'py>, cfg: &DeployConfig) -> PyResult<Bound<'py, PyAny>> {
+    json_to_py(py, &cfg.0)
+}
+
+fn paths(list: &[PathBuf]) -> Vec<String> {
+    list.iter().map(|p| p.display().to_string()).collect()
+}
+
+impl BackendManager for PyBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self) -> rdeploy::core::Availability {
+        Python::attach(|py| {
+            let m = self.manager.bind(py);
+            let ok = m
+                .call_method0("is_available")
+                .and_then(|v| v.is_truthy())
+                .map_err(|e| format!("is_available() raised {}", describe(py, &e)))?;
+            if !ok {
+                return Err("the Python backend's is_available() returned False".into());
+            }
+            match m.getattr_opt("get_version") {
+                Ok(Some(f)) => f
+                    .call0()
+                    .and_then(|v| v.str().map(|s| s.to_string()))
+                    .map_err(|e| format!("get_version() raised {}", describe(py, &e))),
+                _ => Ok("unknown".into()),
+            }
+        })
+    }
+
+    fn to_backend(
+        &self,
+        ir_files: &[PathBuf],
+        deploy_cfg: &DeployConfig,
+        work_dir: &Path,
+        device: &Device,
+    ) -> Result<Vec<PathBuf>> {
+        Python::attach(|py| {
+            let run = || -> PyResult<Vec<String>> {
+                let cfg = cfg_to_py(py, deploy_cfg)?;
+                let out = self.manager.bind(py).call_method1(
+                    "to_backend",
+                    (
+                        paths(ir_files),
+                        work_dir.display().to_string(),
+                        cfg,
+                        20, // logging.INFO, MMDeploy's default log_level
+                        device.to_string(),
+                    ),
+                )?;
+                if out.is_none() {
+                    return Ok(Vec::new());
+                }
+                out.try_iter()?.map(|p| Ok(p?.str()?.to_string())).collect()
+            };
+            let files = run().map_err(|e| self.err(py, "to_backend", e))?;
+            if files.is_empty() {
+                return Err(Error::backend(
+                    &self.name,
+                    "the Python backend's to_backend returned no files; return the list of backend files it wrote",
+                ));
+            }
+            Ok(files
+                .into_iter()
+                .map(|f| {
+                    let p = PathBuf::from(f);
+                    if p.is_absolute() { p } else { work_dir.join(p) }
+                })
+                .collect())
+        })
+    }
+
+    fn build_wrapper(
+        &self,
+        backend_files: &[PathBuf],
+        device: &Device,
+        input_names: &[String],
+        output_names: &[String],
+        deploy_cfg: &DeployConfig,
+    ) -> Result<Box<dyn Wrapper>> {
+        let (obj, declared) = Python::attach(|py| {
+            let run = || -> PyResult<(Py<PyAny>, Option<Io>)> {
+                let cfg = cfg_to_py(py, deploy_cfg)?;
+                let w = self.manager.bind(py).call_method1(
+                    "build_wrapper",
+                    (
+                        paths(backend_files),
+                        device.to_string(),
+                        input_names.to_vec(),
+                        output_names.to_vec(),
+                        cfg,
+                    ),
+                )?;
+                let declared = declared_signature(&w)?;
+                Ok((w.unbind(), declared))
+            };
+            run().map_err(|e| self.err(py, "build_wrapper", e))
+        })?;
+        // The signature: the wrapper's own `inputs`/`outputs` when it declares them, else the
+        // ONNX among the backend files, else the manifest beside them.
+        let (inputs, outputs) = match declared {
+            Some(io) => io,
+            None => signature_from_files(&self.name, backend_files)?,
+        };
+        let sig = rdeploy::core::select_signature(
+            &self.name,
+            &inputs,
+            &outputs,
+            input_names,
+            output_names,
+            device,
+        )?;
+        Ok(Box::new(PyWrapper {
+            backend: self.name.clone(),
+            obj,
+            sig,
+        }))
+    }
+}
+
+/// A model's inputs and outputs.
+type Io = (Vec<TensorInfo>, Vec<TensorInfo>);
+
+/// `inputs`/`outputs` attributes of a Python wrapper: lists of `(name, dtype, shape)`.
+fn declared_signature(w: &Bound<'_, PyAny>) -> PyResult<Option<Io>> {
+    let (Some(i), Some(o)) = (w.getattr_opt("inputs")?, w.getattr_opt("outputs")?) else {
+        return Ok(None);
+    };
+    let read = |list: &Bound<'_, PyAny>| -> PyResult<Vec<TensorInfo>> {
+        list.try_iter()?
+            .map(|item| {
+                let item = item?;
+                let (name, dtype, shape): (String, String, Option<Vec<Bound<'_, PyAny>>>) =
+                    item.extract()?;
+                let dtype: DType = dtype
+                    .parse()
+                    .map_err(|e: Error| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+                let shape = shape
+                    .map(|dims| {
+                        dims.iter()
+                            .map(|d| {
+                                if d.is_none() {
+                                    Ok(Dim::Symbolic(String::new()))
+                                } else if let Ok(n) = d.extract::<u64>() {
+                                    Ok(Dim::Fixed(n))
+                                } else {
+                                    Ok(Dim::Symbolic(d.str()?.to_string()))
+                                }
+                            })
+                            .collect::<PyResult<Vec<_>>>()
+                    })
+                    .transpose()?;
+                Ok(TensorInfo { name, dtype, shape })
+            })
+            .collect()
+    };
+    Ok(Some((read(&i)?, read(&o)?)))
+}
+
+fn signature_from_files(backend: &str, files: &[PathBuf]) -> Result<Io> {
+    if let Some(onnx) = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "onnx"))
+    {
+        let (_, info) = rdeploy::onnx::inspect_file(onnx)?;
+        return Ok((info.inputs, info.outputs));
+    }
+    if let Some(dir) = files.first().and_then(|f| f.parent())
+        && let Ok(w) = rdeploy::WorkDir::open(dir)
+    {
+        return Ok((w.manifest.inputs, w.manifest.outputs));
+    }
+    Err(Error::backend(
+        backend,
+        "cannot tell the model's inputs and outputs: give the Python wrapper `inputs` and `outputs` attributes, lists of (name, dtype, shape)",
+    ))
+}
+
+/// A wrapper built by a Python backend: `forward(dict) -> dict` called with the GIL held.
+struct PyWrapper {
+    backend: String,
+    obj: Py<PyAny>,
+    sig: Signature,
+}
+
+impl Wrapper for PyWrapper {
+    fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.sig
+    }
+
+    fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        Python::attach(|py| {
+            let run = || -> PyResult<Vec<Tensor>> {
+                let d = PyDict::new(py);
+                for (spec, t) in self.sig.inputs.iter().zip(inputs) {
+                    d.set_item(&spec.name, tensor_to_py(py, t))?;
+                }
+                let out = self.obj.bind(py).call_method1("forward", (d,))?;
+                let get = |i: usize, name: &str| -> PyResult<Bound<'_, PyAny>> {
+                    if let Ok(d) = out.cast::<PyDict>() {
+                        d.get_item(name)?.ok_or_else(|| {
+                            pyo3::exceptions::PyKeyError::new_err(format!(
+                                "forward() returned no output named '{name}'"
+                            ))
+                        })
+                    } else if let Ok(l) = out.cast::<PyList>() {
+                        l.get_item(i)
+                    } else {
+                        out.get_item(i)
+                    }
+                };
+                self.sig
+                    .outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, spec)| py_to_tensor(&get(i, &spec.name)?, &spec.name))
+                    .collect()
+            };
+            run().map_err(|e| {
+                Error::backend(
+                    &self.backend,
+                    format!("the Python wrapper's forward raised {}", describe(py, &e)),
+                )
+            })
+        })
+    }
+}
