@@ -9,7 +9,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use rdeploy::config::{Dict, Key, Value};
-use rdeploy::{Dim, Error, Tensor, TensorInfo};
+use rdeploy::{DType, Dim, Error, Tensor, TensorInfo};
 use serde_json::Value as Json;
 
 pyo3::create_exception!(
@@ -111,13 +111,14 @@ fn typed<T: numpy::Element + rdeploy::core::Element>(
     Some(Tensor::from_array(ro.as_array().to_owned()))
 }
 
-/// Any array-like (numpy array, scalar, list, torch CPU tensor through `__array__`) as a
-/// tensor for the input `name`.
+/// Any array-like (numpy array, scalar, list, torch CPU tensor) as a tensor for the input
+/// `name`. numpy arrays keep their dtype (a wrong one is the signature check's to report, as
+/// ONNX Runtime does); lists and scalars take `want` when given.
 ///
 /// # Errors
 /// [`InputMismatch`] naming the input when the value is not numeric or has a dtype rdeploy
 /// does not support (complex, object, strings, float128).
-pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Tensor> {
+pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> PyResult<Tensor> {
     let py = obj.py();
     let np = py.import("numpy")?;
     let arr = match obj.cast::<PyUntypedArray>() {
@@ -131,7 +132,17 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Tensor> {
             } else {
                 obj.clone()
             };
-            np.call_method1("asarray", (obj,))?
+            let is_array_like = obj.hasattr("__array__")? || obj.hasattr("__array_interface__")?;
+            let converted = match want {
+                Some(d) if !is_array_like => np.call_method1("asarray", (obj, d.numpy_name())),
+                _ => np.call_method1("asarray", (obj,)),
+            };
+            converted
+                .map_err(|e| {
+                    InputMismatch::new_err(format!(
+                        "input '{name}': numpy cannot make an array of it ({e})"
+                    ))
+                })?
                 .cast_into::<PyUntypedArray>()
                 .map_err(|_| {
                     InputMismatch::new_err(format!(
@@ -201,6 +212,41 @@ pub fn json_to_py<'py>(py: Python<'py>, v: &Json) -> PyResult<Bound<'py, PyAny>>
             }
             d.into_any()
         }
+    })
+}
+
+/// A config value as Python objects, as mmengine's `Config.to_dict()` gives them: int keys and
+/// tuples kept.
+pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Dict(d) => {
+            let out = PyDict::new(py);
+            for (k, x) in &d.0 {
+                let x = value_to_py(py, x)?;
+                match k {
+                    Key::Str(s) => out.set_item(s, x)?,
+                    Key::Int(i) => out.set_item(i, x)?,
+                }
+            }
+            out.into_any()
+        }
+        Value::Tuple(items) => PyTuple::new(
+            py,
+            items
+                .iter()
+                .map(|x| value_to_py(py, x))
+                .collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
+        Value::List(items) => PyList::new(
+            py,
+            items
+                .iter()
+                .map(|x| value_to_py(py, x))
+                .collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
+        other => json_to_py(py, &other.to_json())?,
     })
 }
 

@@ -12,7 +12,7 @@ mod pybackend;
 
 use convert::{
     BackendUnavailable, ConfigError, DeviceError, InputMismatch, IntoPy, RdeployError, TensorSpec,
-    json_to_py, py_to_tensor, py_to_value, spec, tensor_to_py,
+    json_to_py, py_to_tensor, py_to_value, spec, tensor_to_py, value_to_py,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -83,7 +83,7 @@ impl Config {
 
     /// The merged config as plain dicts and lists (what `Config.to_dict()` gives in mmengine).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &self.inner.to_json())
+        value_to_py(py, &rdeploy::config::Value::Dict(self.inner.tree.clone()))
     }
 
     /// The file it was loaded from.
@@ -93,14 +93,14 @@ impl Config {
     }
 
     fn __getitem__<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-        match self.inner.to_json().get(key) {
-            Some(v) => json_to_py(py, v),
+        match self.inner.tree.get_str(key) {
+            Some(v) => value_to_py(py, v),
             None => Err(pyo3::exceptions::PyKeyError::new_err(key.to_string())),
         }
     }
 
     fn __contains__(&self, key: &str) -> bool {
-        self.inner.to_json().get(key).is_some()
+        self.inner.tree.get_str(key).is_some()
     }
 
     fn __repr__(&self) -> String {
@@ -232,7 +232,11 @@ struct Wrapper {
     backend_version: String,
 }
 
-fn named_inputs(inputs: &Bound<'_, PyAny>) -> PyResult<NamedTensors> {
+/// `{name: array-like}` as tensors; lists and scalars take the dtype `specs` gives the input.
+fn named_inputs(
+    inputs: &Bound<'_, PyAny>,
+    specs: &[rdeploy::TensorInfo],
+) -> PyResult<NamedTensors> {
     let d = inputs.cast::<PyDict>().map_err(|_| {
         InputMismatch::new_err(
             "inputs must be a dict {input_name: numpy array}; see Wrapper.inputs for the names",
@@ -249,7 +253,8 @@ fn named_inputs(inputs: &Bound<'_, PyAny>) -> PyResult<NamedTensors> {
                     )));
                 }
             };
-            let t = py_to_tensor(&v, &name)?;
+            let want = specs.iter().find(|s| s.name == name).map(|s| s.dtype);
+            let t = py_to_tensor(&v, &name, want)?;
             Ok((name, t))
         })
         .collect()
@@ -276,7 +281,7 @@ impl Wrapper {
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let named = named_inputs(inputs)?;
+        let named = named_inputs(inputs, self.inner.inputs())?;
         let w = self.inner.clone();
         let outs = py.detach(move || w.forward(named)).py_err()?;
         outputs_dict(py, outs)
@@ -314,7 +319,7 @@ impl Wrapper {
         let tensors = inputs
             .iter()
             .zip(specs)
-            .map(|(x, s)| py_to_tensor(x, &s.name))
+            .map(|(x, s)| py_to_tensor(x, &s.name, Some(s.dtype)))
             .collect::<PyResult<Vec<_>>>()?;
         let w = self.inner.clone();
         let outs = py.detach(move || w.execute(tensors)).py_err()?;
@@ -453,8 +458,8 @@ fn workdir_arg(obj: &Bound<'_, PyAny>) -> PyResult<rdeploy::WorkDir> {
 #[pyfunction]
 #[pyo3(signature = (work_dir, device = None))]
 fn load(py: Python<'_>, work_dir: &Bound<'_, PyAny>, device: Option<&str>) -> PyResult<Wrapper> {
-    let work = workdir_arg(work_dir)?;
     let device = device_arg(device)?;
+    let work = workdir_arg(work_dir)?;
     let reg = registry();
     let (inner, work) = py
         .detach(move || rdeploy::load(&work, &reg, device.as_ref()).map(|w| (w, work)))
@@ -509,7 +514,10 @@ fn compare<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let model = path_arg(model)?;
     let inputs = match inputs {
-        Some(i) => CompareInputs::Given(named_inputs(i)?),
+        Some(i) => {
+            let (_, info) = rdeploy::onnx::inspect_file(&model).py_err()?;
+            CompareInputs::Given(named_inputs(i, &info.inputs)?)
+        }
         None => CompareInputs::Generated {
             shapes: shape_hints(shapes)?,
             seed,
@@ -564,7 +572,7 @@ fn bench_wrapper<'py>(
         }
     };
     let named = match inputs {
-        Some(i) => named_inputs(i)?,
+        Some(i) => named_inputs(i, w.inputs())?,
         None => random_inputs(w.inputs(), &shape_hints(shapes)?, &examples, seed).py_err()?,
     };
     let mut report = py

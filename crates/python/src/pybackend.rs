@@ -260,7 +260,9 @@ impl Wrapper for PyWrapper {
                     .outputs
                     .iter()
                     .enumerate()
-                    .map(|(i, spec)| py_to_tensor(&get(i, &spec.name)?, &spec.name))
+                    .map(|(i, spec)| {
+                        py_to_tensor(&get(i, &spec.name)?, &spec.name, Some(spec.dtype))
+                    })
                     .collect()
             };
             run().map_err(|e| {
