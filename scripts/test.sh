@@ -12,6 +12,9 @@ export VIRTUAL_ENV="$PWD/.venv"
 # One target dir for the workspace and the out-of-tree examples; binaries are used from it.
 export CARGO_TARGET_DIR="$PWD/target"
 cargo test --workspace --locked
+# The Python package (PyO3; rdeploy's own crates unoptimised for a quick build) and its tests.
+scripts/install-python.sh --dev
+RDEPLOY_REQUIRE_BACKENDS="$RDEPLOY_REQUIRE_BACKENDS" .venv/bin/python -m pytest -q python/tests
 # Third-party backends, built outside the workspace against rdeploy's public crates only (same
 # target dir and profiles, so shared dependencies are not rebuilt).
 # --all-targets: the cdylib (which `cargo test` does not produce) is built with the test

@@ -8,7 +8,7 @@
 
 use assert_cmd::Command;
 use rdeploy_conformance as conf;
-use rdeploy_core::Tensor;
+use rdeploy::Tensor;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -61,7 +61,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn read_npy(p: &Path) -> Tensor {
-    rdeploy_core::io::read_tensor_file(p).unwrap().remove(0).1
+    rdeploy::io::read_tensor_file(p).unwrap().remove(0).1
 }
 
 #[test]
@@ -371,9 +371,9 @@ fn bad_input_gives_specific_errors() {
     let e = fails(&["infer", s(&work), "--input", &format!("nope={}", s(&x))]);
     assert!(e.contains("'nope'") && e.contains("image"), "{e}");
     let f64_input = t.join("x64.npy");
-    rdeploy_core::io::write_npy(
+    rdeploy::io::write_npy(
         &f64_input,
-        &Tensor::zeros(rdeploy_core::DType::F64, &[1, 3, 32, 32]),
+        &Tensor::zeros(rdeploy::DType::F64, &[1, 3, 32, 32]),
     )
     .unwrap();
     let e = fails(&[
@@ -387,9 +387,9 @@ fn bad_input_gives_specific_errors() {
         "{e}"
     );
     let small = t.join("small.npy");
-    rdeploy_core::io::write_npy(
+    rdeploy::io::write_npy(
         &small,
-        &Tensor::zeros(rdeploy_core::DType::F32, &[1, 3, 16, 32]),
+        &Tensor::zeros(rdeploy::DType::F32, &[1, 3, 16, 32]),
     )
     .unwrap();
     let e = fails(&[
@@ -634,7 +634,7 @@ fn mmdeploy_onnxruntime_fp16_config_runs_float32_inputs() {
         s(&o),
     ]);
     let got = read_npy(&o.join("output.npy"))
-        .cast(rdeploy_core::DType::F32, rdeploy_core::Cast::Unchecked)
+        .cast(rdeploy::DType::F32, rdeploy::Cast::Unchecked)
         .unwrap();
     // float16 end to end (MMDeploy's keep_io_types=False): rtol 1e-2, atol 1e-3 on probabilities.
     conf::compare(&got, &case.data_sets[0].outputs[0], 1e-2, 1e-3).unwrap();

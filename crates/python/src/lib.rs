@@ -99,6 +99,19 @@ impl Config {
         }
     }
 
+    /// mmengine's attribute access: `cfg.backend_config.type`.
+    fn __getattr__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        match self.inner.tree.get_str(name) {
+            Some(v) => py
+                .import("rdeploy._configdict")?
+                .getattr("_wrap")?
+                .call1((value_to_py(py, v)?,)),
+            None => Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+                "config has no key '{name}'"
+            ))),
+        }
+    }
+
     fn __contains__(&self, key: &str) -> bool {
         self.inner.tree.get_str(key).is_some()
     }

@@ -29,20 +29,13 @@ pub struct DeployOptions<'a> {
 pub fn backend_of(registry: &Registry, config: &Config) -> Result<Arc<dyn BackendManager>> {
     let name = config.backend_type()?;
     registry.get(&name).map_err(|e| match e {
-        Error::UnknownBackend { name, known } => {
-            let (file, line) = config
-                .origins
-                .get("backend_config")
-                .cloned()
-                .unwrap_or((config.path.clone(), None));
-            Error::Config {
-                file: Some(file),
-                line,
-                col: None,
-                key: Some("backend_config.type".into()),
-                msg: format!("unknown backend '{name}'; this rdeploy knows: {known}"),
-            }
-        }
+        Error::UnknownBackend { name, known } => locate_config_error(
+            Error::config_key(
+                "backend_config.type",
+                format!("unknown backend '{name}'; this rdeploy knows: {known}"),
+            ),
+            config,
+        ),
         other => other,
     })
 }
