@@ -2,7 +2,13 @@
 
 Only the imports differ from the MMDeploy version; the original lines are kept as comments.
 Usage: python docs/examples/mmdeploy_style.py DEPLOY_CFG END2END_ONNX WORK_DIR
-(END2END_ONNX as MMDeploy's torch2onnx writes it: inputs/outputs named by onnx_config.)
+END2END_ONNX is the model as MMDeploy's torch2onnx writes it (inputs and outputs already named
+by onnx_config), for example the end2end.onnx that `rdeploy deploy` or `rdeploy.deploy` writes
+into a work dir. The script feeds one random float32 batch of shape (2, 3, 32, 32), the shape of
+tests/data/small-cnn.onnx; change `x` for other models.
+Try: rdeploy deploy configs/onnx/dynamic-batch_tract.py tests/data/small-cnn.onnx --work-dir w
+     python docs/examples/mmdeploy_style.py configs/onnx/dynamic-batch_onnxruntime.py \
+         w/end2end.onnx w2
 """
 import logging
 import sys

@@ -47,6 +47,9 @@ class TensorSpec:
     def dtype(self) -> str: ...
     @property
     def shape(self) -> Optional[Tuple[Dim, ...]]: ...
+    def __iter__(self) -> Any:
+        """Unpacks as (name, dtype, shape)."""
+    def __eq__(self, other: object) -> bool: ...
 
 class Config:
     """A merged deploy config (mmengine's Config.fromfile rules; never executed)."""
@@ -64,6 +67,11 @@ class Config:
     def __getitem__(self, key: str) -> Any: ...
     def __getattr__(self, key: str) -> Any: ...
     def __contains__(self, key: str) -> bool: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def keys(self) -> List[str]: ...
+    def items(self) -> List[Tuple[str, Any]]: ...
+    def __iter__(self) -> Any: ...
+    def __len__(self) -> int: ...
 
 class WorkDir:
     """A deployed work dir and its manifest (deploy.json)."""
@@ -128,7 +136,7 @@ def deploy(deploy_cfg: ConfigLike, model: PathLike, work_dir: PathLike, device: 
 def load(work_dir: Union[PathLike, WorkDir], device: Optional[str] = None) -> Wrapper:
     """Builds the backend's wrapper. Raises WorkDirError, BackendUnavailable, DeviceError."""
 
-def compare(model: PathLike, backends: Sequence[str], inputs: Optional[Mapping[str, Any]] = None,
+def compare(model: PathLike, backends: Union[str, Sequence[str]], inputs: Optional[Mapping[str, Any]] = None,
             rtol: float = 1e-3, atol: float = 1e-4, device: str = "cpu",
             shapes: Optional[Mapping[str, Union[int, Sequence[int]]]] = None,
             seed: int = 0) -> Dict[str, Any]:
@@ -141,7 +149,8 @@ def bench(target: Union[Wrapper, WorkDir, PathLike], inputs: Optional[Mapping[st
     """Latency (ms) mean/min/p50/p90/p99/max of forward and execute, throughput."""
 
 def register_backend(name: str, manager: Any) -> None:
-    """Registers a Python backend (MMDeploy's manager methods) for this process."""
+    """Registers a Python backend (MMDeploy's manager methods; optional `device_kinds`, default
+    ['cpu']) for this process."""
 
 def _to_backend(backend: str, ir_files: Sequence[PathLike], work_dir: PathLike,
                 deploy_cfg: ConfigLike, device: str = "cpu") -> List[str]: ...

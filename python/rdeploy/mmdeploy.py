@@ -28,6 +28,10 @@ from . import _rdeploy
 
 __all__ = ["BaseBackendManager", "BaseWrapper", "get_backend_manager"]
 
+# The Python loggers rdeploy's messages go to (one per Rust crate).
+_LOGGERS = ["rdeploy", "rdeploy_core", "rdeploy_onnx", "rdeploy_backend_tract",
+            "rdeploy_backend_ort", "rdeploy_backend_openvino", "rdeploy_plugin", "_rdeploy"]
+
 
 def _to_numpy(x: Any) -> Any:
     if hasattr(x, "detach") and hasattr(x, "numpy"):  # torch.Tensor
@@ -116,8 +120,17 @@ class BaseBackendManager:
         ``deploy_cfg`` is a path, a dict, an :class:`rdeploy.Config` or an mmengine Config."""
         if hasattr(deploy_cfg, "to_dict") and not isinstance(deploy_cfg, _rdeploy.Config):
             deploy_cfg = deploy_cfg.to_dict()
-        logging.getLogger("rdeploy").setLevel(log_level)
-        return _rdeploy._to_backend(cls.backend_name, list(ir_files), work_dir, deploy_cfg, device)
+        # log_level applies to this call only, on every rdeploy logger.
+        loggers = [logging.getLogger(n) for n in _LOGGERS]
+        saved = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(log_level)
+        try:
+            return _rdeploy._to_backend(cls.backend_name, list(ir_files), work_dir, deploy_cfg,
+                                        device)
+        finally:
+            for lg, level in zip(loggers, saved):
+                lg.setLevel(level)
 
     @classmethod
     def build_wrapper(

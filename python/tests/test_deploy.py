@@ -108,3 +108,42 @@ def test_compare_and_bench(small_cnn, tmp_path):
     assert rep["iters"] == 5 and rep["concurrency"] == 2
     assert rep["input_shapes"] == [["image", [2, 3, 32, 32]]]
     assert 0 < rep["execute_ms"]["p50"] <= rep["latency_ms"]["max"]
+
+
+def test_config_mapping_api_and_pickle():
+    import copy
+    import pickle
+
+    cfg = rdeploy.Config.fromfile(ROOT / "configs" / "mmpretrain" / "classification_tract_dynamic.py")
+    assert cfg.get("backend_config").type == "tract" and cfg.get("nope", 5) == 5
+    assert cfg["onnx_config"].input_names == ["input"]
+    assert list(cfg) == cfg.keys() and len(cfg) == len(cfg.keys())
+    assert dict(cfg.items())["backend_config"]["type"] == "tract"
+    assert copy.deepcopy(cfg) is cfg
+    assert pickle.loads(pickle.dumps(cfg)).to_dict() == cfg.to_dict()
+    with pytest.raises(AttributeError, match="no key 'nope'"):
+        cfg.nope
+
+
+def test_specs_compare_and_unpack(small_cnn, tmp_path):
+    w = rdeploy.load(rdeploy.deploy({"backend_config": {"type": "tract"}}, small_cnn, tmp_path / "w"))
+    a, b = w.inputs[0], rdeploy.load(tmp_path / "w").inputs[0]
+    assert a == b and a != w.outputs[0]
+    name, dtype, shape = a
+    assert (name, dtype, shape) == ("image", "float32", ("batch", 3, 32, 32))
+
+
+def test_argument_errors_are_rdeploy_errors(small_cnn, tmp_path):
+    work = rdeploy.deploy({"backend_config": {"type": "tract"}}, small_cnn, tmp_path / "w")
+    for kw in [{"iters": 0}, {"iters": -1}, {"concurrency": 0}, {"warmup": -2}]:
+        with pytest.raises(rdeploy.Error, match="must be at least"):
+            rdeploy.bench(work, **kw)
+    with pytest.raises(rdeploy.WorkDirError, match="is a file"):
+        rdeploy.bench(small_cnn)
+    assert rdeploy.compare(small_cnn, "tract,tract", shapes={"batch": 1})["pass"]
+    with pytest.raises(rdeploy.InputMismatch, match="'input'"):
+        rdeploy.compare(small_cnn, ["tract", "tract"], inputs={"input": np.zeros((1, 3, 32, 32), np.float32)})
+    m = rdeploy.load(work)
+    with pytest.raises(rdeploy.InputMismatch, match="got None"):
+        m({"image": None})
+    assert rdeploy.Error.__name__ == "Error" and issubclass(rdeploy.InputMismatch, rdeploy.Error)

@@ -158,3 +158,52 @@ def test_python_exceptions_become_rdeploy_errors(npref, tmp_path):
     with pytest.raises(rdeploy.BackendError, match="NotImplementedError.*Neg"):
         rdeploy.deploy({"backend_config": {"type": npref}}, p, tmp_path / "w")
     assert not (tmp_path / "w" / "deploy.json").exists()
+
+
+def test_relative_work_dirs_and_wrong_outputs(npref, small_cnn, tmp_path, monkeypatch):
+    """MMDeploy-style managers join work_dir themselves; what forward returns is checked."""
+    from rdeploy.mmdeploy import get_backend_manager
+
+    monkeypatch.chdir(tmp_path)
+    m = get_backend_manager(npref)
+    files = m.to_backend([str(small_cnn)], "rel/work", {"backend_config": {"type": npref}})
+    assert files == [str(tmp_path / "rel" / "work" / "model.npref.onnx")], files
+
+    class Bad(NumpyManager):
+        mode = "dtype"
+
+        @classmethod
+        def build_wrapper(cls, backend_files, device="cpu", input_names=None, output_names=None,
+                          deploy_cfg=None):
+            inner = NumpyWrapper(backend_files[0])
+
+            class W:
+                def forward(self, inputs):
+                    out = inner.forward(inputs)
+                    y = out["probs"]
+                    return {"probs": y.astype(np.float64) if Bad.mode == "dtype" else y[:, :7]}
+
+            return W()
+
+    rdeploy.register_backend("npbad", Bad)
+    w = rdeploy.load(rdeploy.deploy({"backend_config": {"type": "npbad"}}, small_cnn, "w"))
+    x = np.zeros((2, 3, 32, 32), np.float32)
+    with pytest.raises(rdeploy.BackendError, match="wrong output.*probs.*f32"):
+        w({"image": x})
+    Bad.mode = "shape"
+    with pytest.raises(rdeploy.BackendError, match="wrong output.*probs.*shape"):
+        w({"image": x})
+
+
+def test_device_kinds_come_from_the_manager(npref, small_cnn, tmp_path):
+    with pytest.raises(rdeploy.DeviceError, match="cpu"):
+        rdeploy.deploy({"backend_config": {"type": npref}}, small_cnn, tmp_path / "w", device="cuda")
+
+    class Gpu(NumpyManager):
+        device_kinds = ["cpu", "cuda"]
+
+    rdeploy.register_backend("npgpu", Gpu)
+    work = rdeploy.deploy({"backend_config": {"type": "npgpu"}}, small_cnn, tmp_path / "g",
+                          device="cuda:1")
+    assert work.device == "cuda:1"
+    assert ("to_backend", "npgpu", "cuda:1") in NumpyManager.calls

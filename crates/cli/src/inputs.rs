@@ -5,13 +5,12 @@ use anyhow::{Result, anyhow, bail};
 use rdeploy::{NamedTensors, TensorInfo};
 use std::path::{Path, PathBuf};
 
-/// `--input NAME=FILE` or `--input FILE`.
+/// `--input NAME=FILE` or `--input FILE`, as written; which it is depends on the model's input
+/// names, so it is decided by [`InputArg::resolve`] once the model is known.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputArg {
-    /// The input name, when given.
-    pub name: Option<String>,
-    /// The tensor file.
-    pub file: PathBuf,
+    /// The argument as given.
+    pub raw: String,
 }
 
 impl std::str::FromStr for InputArg {
@@ -20,17 +19,67 @@ impl std::str::FromStr for InputArg {
         if s.is_empty() {
             return Err("expected NAME=FILE or FILE".into());
         }
-        // A name never contains '/', so 'dir/a=b.npy' is a path.
+        Ok(InputArg { raw: s.to_string() })
+    }
+}
+
+impl InputArg {
+    /// The input name (if any) and the file. ONNX names are arbitrary strings (`gpu_0/data_0`,
+    /// `input_1:0`, `/model/Conv_output_0`, names with `=` or spaces), so `NAME=FILE` is matched
+    /// against the model's actual input names first; only when none matches is the argument a
+    /// plain file, or `NAME=FILE` with a name the model lacks (an error listing the names).
+    ///
+    /// # Errors
+    /// An unknown name, a missing file after `=`, or two readings that both name existing files.
+    pub fn resolve(&self, specs: &[TensorInfo]) -> Result<(Option<String>, PathBuf)> {
+        let s = self.raw.as_str();
+        let readings: Vec<(&str, &str)> = specs
+            .iter()
+            .filter_map(|sp| {
+                s.strip_prefix(sp.name.as_str())
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .filter(|f| !f.is_empty())
+                    .map(|f| (sp.name.as_str(), f))
+            })
+            .collect();
+        let one = |(n, f): (&str, &str)| Ok((Some(n.to_string()), PathBuf::from(f)));
+        match readings.as_slice() {
+            [r] => return one(*r),
+            [] => {}
+            many => {
+                let existing: Vec<&(&str, &str)> = many
+                    .iter()
+                    .filter(|(_, f)| Path::new(f).is_file())
+                    .collect();
+                if let [r] = existing.as_slice() {
+                    return one(**r);
+                }
+                let list: Vec<String> = many
+                    .iter()
+                    .map(|(n, f)| format!("input '{n}' from file '{f}'"))
+                    .collect();
+                bail!(
+                    "--input '{s}' is ambiguous: it reads as {}; rename or move the file so that exactly one reading names an existing file",
+                    list.join(", or as ")
+                );
+            }
+        }
+        if !s.contains('=') || Path::new(s).is_file() {
+            return Ok((None, PathBuf::from(s)));
+        }
+        let names = specs
+            .iter()
+            .map(|sp| format!("'{}'", sp.name))
+            .collect::<Vec<_>>()
+            .join(", ");
         match s.split_once('=') {
-            Some((n, f)) if !n.is_empty() && !n.contains('/') && !f.is_empty() => Ok(InputArg {
-                name: Some(n.to_string()),
-                file: PathBuf::from(f),
-            }),
-            Some((_, "")) => Err(format!("'{s}': the file after '=' is missing")),
-            _ => Ok(InputArg {
-                name: None,
-                file: PathBuf::from(s),
-            }),
+            Some((n, "")) => {
+                bail!("--input '{s}': the file after '=' is missing; write --input {n}=FILE")
+            }
+            Some((n, _)) => bail!(
+                "--input '{s}': the model has no input named '{n}' and no file '{s}' exists; the model's inputs are {names} (write --input NAME=FILE with one of them)"
+            ),
+            None => Ok((None, PathBuf::from(s))),
         }
     }
 }
@@ -42,7 +91,9 @@ impl std::str::FromStr for InputArg {
 /// unnamed file when the model has several inputs.
 pub fn load_inputs(args: &[InputArg], specs: &[TensorInfo]) -> Result<NamedTensors> {
     let mut out: NamedTensors = Vec::new();
-    for a in args {
+    for arg in args {
+        let (name, file) = arg.resolve(specs)?;
+        let a = Loaded { name, file };
         let tensors = rdeploy::io::read_tensor_file(&a.file)?;
         match &a.name {
             Some(name) => {
@@ -95,6 +146,12 @@ pub fn load_inputs(args: &[InputArg], specs: &[TensorInfo]) -> Result<NamedTenso
         }
     }
     Ok(out)
+}
+
+/// An `--input` after resolving it against the model's names.
+struct Loaded {
+    name: Option<String>,
+    file: PathBuf,
 }
 
 /// A file name for an output tensor: its name with characters unsafe in file names replaced.

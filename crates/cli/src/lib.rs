@@ -99,22 +99,47 @@ mod tests {
 
     #[test]
     fn input_and_shape_args_parse() {
-        assert_eq!(
-            "x=a.npy".parse::<InputArg>().unwrap(),
-            InputArg {
-                name: Some("x".into()),
-                file: "a.npy".into()
-            }
+        use rdeploy::{DType, TensorInfo};
+        let spec = |n: &str| TensorInfo {
+            name: n.into(),
+            dtype: DType::F32,
+            shape: None,
+        };
+        let resolve = |arg: &str, names: &[&str]| {
+            let specs: Vec<TensorInfo> = names.iter().map(|n| spec(n)).collect();
+            arg.parse::<InputArg>().unwrap().resolve(&specs)
+        };
+        let named = |n: &str, f: &str| (Some(n.to_string()), std::path::PathBuf::from(f));
+        assert_eq!(resolve("x=a.npy", &["x"]).unwrap(), named("x", "a.npy"));
+        assert_eq!(resolve("a.npy", &["x"]).unwrap(), (None, "a.npy".into()));
+        // Names as converters write them: '/', ':', '=', spaces, non-ASCII.
+        for n in [
+            "gpu_0/data_0",
+            "input_1:0",
+            "/model/Conv_output_0",
+            "a=b",
+            "my input",
+            "入力",
+        ] {
+            assert_eq!(
+                resolve(&format!("{n}=in.npy"), &[n, "other"]).unwrap(),
+                named(n, "in.npy")
+            );
+        }
+        let e = resolve("nope=a.npy", &["x", "y"]).unwrap_err().to_string();
+        assert!(
+            e.contains("no input named 'nope'") && e.contains("'x', 'y'"),
+            "{e}"
         );
-        assert_eq!(
-            "a.npy".parse::<InputArg>().unwrap(),
-            InputArg {
-                name: None,
-                file: "a.npy".into()
-            }
+        let e = resolve("x=", &["x"]).unwrap_err().to_string();
+        assert!(e.contains("file after '=' is missing"), "{e}");
+        // 'a' with file 'b=c.npy', or 'a=b' with file 'c.npy': ambiguous unless one file exists.
+        let e = resolve("a=b=c.npy", &["a", "a=b"]).unwrap_err().to_string();
+        assert!(
+            e.contains("ambiguous") && e.contains("input 'a=b' from file 'c.npy'"),
+            "{e}"
         );
-        assert_eq!("d/a=b.npy".parse::<InputArg>().unwrap().name, None);
-        assert!("x=".parse::<InputArg>().is_err());
+        assert!("".parse::<InputArg>().is_err());
         assert_eq!(
             "input:1x3x224x224".parse::<ShapeHint>().unwrap(),
             ShapeHint::Input("input".into(), vec![1, 3, 224, 224])

@@ -7,8 +7,8 @@
 )]
 
 use assert_cmd::Command;
-use rdeploy_conformance as conf;
 use rdeploy::Tensor;
+use rdeploy_conformance as conf;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -387,11 +387,7 @@ fn bad_input_gives_specific_errors() {
         "{e}"
     );
     let small = t.join("small.npy");
-    rdeploy::io::write_npy(
-        &small,
-        &Tensor::zeros(rdeploy::DType::F32, &[1, 3, 16, 32]),
-    )
-    .unwrap();
+    rdeploy::io::write_npy(&small, &Tensor::zeros(rdeploy::DType::F32, &[1, 3, 16, 32])).unwrap();
     let e = fails(&[
         "infer",
         s(&work),
@@ -988,4 +984,90 @@ fn a_plugin_that_cannot_load_is_listed_and_the_rest_works() {
         "tract,junk",
     ]);
     assert!(e.contains("junk") && e.contains("cannot load it"), "{e}");
+}
+
+/// A model `out/y:0 = Add(gpu_0/data_0, input_1:0)` with [n, 3] float32 tensors: names as
+/// Caffe2 and TensorFlow converters write them.
+fn odd_names_model(path: &Path) {
+    use rdeploy::onnx::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
+    use rdeploy::passes::build::tensor_value_info;
+    let dims = [rdeploy::Dim::Symbolic("n".into()), rdeploy::Dim::Fixed(3)];
+    let model = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        graph: Some(GraphProto {
+            name: Some("odd".into()),
+            node: vec![NodeProto {
+                op_type: Some("Add".into()),
+                input: vec!["gpu_0/data_0".into(), "input_1:0".into()],
+                output: vec!["out/y:0".into()],
+                ..Default::default()
+            }],
+            input: vec![
+                tensor_value_info("gpu_0/data_0", 1, Some(&dims)),
+                tensor_value_info("input_1:0", 1, Some(&dims)),
+            ],
+            output: vec![tensor_value_info("out/y:0", 1, Some(&dims))],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    rdeploy::onnx::save(&model, path).unwrap();
+}
+
+#[test]
+fn tensor_names_with_slashes_and_colons_work_in_every_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("odd.onnx");
+    odd_names_model(&model);
+    let a = Tensor::from_shape_vec(&[2, 3], vec![1f32, 2., 3., 4., 5., 6.]).unwrap();
+    let b = Tensor::from_shape_vec(&[2, 3], vec![10f32, 20., 30., 40., 50., 60.]).unwrap();
+    let (fa, fb) = (tmp.path().join("a.npy"), tmp.path().join("b.npy"));
+    rdeploy::io::write_npy(&fa, &a).unwrap();
+    rdeploy::io::write_npy(&fb, &b).unwrap();
+    for backend in ["tract", "onnxruntime", "openvino"] {
+        if !available(backend) {
+            continue;
+        }
+        let work = tmp.path().join(format!("w-{backend}"));
+        let cfg = root().join(format!("configs/onnx/generic_{backend}.py"));
+        ok(&["deploy", s(&cfg), s(&model), "--work-dir", s(&work)]);
+        let out = tmp.path().join(format!("out-{backend}"));
+        ok(&[
+            "infer",
+            s(&work),
+            "--input",
+            &format!("gpu_0/data_0={}", s(&fa)),
+            "--input",
+            &format!("input_1:0={}", s(&fb)),
+            "--output-dir",
+            s(&out),
+        ]);
+        // Reference: elementwise sum, computed here.
+        let got = read_npy(&out.join("out_y_0.npy"));
+        assert_eq!(
+            got.as_slice::<f32>().unwrap(),
+            &[11., 22., 33., 44., 55., 66.],
+            "{backend}"
+        );
+        // Generated inputs with a shape for a name holding ':' and '/'.
+        let j = ok(&[
+            "infer",
+            s(&work),
+            "--shape",
+            "gpu_0/data_0:4x3",
+            "--shape",
+            "input_1:0:4x3",
+            "--json",
+        ]);
+        assert!(j.contains("\"shape\": [\n        4,\n        3\n      ]"), "{j}");
+        let e = fails(&["infer", s(&work), "--input", &format!("data_0={}", s(&fa))]);
+        assert!(
+            e.contains("no input named 'data_0'") && e.contains("'gpu_0/data_0', 'input_1:0'"),
+            "{e}"
+        );
+    }
 }

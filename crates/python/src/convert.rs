@@ -5,19 +5,23 @@ use numpy::{
     IntoPyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use rdeploy::config::{Dict, Key, Value};
 use rdeploy::{DType, Dim, Error, Tensor, TensorInfo};
 use serde_json::Value as Json;
 
-pyo3::create_exception!(
-    rdeploy,
-    RdeployError,
-    PyException,
-    "Base class of every rdeploy error; the message names the file, tensor, key or backend."
-);
+/// The Python exception classes (their Rust names are their Python names).
+pub mod exc {
+    use pyo3::exceptions::PyException;
+    pyo3::create_exception!(
+        rdeploy,
+        Error,
+        PyException,
+        "Base class of every rdeploy error; the message names the file, tensor, key or backend."
+    );
+}
+pub use exc::Error as RdeployError;
 pyo3::create_exception!(
     rdeploy,
     BackendUnavailable,
@@ -120,6 +124,11 @@ fn typed<T: numpy::Element + rdeploy::core::Element>(
 /// does not support (complex, object, strings, float128).
 pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> PyResult<Tensor> {
     let py = obj.py();
+    if obj.is_none() {
+        return Err(InputMismatch::new_err(format!(
+            "input '{name}': got None; give a numpy array"
+        )));
+    }
     let np = py.import("numpy")?;
     let arr = match obj.cast::<PyUntypedArray>() {
         Ok(a) => a.clone(),
@@ -369,6 +378,30 @@ impl TensorSpec {
         match &self.shape {
             Some(t) => t.bind(py).clone().into_any(),
             None => py.None().into_bound(py),
+        }
+    }
+
+    /// Unpacks as `name, dtype, shape` (the form Python backends declare signatures in).
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let items: [Bound<'py, PyAny>; 3] = [
+            PyString::new(py, &self.name).into_any(),
+            PyString::new(py, &self.dtype).into_any(),
+            self.shape(py),
+        ];
+        Ok(PyTuple::new(py, items)?.try_iter()?.into_any())
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match other.cast::<TensorSpec>() {
+            Ok(o) => {
+                let o = o.get();
+                Ok(
+                    self.name == o.name
+                        && self.dtype == o.dtype
+                        && self.shape(py).eq(o.shape(py))?,
+                )
+            }
+            Err(_) => Ok(false),
         }
     }
 

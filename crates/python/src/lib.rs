@@ -94,18 +94,72 @@ impl Config {
 
     fn __getitem__<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
         match self.inner.tree.get_str(key) {
-            Some(v) => value_to_py(py, v),
+            Some(v) => wrap_config(py, v),
             None => Err(pyo3::exceptions::PyKeyError::new_err(key.to_string())),
         }
+    }
+
+    /// `cfg.get(key, default=None)`, as on mmengine's Config.
+    #[pyo3(signature = (key, default = None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match self.inner.tree.get_str(key) {
+            Some(v) => wrap_config(py, v),
+            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
+        }
+    }
+
+    /// The top-level keys, in order.
+    fn keys(&self) -> Vec<String> {
+        self.inner.tree.keys().map(|k| k.to_string()).collect()
+    }
+
+    /// `(key, value)` pairs of the top level.
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+        self.inner
+            .tree
+            .0
+            .iter()
+            .map(|(k, v)| Ok((k.to_string(), wrap_config(py, v)?)))
+            .collect()
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        PyList::new(py, self.keys())?
+            .try_iter()
+            .map(|i| i.into_any())
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.tree.0.len()
+    }
+
+    /// Configs are immutable: copies are the same object.
+    fn __copy__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __deepcopy__(slf: Py<Self>, _memo: Bound<'_, PyAny>) -> Py<Self> {
+        slf
+    }
+
+    /// Pickles as its merged dict (the file name is kept for messages).
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyAny>,))> {
+        let from_dict = py.get_type::<Config>().getattr("from_dict")?;
+        Ok((from_dict, (self.to_dict(py)?,)))
     }
 
     /// mmengine's attribute access: `cfg.backend_config.type`.
     fn __getattr__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         match self.inner.tree.get_str(name) {
-            Some(v) => py
-                .import("rdeploy._configdict")?
-                .getattr("_wrap")?
-                .call1((value_to_py(py, v)?,)),
+            Some(v) => wrap_config(py, v),
             None => Err(pyo3::exceptions::PyAttributeError::new_err(format!(
                 "config has no key '{name}'"
             ))),
@@ -122,6 +176,13 @@ impl Config {
             self.inner.path.display().to_string()
         )
     }
+}
+
+/// A config value for Python: dicts as `ConfigDict` (keys are attributes too).
+fn wrap_config<'py>(py: Python<'py>, v: &rdeploy::config::Value) -> PyResult<Bound<'py, PyAny>> {
+    py.import("rdeploy._configdict")?
+        .getattr("_wrap")?
+        .call1((value_to_py(py, v)?,))
 }
 
 fn config_arg(obj: &Bound<'_, PyAny>) -> PyResult<rdeploy::Config> {
@@ -517,7 +578,7 @@ fn shape_hints(shapes: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<ShapeHint>> {
 fn compare<'py>(
     py: Python<'py>,
     model: &Bound<'py, PyAny>,
-    backends: Vec<String>,
+    backends: &Bound<'py, PyAny>,
     inputs: Option<&Bound<'py, PyAny>>,
     rtol: f64,
     atol: f64,
@@ -526,6 +587,11 @@ fn compare<'py>(
     seed: u64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let model = path_arg(model)?;
+    // "tract,onnxruntime" like the command line, or a list of names.
+    let backends: Vec<String> = match backends.extract::<String>() {
+        Ok(s) => s.split(',').map(|b| b.trim().to_string()).collect(),
+        Err(_) => backends.extract()?,
+    };
     let inputs = match inputs {
         Some(i) => {
             let (_, info) = rdeploy::onnx::inspect_file(&model).py_err()?;
@@ -564,12 +630,25 @@ fn bench_wrapper<'py>(
     py: Python<'py>,
     target: &Bound<'py, PyAny>,
     inputs: Option<&Bound<'py, PyAny>>,
-    warmup: usize,
-    iters: usize,
-    concurrency: usize,
+    warmup: i64,
+    iters: i64,
+    concurrency: i64,
     shapes: Option<&Bound<'py, PyDict>>,
     seed: u64,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let count = |what: &str, v: i64, min: i64| -> PyResult<usize> {
+        usize::try_from(v)
+            .ok()
+            .filter(|&n| n as i64 >= min)
+            .ok_or_else(|| {
+                RdeployError::new_err(format!("bench: {what} must be at least {min}, not {v}"))
+            })
+    };
+    let (warmup, iters, concurrency) = (
+        count("warmup", warmup, 0)?,
+        count("iters", iters, 1)?,
+        count("concurrency", concurrency, 1)?,
+    );
     let (w, examples, version) = match target.cast::<Wrapper>() {
         Ok(w) => {
             let w = w.get();
@@ -580,6 +659,13 @@ fn bench_wrapper<'py>(
             )
         }
         Err(_) => {
+            let p = path_arg(target)?;
+            if p.is_file() {
+                return Err(convert::WorkDirError::new_err(format!(
+                    "bench: {} is a file; bench takes a Wrapper or a work dir: rdeploy.bench(rdeploy.load(rdeploy.deploy(cfg, model, work_dir)))",
+                    p.display()
+                )));
+            }
             let w = load(py, target, None)?;
             (w.inner, w.example_shapes, w.backend_version)
         }
@@ -633,9 +719,26 @@ fn register_backend(name: &str, manager: Bound<'_, PyAny>) -> PyResult<()> {
             )));
         }
     }
+    let kinds: Vec<String> = match manager.getattr_opt("device_kinds")? {
+        Some(k) => k.extract().map_err(|_| {
+            ConfigError::new_err(format!(
+                "the manager for backend '{name}': device_kinds must be a list of device kinds such as ['cpu', 'cuda']"
+            ))
+        })?,
+        None => vec!["cpu".into()],
+    };
+    // Leaked once per registration: the contract hands out `&str`s for the process's life.
+    let device_kinds: &'static [&'static str] = Box::leak(
+        kinds
+            .into_iter()
+            .map(|k| &*Box::leak(k.to_ascii_lowercase().into_boxed_str()))
+            .collect::<Vec<&'static str>>()
+            .into_boxed_slice(),
+    );
     let backend = pybackend::PyBackend {
         name: name.to_string(),
         manager: manager.unbind(),
+        device_kinds,
     };
     let mut reg = REGISTRY
         .write()
@@ -658,8 +761,8 @@ fn _to_backend(
     let ir = match ir_files.as_slice() {
         [one] => path_arg(one)?,
         _ => {
-            return Err(BackendUnavailable::new_err(format!(
-                "{backend}: to_backend takes one ONNX file, got {}",
+            return Err(RdeployError::new_err(format!(
+                "{backend}: to_backend takes one ONNX file (the IR), got {}",
                 ir_files.len()
             )));
         }
@@ -731,7 +834,8 @@ fn _backend_check(py: Python<'_>, backend: &str) -> PyResult<(bool, String)> {
 fn _rdeploy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Rust `log` records (tracing's, with no tracing subscriber here) go to Python's logging,
     // under the logger names of their modules (`rdeploy`, `rdeploy_onnx`...).
-    let _ = pyo3_log::try_init();
+    // Levels are not cached, so `logging.getLogger(...).setLevel` takes effect at once.
+    let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers)?.install();
     let py = m.py();
     // Engines installed as wheels are found in this interpreter's own package folders.
     let sys = py.import("sys")?;

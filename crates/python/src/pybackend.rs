@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 pub struct PyBackend {
     pub name: String,
     pub manager: Py<PyAny>,
+    /// From the manager's optional `device_kinds` attribute (default `["cpu"]`).
+    pub device_kinds: &'static [&'static str],
 }
 
 /// The Python exception as text: `TypeName: message`.
@@ -51,6 +53,10 @@ impl BackendManager for PyBackend {
         &self.name
     }
 
+    fn device_kinds(&self) -> &[&str] {
+        self.device_kinds
+    }
+
     fn check(&self) -> rdeploy::core::Availability {
         Python::attach(|py| {
             let m = self.manager.bind(py);
@@ -78,6 +84,10 @@ impl BackendManager for PyBackend {
         work_dir: &Path,
         device: &Device,
     ) -> Result<Vec<PathBuf>> {
+        // Python code joins paths itself (os.path.join(work_dir, ...)): give it an absolute dir
+        // so that what it returns is absolute too.
+        let work_dir =
+            &std::path::absolute(work_dir).map_err(|e| Error::io("cannot resolve", work_dir, e))?;
         Python::attach(|py| {
             let run = || -> PyResult<Vec<String>> {
                 let cfg = cfg_to_py(py, deploy_cfg)?;
@@ -103,13 +113,21 @@ impl BackendManager for PyBackend {
                     "the Python backend's to_backend returned no files; return the list of backend files it wrote",
                 ));
             }
-            Ok(files
+            // Relative paths: as Python meant them (from the current dir) when such a file
+            // exists, else inside the work dir.
+            files
                 .into_iter()
                 .map(|f| {
                     let p = PathBuf::from(f);
-                    if p.is_absolute() { p } else { work_dir.join(p) }
+                    if p.is_absolute() {
+                        Ok(p)
+                    } else if p.exists() {
+                        std::path::absolute(&p).map_err(|e| Error::io("cannot resolve", p, e))
+                    } else {
+                        Ok(work_dir.join(p))
+                    }
                 })
-                .collect())
+                .collect()
         })
     }
 
@@ -265,12 +283,29 @@ impl Wrapper for PyWrapper {
                     })
                     .collect()
             };
-            run().map_err(|e| {
+            let outs = run().map_err(|e| {
                 Error::backend(
                     &self.backend,
                     format!("the Python wrapper's forward raised {}", describe(py, &e)),
                 )
-            })
+            })?;
+            // What Python returns is checked like inputs are: dtype, rank, fixed dims.
+            for (spec, t) in self.sig.outputs.iter().zip(&outs) {
+                rdeploy::core::validate_inputs(
+                    std::slice::from_ref(spec),
+                    vec![(spec.name.clone(), t.clone())],
+                )
+                .map_err(|e| {
+                    Error::backend(
+                        &self.backend,
+                        format!(
+                            "the Python wrapper's forward returned a wrong output: {}",
+                            e.to_string().replacen("input '", "output '", 1)
+                        ),
+                    )
+                })?;
+            }
+            Ok(outs)
         })
     }
 }

@@ -147,8 +147,9 @@ pub fn compare(
     };
     let mut results = Vec::new();
     for (name, w) in &wrappers {
+        // Input errors are the caller's (named as such); engine errors name the backend.
         let outs = w.forward(named.clone()).map_err(|e| match e {
-            Error::Backend { .. } => e,
+            Error::Backend { .. } | Error::InputMismatch { .. } => e,
             other => Error::engine(name.clone(), "running the model", other),
         })?;
         results.push((name.clone(), outs));
