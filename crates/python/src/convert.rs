@@ -274,9 +274,9 @@ pub fn py_to_value(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
                 Key::Str(k.str()?.to_string())
             };
             let sub = if path.is_empty() {
-                key.to_string()
+                key.to_json_key()
             } else {
-                format!("{path}.{key}")
+                format!("{path}.{}", key.to_json_key())
             };
             out.push((key, py_to_value(&v, &sub)?));
         }

@@ -115,7 +115,7 @@ impl Config {
 
     /// The top-level keys, in order.
     fn keys(&self) -> Vec<String> {
-        self.inner.tree.keys().map(|k| k.to_string()).collect()
+        self.inner.tree.keys().map(|k| k.to_json_key()).collect()
     }
 
     /// `(key, value)` pairs of the top level.
@@ -124,7 +124,7 @@ impl Config {
             .tree
             .0
             .iter()
-            .map(|(k, v)| Ok((k.to_string(), wrap_config(py, v)?)))
+            .map(|(k, v)| Ok((k.to_json_key(), wrap_config(py, v)?)))
             .collect()
     }
 
