@@ -561,10 +561,36 @@ impl Wrapper for OpenVinoWrapper {
     }
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        // Refused before the engine sees them: OpenVINO's CPU plugin fails on empty tensors and
+        // its compiled model then keeps failing for the same shapes, and the C API binding does
+        // not take 0-d tensors.
+        for (t, spec) in inputs.iter().zip(self.inputs()) {
+            if t.shape().contains(&0) {
+                return Err(Error::InputMismatch {
+                    name: spec.name.clone(),
+                    expected: "no 0-sized dim: OpenVINO's CPU plugin cannot run empty tensors (tract and onnxruntime can)".into(),
+                    got: format!("shape {:?}", t.shape()),
+                });
+            }
+            if t.shape().is_empty() {
+                return Err(Error::InputMismatch {
+                    name: spec.name.clone(),
+                    expected: "a tensor of rank >= 1: rdeploy's OpenVINO binding cannot pass 0-d (scalar) tensors yet (tract and onnxruntime can)".into(),
+                    got: "a 0-d tensor".into(),
+                });
+            }
+        }
         let mut lease = self.lease()?;
         let Some(req) = lease.req.as_mut() else {
             return Err(Error::backend(NAME, "no infer request"));
         };
-        rdeploy_core::guard::catch_engine_panic(NAME, "inference", || run(req, self, &inputs))
+        let result =
+            rdeploy_core::guard::catch_engine_panic(NAME, "inference", || run(req, self, &inputs));
+        if result.is_err() {
+            // A request that failed may keep the failed call's shapes or state (a zero batch
+            // leaves it failing on every later call): drop it; the next call makes a fresh one.
+            lease.req = None;
+        }
+        result
     }
 }

@@ -1063,7 +1063,10 @@ fn tensor_names_with_slashes_and_colons_work_in_every_option() {
             "input_1:0:4x3",
             "--json",
         ]);
-        assert!(j.contains("\"shape\": [\n        4,\n        3\n      ]"), "{j}");
+        assert!(
+            j.contains("\"shape\": [\n        4,\n        3\n      ]"),
+            "{j}"
+        );
         let e = fails(&["infer", s(&work), "--input", &format!("data_0={}", s(&fa))]);
         assert!(
             e.contains("no input named 'data_0'") && e.contains("'gpu_0/data_0', 'input_1:0'"),

@@ -26,6 +26,7 @@ pub type Origins = std::collections::HashMap<String, (PathBuf, Option<usize>)>;
 type FileContent = (Dict, Option<usize>, Vec<(String, usize)>);
 
 fn read_file(path: &Path) -> Result<FileContent> {
+    rdeploy_core::files::regular_file_size(path).map_err(|msg| cfg_err(path, None, None, msg))?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         let msg = match e.kind() {
             std::io::ErrorKind::NotFound => "file not found; check the path".to_string(),
@@ -95,6 +96,7 @@ fn read_file(path: &Path) -> Result<FileContent> {
             Ok((from_toml_table(&t), None, vec![]))
         }
         "yaml" | "yml" => {
+            reject_yaml_aliases(&text, path)?;
             let docs = yaml_rust2::YamlLoader::load_from_str(&text).map_err(|e| {
                 cfg_err(
                     path,
@@ -136,6 +138,29 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, col)
+}
+
+/// Refuses YAML aliases before the loader expands them (nested aliases grow exponentially: a
+/// few lines can ask for gigabytes). MMDeploy's configs have none.
+fn reject_yaml_aliases(text: &str, path: &Path) -> Result<()> {
+    use yaml_rust2::parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => return Ok(()),
+            Ok((Event::Alias(_), mark)) => {
+                return Err(cfg_err(
+                    path,
+                    Some(mark.line()),
+                    Some(mark.col() + 1),
+                    "YAML aliases (*name) are not supported; write the value out",
+                ));
+            }
+            Ok(_) => {}
+            // The loader reports syntax errors with their position.
+            Err(_) => return Ok(()),
+        }
+    }
 }
 
 fn from_yaml(y: &yaml_rust2::Yaml, path: &Path) -> Result<Value> {

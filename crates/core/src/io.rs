@@ -30,6 +30,7 @@ pub fn read_tensor_file(path: &Path) -> Result<Vec<FileTensor>> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
+    crate::files::regular_file_size(path).map_err(|msg| file_err(path, msg))?;
     let open = || File::open(path).map_err(|e| file_err(path, format!("cannot open: {e}")));
     match ext.as_str() {
         "npy" => Ok(vec![(None, read_npy(BufReader::new(open()?), path)?)]),
@@ -210,7 +211,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("missing.npy") && e.contains("cannot open"),
+            e.contains("missing.npy") && e.contains("not found"),
             "{e}"
         );
         let p = dir.path().join("x.txt");

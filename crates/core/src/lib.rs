@@ -34,6 +34,7 @@ mod config;
 mod device;
 mod dtype;
 mod error;
+pub mod files;
 pub mod guard;
 pub mod io;
 pub mod locate;

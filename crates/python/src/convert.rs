@@ -11,6 +11,8 @@ use rdeploy::config::{Dict, Key, Value};
 use rdeploy::{DType, Dim, Error, Tensor, TensorInfo};
 use serde_json::Value as Json;
 
+use pyo3::exceptions::PyException;
+
 /// The Python exception classes (their Rust names are their Python names).
 pub mod exc {
     use pyo3::exceptions::PyException;
@@ -71,9 +73,27 @@ pyo3::create_exception!(
     "A tensor file (.npy, .npz, .pb) cannot be read or written."
 );
 
+/// A `KeyboardInterrupt`/`SystemExit` raised inside Python backend code while rdeploy was
+/// running it: re-raised as itself when the call returns, so Ctrl-C stops a deploy.
+static PENDING: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+
+/// Keeps `e` to re-raise if it is not an `Exception` (interrupts, exits).
+pub fn keep_if_interrupt(py: Python<'_>, e: &PyErr) {
+    if !e.is_instance_of::<PyException>(py)
+        && let Ok(mut slot) = PENDING.lock()
+        && slot.is_none()
+    {
+        *slot = Some(e.clone_ref(py));
+    }
+}
+
 /// The Python exception for an rdeploy error, with the CLI's one-paragraph message.
 pub fn to_py(e: Error) -> PyErr {
-    let msg = e.report();
+    if let Some(pending) = PENDING.lock().ok().and_then(|mut s| s.take()) {
+        return pending;
+    }
+    // A message quoting a value (a huge number, a buffer) stays readable.
+    let msg = truncate(&e.report(), 2000);
     match e {
         Error::UnknownBackend { .. } | Error::BackendUnavailable { .. } => {
             BackendUnavailable::new_err(msg)
@@ -107,12 +127,77 @@ pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor) -> Bound<'py, PyAny> {
 }
 
 /// Copies a typed numpy array into a tensor (one memcpy when it is C-contiguous).
-fn typed<T: numpy::Element + rdeploy::core::Element>(
+fn typed<T: numpy::Element + rdeploy::core::Element + Copy>(
     a: &Bound<'_, PyUntypedArray>,
-) -> Option<Tensor> {
+    name: &str,
+) -> Option<PyResult<Tensor>> {
     let a = a.cast::<PyArrayDyn<T>>().ok()?;
     let ro = a.try_readonly().ok()?;
-    Some(Tensor::from_array(ro.as_array().to_owned()))
+    let view = ro.as_array();
+    Some((|| {
+        let n = view.len();
+        let bytes = n.saturating_mul(std::mem::size_of::<T>());
+        if let Some(avail) = memory_available()
+            && bytes as u64 > avail
+        {
+            return Err(InputMismatch::new_err(format!(
+                "input '{name}': a shape of {:?} needs {bytes} bytes, more than the {avail} bytes of memory available",
+                view.shape()
+            )));
+        }
+        let mut v: Vec<T> = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| {
+            InputMismatch::new_err(format!(
+                "input '{name}': cannot allocate {bytes} bytes for a shape of {:?}",
+                view.shape()
+            ))
+        })?;
+        match view.as_slice() {
+            Some(s) => v.extend_from_slice(s),
+            None => v.extend(view.iter().copied()),
+        }
+        Tensor::from_shape_vec(view.shape(), v).map_err(to_py)
+    })())
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes (None where there is no such file).
+fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// Checks a numpy array's dtype, rank and fixed dims against the input's signature before
+/// anything is copied (a wrong shape claiming terabytes is refused, not allocated).
+///
+/// # Errors
+/// [`InputMismatch`] in the words of rdeploy's signature check.
+pub fn precheck(a: &Bound<'_, PyUntypedArray>, spec: &TensorInfo) -> PyResult<()> {
+    let dtype = a.dtype();
+    let got_dtype = dtype.getattr("name")?.extract::<String>()?;
+    if got_dtype != spec.dtype.numpy_name() {
+        return Err(InputMismatch::new_err(format!(
+            "input '{}': expected dtype {}, got dtype {got_dtype}",
+            spec.name, spec.dtype
+        )));
+    }
+    if let Some(dims) = &spec.shape {
+        let shape = a.shape();
+        let fits = dims.len() == shape.len()
+            && dims
+                .iter()
+                .zip(shape)
+                .all(|(d, &n)| d.fixed().is_none_or(|f| f as usize == n));
+        if !fits {
+            return Err(InputMismatch::new_err(format!(
+                "input '{}': expected shape {}, got shape {shape:?}",
+                spec.name,
+                spec.shape_string()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Any array-like (numpy array, scalar, list, torch CPU tensor) as a tensor for the input
@@ -142,15 +227,46 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
                 obj.clone()
             };
             let is_array_like = obj.hasattr("__array__")? || obj.hasattr("__array_interface__")?;
-            let converted = match want {
-                Some(d) if !is_array_like => np.call_method1("asarray", (obj, d.numpy_name())),
-                _ => np.call_method1("asarray", (obj,)),
-            };
+            // Lists and scalars take the input's dtype when that loses nothing: bool to bool,
+            // ints to ints (numpy refuses values out of range) or floats, floats to floats.
+            // Strings, floats to ints and numbers to bool are refused rather than truncated.
+            let converted = np.call_method1("asarray", (&obj,)).and_then(|natural| match want {
+                Some(d) if !is_array_like => {
+                    let from: String = natural.getattr("dtype")?.getattr("kind")?.extract()?;
+                    let to = if d == DType::Bool {
+                        "b"
+                    } else if d.is_float() {
+                        "f"
+                    } else {
+                        "i"
+                    };
+                    let ok = matches!(
+                        (from.as_str(), to),
+                        ("b", "b") | ("f", "f") | ("i" | "u", "i" | "f")
+                    );
+                    if ok {
+                        np.call_method1("asarray", (&obj, d.numpy_name()))
+                    } else {
+                        Err(InputMismatch::new_err(format!(
+                            "input '{name}': the values are {}, which do not convert to {} without loss; give a numpy array of dtype {}",
+                            natural.getattr("dtype")?.str()?,
+                            d.numpy_name(),
+                            d.numpy_name()
+                        )))
+                    }
+                }
+                _ => Ok(natural),
+            });
             converted
                 .map_err(|e| {
-                    InputMismatch::new_err(format!(
-                        "input '{name}': numpy cannot make an array of it ({e})"
-                    ))
+                    if e.is_instance_of::<InputMismatch>(py) {
+                        e
+                    } else {
+                        InputMismatch::new_err(format!(
+                            "input '{name}': numpy cannot make an array of it ({})",
+                            truncate(&e.to_string(), 300)
+                        ))
+                    }
                 })?
                 .cast_into::<PyUntypedArray>()
                 .map_err(|_| {
@@ -160,8 +276,8 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
                 })?
         }
     };
-    if let Some(t) = from_array(&arr) {
-        return Ok(t);
+    if let Some(t) = from_array(&arr, name) {
+        return t;
     }
     // Byte-swapped or unaligned arrays: numpy makes a native copy.
     let dtype = arr.dtype();
@@ -171,8 +287,8 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
             .call_method1("ascontiguousarray", (arr.clone(), native))?
             .cast_into::<PyUntypedArray>()
             .map_err(PyErr::from)?;
-        if let Some(t) = from_array(&copy) {
-            return Ok(t);
+        if let Some(t) = from_array(&copy, name) {
+            return t;
         }
     }
     Err(InputMismatch::new_err(format!(
@@ -181,19 +297,19 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
     )))
 }
 
-fn from_array(a: &Bound<'_, PyUntypedArray>) -> Option<Tensor> {
-    typed::<f32>(a)
-        .or_else(|| typed::<half::f16>(a))
-        .or_else(|| typed::<f64>(a))
-        .or_else(|| typed::<i64>(a))
-        .or_else(|| typed::<i32>(a))
-        .or_else(|| typed::<u8>(a))
-        .or_else(|| typed::<bool>(a))
-        .or_else(|| typed::<i8>(a))
-        .or_else(|| typed::<i16>(a))
-        .or_else(|| typed::<u16>(a))
-        .or_else(|| typed::<u32>(a))
-        .or_else(|| typed::<u64>(a))
+fn from_array(a: &Bound<'_, PyUntypedArray>, name: &str) -> Option<PyResult<Tensor>> {
+    typed::<f32>(a, name)
+        .or_else(|| typed::<half::f16>(a, name))
+        .or_else(|| typed::<f64>(a, name))
+        .or_else(|| typed::<i64>(a, name))
+        .or_else(|| typed::<i32>(a, name))
+        .or_else(|| typed::<u8>(a, name))
+        .or_else(|| typed::<bool>(a, name))
+        .or_else(|| typed::<i8>(a, name))
+        .or_else(|| typed::<i16>(a, name))
+        .or_else(|| typed::<u16>(a, name))
+        .or_else(|| typed::<u32>(a, name))
+        .or_else(|| typed::<u64>(a, name))
 }
 
 /// A JSON value as plain Python objects (dict, list, str, int, float, bool, None).
@@ -255,6 +371,7 @@ pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny
                 .collect::<PyResult<Vec<_>>>()?,
         )?
         .into_any(),
+        Value::Float(f) => PyFloat::new(py, *f).into_any(),
         other => json_to_py(py, &other.to_json())?,
     })
 }
@@ -263,22 +380,70 @@ pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny
 /// tuples kept, as mmengine keeps them.
 ///
 /// # Errors
-/// [`ConfigError`] naming the key path of a value that is not a literal.
+/// [`ConfigError`] naming the key path of a value that is not a literal, a key that is not a
+/// str or int, an int outside 64 bits, or nesting deeper than config files allow (64, which
+/// also stops self-referencing dicts).
 pub fn py_to_value(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
+    to_value(obj, path, 0)
+}
+
+/// How deep a config may nest (the file parsers' limit).
+const MAX_DEPTH: usize = 64;
+
+fn to_value(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> PyResult<Value> {
+    let at = |p: &str| {
+        if p.is_empty() {
+            "the config".to_string()
+        } else {
+            format!("config key '{p}'")
+        }
+    };
+    if depth > MAX_DEPTH {
+        return Err(ConfigError::new_err(format!(
+            "{}: nested more than {MAX_DEPTH} deep (or refers to itself)",
+            at(path)
+        )));
+    }
+    if obj.is_none() {
+        return Ok(Value::None);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.cast::<PyInt>().is_ok() {
+        return obj.extract::<i64>().map(Value::Int).map_err(|_| {
+            ConfigError::new_err(format!("{}: the integer does not fit in 64 bits", at(path)))
+        });
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::Str(s.to_string()));
+    }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut out = Vec::new();
         for (k, v) in d.iter() {
-            let key = if k.cast::<PyInt>().is_ok() && k.cast::<PyBool>().is_err() {
-                Key::Int(k.extract::<i64>()?)
+            let key = if k.cast::<PyBool>().is_err() && k.cast::<PyInt>().is_ok() {
+                Key::Int(k.extract::<i64>().map_err(|_| {
+                    ConfigError::new_err(format!("{}: a key does not fit in 64 bits", at(path)))
+                })?)
+            } else if let Ok(s) = k.cast::<PyString>() {
+                Key::Str(s.to_string())
             } else {
-                Key::Str(k.str()?.to_string())
+                return Err(ConfigError::new_err(format!(
+                    "{}: the key {} is a {}; config keys are str or int",
+                    at(path),
+                    truncate(&k.repr()?.to_string(), 80),
+                    k.get_type().name()?
+                )));
             };
             let sub = if path.is_empty() {
                 key.to_json_key()
             } else {
                 format!("{path}.{}", key.to_json_key())
             };
-            out.push((key, py_to_value(&v, &sub)?));
+            out.push((key, to_value(&v, &sub, depth + 1)?));
         }
         return Ok(Value::Dict(Dict(out)));
     }
@@ -286,7 +451,7 @@ pub fn py_to_value(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
     if is_tuple || obj.cast::<PyList>().is_ok() {
         let mut v = Vec::new();
         for (i, x) in obj.try_iter()?.enumerate() {
-            v.push(py_to_value(&x?, &format!("{path}[{i}]"))?);
+            v.push(to_value(&x?, &format!("{path}[{i}]"), depth + 1)?);
         }
         return Ok(if is_tuple {
             Value::Tuple(v)
@@ -294,59 +459,19 @@ pub fn py_to_value(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
             Value::List(v)
         });
     }
-    Ok(Value::from_json(&py_to_json(obj, path)?))
-}
-
-/// Plain Python objects (a config dict in MMDeploy's form) as JSON. Tuples become lists;
-/// dict keys become strings.
-///
-/// # Errors
-/// [`ConfigError`] naming the key path of a value that is not a literal.
-pub fn py_to_json(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Json> {
-    if obj.is_none() {
-        return Ok(Json::Null);
-    }
-    if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Json::Bool(b.is_true()));
-    }
-    if obj.cast::<PyInt>().is_ok() {
-        if let Ok(i) = obj.extract::<i64>() {
-            return Ok(Json::from(i));
-        }
-        return Ok(Json::from(obj.extract::<u64>()?));
-    }
-    if let Ok(f) = obj.cast::<PyFloat>() {
-        return Ok(serde_json::Number::from_f64(f.value())
-            .map(Json::Number)
-            .unwrap_or(Json::Null));
-    }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Json::String(s.to_string()));
-    }
-    if let Ok(d) = obj.cast::<PyDict>() {
-        let mut m = serde_json::Map::new();
-        for (k, v) in d.iter() {
-            let key = k.str()?.to_string();
-            let sub = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            m.insert(key, py_to_json(&v, &sub)?);
-        }
-        return Ok(Json::Object(m));
-    }
-    if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
-        let mut v = Vec::new();
-        for (i, x) in obj.try_iter()?.enumerate() {
-            v.push(py_to_json(&x?, &format!("{path}[{i}]"))?);
-        }
-        return Ok(Json::Array(v));
-    }
     Err(ConfigError::new_err(format!(
-        "config key '{path}': a {} is not a config value; use dicts, lists, tuples, strings, numbers, booleans and None",
+        "{}: a {} is not a config value; use dicts, lists, tuples, strings, numbers, booleans and None",
+        at(path),
         obj.get_type().name()?
     )))
+}
+
+/// At most `max` characters of `s`, saying how many were left out.
+pub fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}… ({} more characters)", &s[..i], s[i..].chars().count()),
+    }
 }
 
 /// A tensor signature entry as Python sees it.

@@ -47,9 +47,24 @@ fn device_arg(device: Option<&str>) -> PyResult<Option<Device>> {
 }
 
 fn path_arg(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
-    // str or os.PathLike
-    let s = obj.py().import("os")?.call_method1("fspath", (obj,))?;
-    Ok(PathBuf::from(s.extract::<String>()?))
+    // str, bytes or os.PathLike; non-UTF-8 names pass through os.fsencode.
+    let os = obj.py().import("os")?;
+    let raw = os
+        .call_method1("fspath", (obj,))
+        .and_then(|p| os.call_method1("fsencode", (p,)))
+        .map_err(|_| {
+            RdeployError::new_err(format!(
+                "expected a path (str, bytes or os.PathLike), got a {}",
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+    let bytes: Vec<u8> = raw.extract()?;
+    Ok(PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes),
+    ))
 }
 
 /// A merged deploy config, as mmengine's `Config.fromfile` gives it (never executed).
@@ -166,8 +181,9 @@ impl Config {
         }
     }
 
-    fn __contains__(&self, key: &str) -> bool {
-        self.inner.tree.get_str(key).is_some()
+    fn __contains__(&self, key: &Bound<'_, PyAny>) -> bool {
+        key.extract::<String>()
+            .is_ok_and(|k| self.inner.tree.get_str(&k).is_some())
     }
 
     fn __repr__(&self) -> String {
@@ -327,8 +343,11 @@ fn named_inputs(
                     )));
                 }
             };
-            let want = specs.iter().find(|s| s.name == name).map(|s| s.dtype);
-            let t = py_to_tensor(&v, &name, want)?;
+            let spec = specs.iter().find(|s| s.name == name);
+            if let (Some(spec), Ok(a)) = (spec, v.cast::<numpy::PyUntypedArray>()) {
+                convert::precheck(a, spec)?;
+            }
+            let t = py_to_tensor(&v, &name, spec.map(|s| s.dtype))?;
             Ok((name, t))
         })
         .collect()
@@ -393,7 +412,12 @@ impl Wrapper {
         let tensors = inputs
             .iter()
             .zip(specs)
-            .map(|(x, s)| py_to_tensor(x, &s.name, Some(s.dtype)))
+            .map(|(x, s)| {
+                if let Ok(a) = x.cast::<numpy::PyUntypedArray>() {
+                    convert::precheck(a, s)?;
+                }
+                py_to_tensor(x, &s.name, Some(s.dtype))
+            })
             .collect::<PyResult<Vec<_>>>()?;
         let w = self.inner.clone();
         let outs = py.detach(move || w.execute(tensors)).py_err()?;

@@ -21,8 +21,9 @@ pub struct PyBackend {
     pub device_kinds: &'static [&'static str],
 }
 
-/// The Python exception as text: `TypeName: message`.
+/// The Python exception as text: `TypeName: message` (interrupts are kept to re-raise).
 fn describe(py: Python<'_>, e: &PyErr) -> String {
+    crate::convert::keep_if_interrupt(py, e);
     let ty = e
         .get_type(py)
         .name()
@@ -60,10 +61,15 @@ impl BackendManager for PyBackend {
     fn check(&self) -> rdeploy::core::Availability {
         Python::attach(|py| {
             let m = self.manager.bind(py);
-            let ok = m
+            let v = m
                 .call_method0("is_available")
-                .and_then(|v| v.is_truthy())
                 .map_err(|e| format!("is_available() raised {}", describe(py, &e)))?;
+            let ok = v.extract::<bool>().map_err(|_| {
+                format!(
+                    "the Python backend's is_available() returned {}, not True or False",
+                    v.repr().map(|r| r.to_string()).unwrap_or_default()
+                )
+            })?;
             if !ok {
                 return Err("the Python backend's is_available() returned False".into());
             }
@@ -104,7 +110,27 @@ impl BackendManager for PyBackend {
                 if out.is_none() {
                     return Ok(Vec::new());
                 }
-                out.try_iter()?.map(|p| Ok(p?.str()?.to_string())).collect()
+                let bad = || {
+                    pyo3::exceptions::PyTypeError::new_err(format!(
+                        "to_backend must return a list of file paths, not {}",
+                        crate::convert::truncate(
+                            &out.repr().map(|r| r.to_string()).unwrap_or_default(),
+                            120
+                        )
+                    ))
+                };
+                if out.cast::<pyo3::types::PyString>().is_ok() {
+                    return Err(bad());
+                }
+                let os = py.import("os")?;
+                out.try_iter()
+                    .map_err(|_| bad())?
+                    .map(|p| {
+                        os.call_method1("fspath", (p?,))
+                            .and_then(|s| s.extract::<String>())
+                            .map_err(|_| bad())
+                    })
+                    .collect()
             };
             let files = run().map_err(|e| self.err(py, "to_backend", e))?;
             if files.is_empty() {
@@ -119,13 +145,23 @@ impl BackendManager for PyBackend {
                 .into_iter()
                 .map(|f| {
                     let p = PathBuf::from(f);
-                    if p.is_absolute() {
-                        Ok(p)
+                    let p = if p.is_absolute() {
+                        p
                     } else if p.exists() {
-                        std::path::absolute(&p).map_err(|e| Error::io("cannot resolve", p, e))
+                        std::path::absolute(&p).map_err(|e| Error::io("cannot resolve", p, e))?
                     } else {
-                        Ok(work_dir.join(p))
+                        work_dir.join(p)
+                    };
+                    if !p.is_file() {
+                        return Err(Error::backend(
+                            &self.name,
+                            format!(
+                                "the Python backend's to_backend returned {}, which is not a file it wrote",
+                                p.display()
+                            ),
+                        ));
                     }
+                    Ok(p)
                 })
                 .collect()
         })
@@ -152,7 +188,17 @@ impl BackendManager for PyBackend {
                         cfg,
                     ),
                 )?;
-                let declared = declared_signature(&w)?;
+                if !w.hasattr("forward")? {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "build_wrapper returned {}, which has no forward(dict) method",
+                        crate::convert::truncate(&w.repr()?.to_string(), 120)
+                    )));
+                }
+                let declared = declared_signature(&w).map_err(|e| {
+                    pyo3::exceptions::PyTypeError::new_err(format!(
+                        "the wrapper's inputs/outputs must be lists of (name, dtype, shape): {e}"
+                    ))
+                })?;
                 Ok((w.unbind(), declared))
             };
             run().map_err(|e| self.err(py, "build_wrapper", e))

@@ -5,6 +5,9 @@ use rdeploy_core::{Error, NamedTensors, Result, Tensor, Wrapper, validate_inputs
 use serde::Serialize;
 use std::time::Instant;
 
+/// The most threads [`bench`] starts (the command line's `--concurrency` range).
+pub const MAX_CONCURRENCY: usize = 256;
+
 /// Options of [`bench`].
 #[derive(Clone, Copy)]
 pub struct BenchOptions<'a> {
@@ -121,6 +124,15 @@ pub fn bench(
                 "concurrency"
             },
             "must be at least 1",
+        ));
+    }
+    if options.concurrency > MAX_CONCURRENCY {
+        return Err(Error::config_key(
+            "concurrency",
+            format!(
+                "{} threads is more than the {MAX_CONCURRENCY} this harness runs; use fewer",
+                options.concurrency
+            ),
         ));
     }
     let threads = options.concurrency;

@@ -88,7 +88,11 @@ pub fn diff(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> (f64, f64, boo
         }
         if d.is_finite() {
             abs = abs.max(d);
-            rel = rel.max(d / b.abs().max(f64::MIN_POSITIVE));
+            // Relative to non-zero references only (a zero reference has no relative scale;
+            // its difference shows in max_abs_diff).
+            if *b != 0.0 {
+                rel = rel.max(d / b.abs());
+            }
         }
     }
     // Outputs of different dtypes are different outputs, however close their values.
@@ -109,6 +113,14 @@ pub fn compare(
     model: &Path,
     options: &CompareOptions,
 ) -> Result<CompareReport> {
+    for (key, v) in [("rtol", options.rtol), ("atol", options.atol)] {
+        if !v.is_finite() || v < 0.0 {
+            return Err(Error::config_key(
+                key,
+                format!("must be a finite number >= 0, not {v}"),
+            ));
+        }
+    }
     if options.backends.len() < 2 {
         return Err(Error::config_key(
             "backends",

@@ -68,6 +68,7 @@ pub fn deploy(
             p(s);
         }
     };
+    check_work_dir(work_dir)?;
     let backend = backend_of(registry, config)?;
     let backend_version = backend.ensure_available()?;
     device.ensure_supported(backend.name(), backend.device_kinds())?;
@@ -166,6 +167,7 @@ pub fn deploy(
         })
         .collect();
 
+    let created = !work_dir.exists();
     std::fs::create_dir_all(work_dir)
         .map_err(|e| Error::io("cannot create work dir", work_dir, e))?;
     // A private staging dir inside the work dir (same file system, so the final moves are
@@ -221,6 +223,10 @@ pub fn deploy(
     });
     let result = result.map_err(|e| unstage_paths(e, staging.path(), work_dir));
     drop(staging);
+    if result.is_err() && created {
+        // A work dir this deploy made and filled with nothing: leave no trace.
+        let _ = std::fs::remove_dir(work_dir);
+    }
     result.map(|manifest| WorkDir {
         path: work_dir.to_path_buf(),
         manifest,
@@ -275,6 +281,32 @@ pub fn to_backend(
             Ok((files, Vec::new()))
         }
     }
+}
+
+/// A work dir must name a directory of its own: not empty, not a file system root, not a file.
+fn check_work_dir(work_dir: &Path) -> Result<()> {
+    let bad = |msg: &str| Error::WorkDir {
+        path: work_dir.to_path_buf(),
+        msg: msg.to_string(),
+    };
+    if work_dir.as_os_str().is_empty() {
+        return Err(bad(
+            "the work dir is an empty path; name a directory for the deploy (it is created)",
+        ));
+    }
+    let abs =
+        std::path::absolute(work_dir).map_err(|e| Error::io("cannot resolve", work_dir, e))?;
+    if abs.parent().is_none() {
+        return Err(bad(
+            "a file system root cannot be a work dir; name a directory for the deploy",
+        ));
+    }
+    if abs.exists() && !abs.is_dir() {
+        return Err(bad(
+            "exists and is not a directory; name a directory for the deploy",
+        ));
+    }
+    Ok(())
 }
 
 /// Puts the top-level key's file and line on a config error that has only a key.

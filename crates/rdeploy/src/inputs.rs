@@ -163,19 +163,34 @@ pub fn random_inputs(
                 })?;
             let t = match spec.dtype {
                 DType::Bool => {
-                    Tensor::from_shape_vec(&shape, (0..n).map(|_| rng.random::<bool>()).collect())?
+                    Tensor::from_shape_vec(&shape, filled(n, spec, || rng.random::<bool>())?)?
                 }
                 d if d.is_float() => {
-                    Tensor::from_shape_vec(&shape, (0..n).map(|_| rng.random::<f32>()).collect())?
+                    Tensor::from_shape_vec(&shape, filled(n, spec, || rng.random::<f32>())?)?
                         .cast(d, rdeploy_core::Cast::Unchecked)?
                 }
-                d => Tensor::from_shape_vec(
-                    &shape,
-                    (0..n).map(|_| rng.random_range(0..2i64)).collect(),
-                )?
-                .cast(d, rdeploy_core::Cast::Unchecked)?,
+                d => {
+                    Tensor::from_shape_vec(&shape, filled(n, spec, || rng.random_range(0..2i64))?)?
+                        .cast(d, rdeploy_core::Cast::Unchecked)?
+                }
             };
             Ok((spec.name.clone(), t))
         })
         .collect()
+}
+
+/// `n` values from `f`, or an error naming the input when memory for them cannot be had (a
+/// shape such as batch=2^40 must not abort the process).
+fn filled<T>(n: usize, spec: &TensorInfo, mut f: impl FnMut() -> T) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::InputMismatch {
+        name: spec.name.clone(),
+        expected: "a shape whose elements fit in memory".into(),
+        got: format!(
+            "{n} elements ({} bytes)",
+            n.saturating_mul(std::mem::size_of::<T>())
+        ),
+    })?;
+    v.extend((0..n).map(|_| f()));
+    Ok(v)
 }

@@ -113,9 +113,11 @@ pub(crate) fn cached(work_dir: &Path, key: &str) -> Option<Manifest> {
     let intact = std::iter::once(&m.ir_file)
         .chain(&m.backend_files)
         .all(|f| {
-            hash_file(&work_dir.join(&f.path))
-                .map(|(sha, n)| sha == f.sha256 && n == f.bytes)
-                .unwrap_or(false)
+            let p = work_dir.join(&f.path);
+            rdeploy_core::files::regular_file_size(&p) == Ok(f.bytes)
+                && hash_file(&p)
+                    .map(|(sha, n)| sha == f.sha256 && n == f.bytes)
+                    .unwrap_or(false)
         });
     intact.then_some(m)
 }
@@ -137,6 +139,11 @@ pub fn read_manifest(work_dir: &Path) -> Result<Manifest> {
         ));
     }
     let p = work_dir.join(MANIFEST);
+    if p.exists()
+        && let Err(why) = rdeploy_core::files::regular_file_size(&p)
+    {
+        return Err(wd_err(format!("{MANIFEST} {why}")));
+    }
     let text = std::fs::read_to_string(&p).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             wd_err(format!(
@@ -157,23 +164,38 @@ pub fn read_manifest(work_dir: &Path) -> Result<Manifest> {
             m.format_version
         )));
     }
+    // Every listed file is inside the work dir: a manifest cannot point elsewhere.
+    for f in std::iter::once(&m.ir_file).chain(&m.backend_files) {
+        let rel = Path::new(&f.path);
+        if f.path.is_empty()
+            || rel.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            })
+        {
+            return Err(wd_err(format!(
+                "{MANIFEST} lists the file '{}', which is not a path inside the work dir; deploy again with --force",
+                f.path
+            )));
+        }
+    }
     // Only the backend's files are needed to run: the IR (end2end.onnx) may be deleted once
     // converted (OpenVINO IR, say), as MMDeploy's work dirs allow.
     for f in &m.backend_files {
         let p = work_dir.join(&f.path);
-        match std::fs::metadata(&p) {
-            Ok(md) if md.is_file() && md.len() == f.bytes => {}
-            Ok(md) if md.is_file() => {
+        match rdeploy_core::files::regular_file_size(&p) {
+            Ok(n) if n == f.bytes => {}
+            Ok(n) => {
                 return Err(wd_err(format!(
-                    "the file {} is {} bytes but {MANIFEST} lists {}: it changed after deploy; deploy again with --force",
-                    f.path,
-                    md.len(),
-                    f.bytes
+                    "the file {} is {n} bytes but {MANIFEST} lists {}: it changed after deploy; deploy again with --force",
+                    f.path, f.bytes
                 )));
             }
-            _ => {
+            Err(why) => {
                 return Err(wd_err(format!(
-                    "the file {} listed in {MANIFEST} is missing; deploy again with --force",
+                    "the file {} listed in {MANIFEST} {why}; deploy again with --force",
                     f.path
                 )));
             }
@@ -219,6 +241,19 @@ impl WorkDir {
             let p = self.path.join(&f.path);
             if !p.exists() && f.path == self.manifest.ir_file.path {
                 continue;
+            }
+            // Size first: a file replaced by a device (/dev/zero) would never finish hashing.
+            match rdeploy_core::files::regular_file_size(&p) {
+                Ok(n) if n == f.bytes => {}
+                Ok(_) | Err(_) => {
+                    return Err(Error::WorkDir {
+                        path: self.path.clone(),
+                        msg: format!(
+                            "{} is not the file {MANIFEST} lists (missing, changed size, or not a regular file); deploy again with --force",
+                            f.path
+                        ),
+                    });
+                }
             }
             let (sha, n) = hash_file(&p)?;
             if sha != f.sha256 || n != f.bytes {

@@ -50,6 +50,7 @@ impl ModelInfo {
 /// [`Error::Model`] naming the file: missing, empty, not ONNX, truncated, or with external data
 /// that is missing.
 pub fn load(path: &Path) -> Result<ModelProto> {
+    crate::files::regular_file_size(path).map_err(|msg| Error::model(path, msg))?;
     let bytes = std::fs::read(path).map_err(|e| {
         let msg = if e.kind() == std::io::ErrorKind::NotFound {
             "file not found; check the path".to_string()
