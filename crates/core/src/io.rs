@@ -210,10 +210,7 @@ mod tests {
         let e = read_tensor_file(&dir.path().join("missing.npy"))
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("missing.npy") && e.contains("not found"),
-            "{e}"
-        );
+        assert!(e.contains("missing.npy") && e.contains("not found"), "{e}");
         let p = dir.path().join("x.txt");
         std::fs::write(&p, b"1 2 3").unwrap();
         assert!(
