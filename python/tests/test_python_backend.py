@@ -186,13 +186,13 @@ def test_relative_work_dirs_and_wrong_outputs(npref, small_cnn, tmp_path, monkey
             return W()
 
     rdeploy.register_backend("npbad", Bad)
-    w = rdeploy.load(rdeploy.deploy({"backend_config": {"type": "npbad"}}, small_cnn, "w"))
-    x = np.zeros((2, 3, 32, 32), np.float32)
-    with pytest.raises(rdeploy.BackendError, match="wrong output.*probs.*f32"):
-        w({"image": x})
+    # deploy runs the model once: a wrong output fails the deploy, naming the output.
+    with pytest.raises(rdeploy.BackendError, match="cannot run them.*wrong output.*probs.*f32"):
+        rdeploy.deploy({"backend_config": {"type": "npbad"}}, small_cnn, "w")
     Bad.mode = "shape"
     with pytest.raises(rdeploy.BackendError, match="wrong output.*probs.*shape"):
-        w({"image": x})
+        rdeploy.deploy({"backend_config": {"type": "npbad"}}, small_cnn, "w")
+    assert not (tmp_path / "w").exists()
 
 
 def test_device_kinds_come_from_the_manager(npref, small_cnn, tmp_path):

@@ -99,6 +99,10 @@ pub struct Report {
     pub converted_initializers: usize,
     /// Cast nodes inserted.
     pub casts: usize,
+    /// Nodes kept in float32 because a weight or constant they read leaves float16's range
+    /// (`|v| > max_finite_val`, or a tensor whose non-zero values are all below
+    /// `min_positive_val`, which float16 would flush or clamp): `(node, reason)`.
+    pub kept_for_range: Vec<(String, String)>,
 }
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
@@ -184,8 +188,38 @@ fn set_elem_type(v: &mut rdeploy_core::onnx::proto::ValueInfoProto, code: i32) {
     }
 }
 
-fn to_f16_tensor(t: &mut TensorProto, opts: &Options) -> Result<(), String> {
-    let vals: Vec<f32> = match t.raw_data.as_ref().filter(|r| !r.is_empty()) {
+/// Why a float32 constant cannot become float16 without changing it, if it cannot: a value
+/// beyond `max_finite_val` (it would be clamped: `Mul` by 30000 would become 1e4), or non-zero
+/// values all below `min_positive_val` (an epsilon such as 1e-12 would become 1e-7 or 0).
+fn out_of_range(t: &TensorProto, opts: &Options) -> Option<String> {
+    if t.data_type() != FLOAT {
+        return None;
+    }
+    let vals = f32_values(t).ok()?;
+    let big = vals
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0f32, |m, v| m.max(v.abs()));
+    if big > opts.max_finite_val {
+        return Some(format!(
+            "'{}' holds {big:e}, beyond float16's range as configured (max_finite_val {:e})",
+            t.name(),
+            opts.max_finite_val
+        ));
+    }
+    if big > 0.0 && big < opts.min_positive_val {
+        return Some(format!(
+            "'{}' holds only values below {:e} (largest {big:e}), which float16 cannot keep",
+            t.name(),
+            opts.min_positive_val
+        ));
+    }
+    None
+}
+
+fn f32_values(t: &TensorProto) -> Result<Vec<f32>, String> {
+    Ok(match t.raw_data.as_ref().filter(|r| !r.is_empty()) {
         Some(raw) => {
             if raw.len() % 4 != 0 {
                 return Err(format!(
@@ -199,7 +233,11 @@ fn to_f16_tensor(t: &mut TensorProto, opts: &Options) -> Result<(), String> {
                 .collect()
         }
         None => t.float_data.clone(),
-    };
+    })
+}
+
+fn to_f16_tensor(t: &mut TensorProto, opts: &Options) -> Result<(), String> {
+    let vals = f32_values(t)?;
     let clamp = |v: f32| {
         let a = v.abs();
         if v.is_nan() || a == 0.0 {
@@ -286,6 +324,24 @@ pub fn convert(model: &mut ModelProto, opts: &Options) -> Result<Report, String>
                 .flat_map(|n| n.output.clone()),
         )
         .collect();
+    // Constants float16 cannot hold: the nodes reading them stay float32.
+    let mut unsafe_consts: HashMap<String, String> = HashMap::new();
+    for t in &g.initializer {
+        if let Some(why) = out_of_range(t, opts) {
+            unsafe_consts.insert(t.name().to_string(), why);
+        }
+    }
+    for n in g.node.iter().filter(|n| n.op_type() == "Constant") {
+        for a in &n.attribute {
+            if let Some(t) = a.t.as_ref() {
+                let mut named = t.clone();
+                named.name = n.output.first().cloned();
+                if let Some(why) = out_of_range(&named, opts) {
+                    unsafe_consts.insert(n.output.first().cloned().unwrap_or_default(), why);
+                }
+            }
+        }
+    }
     let mut shape_derived: HashSet<String> = HashSet::new();
     let block: HashSet<&str> = opts.op_block_list.iter().map(String::as_str).collect();
     let block_nodes: HashSet<&str> = opts.node_block_list.iter().map(String::as_str).collect();
@@ -302,11 +358,32 @@ pub fn convert(model: &mut ModelProto, opts: &Options) -> Result<Report, String>
             shape_derived.extend(n.output.iter().cloned());
         }
         let custom_domain = !matches!(n.domain(), "" | "ai.onnx");
+        let range = n
+            .input
+            .iter()
+            .find_map(|i| unsafe_consts.get(i))
+            .or_else(|| {
+                // A Constant node whose own value is out of range stays float32 too.
+                (n.op_type() == "Constant")
+                    .then(|| n.output.iter().find_map(|o| unsafe_consts.get(o)))
+                    .flatten()
+            });
+        if let Some(why) = range
+            && !derived
+        {
+            let label = if n.name().is_empty() {
+                format!("{} -> {}", n.op_type(), n.output.join(", "))
+            } else {
+                format!("{} ({})", n.name(), n.op_type())
+            };
+            report.kept_for_range.push((label, why.clone()));
+        }
         let fp32 = derived
             || block.contains(n.op_type())
             || block_nodes.contains(n.name())
             || has_subgraph(n)
-            || custom_domain;
+            || custom_domain
+            || range.is_some();
         fp16_node.push(!fp32);
     }
 
@@ -562,12 +639,25 @@ impl Pass for Fp16Pass {
             details.insert(k.into(), v.into());
         }
         details.insert("keep_io_types".into(), self.options.keep_io_types.into());
+        details.insert(
+            "kept_fp32_for_range".into(),
+            r.kept_for_range
+                .iter()
+                .map(|(n, why)| serde_json::json!({"node": n, "reason": why}))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        let mut notes = vec![format!(
+            "fp16: {} nodes in float16, {} kept float32, {} weights converted, {} casts",
+            r.fp16_nodes, r.fp32_nodes, r.converted_initializers, r.casts
+        )];
+        for (n, why) in &r.kept_for_range {
+            tracing::warn!("fp16: node {n} stays float32: {why}");
+            notes.push(format!("fp16: node {n} stays float32: {why}"));
+        }
         Ok(PassOutcome {
             changed: r.fp16_nodes > 0 || r.converted_initializers > 0,
-            notes: vec![format!(
-                "fp16: {} nodes in float16, {} kept float32, {} weights converted, {} casts",
-                r.fp16_nodes, r.fp32_nodes, r.converted_initializers, r.casts
-            )],
+            notes,
             details,
         })
     }

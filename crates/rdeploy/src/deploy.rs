@@ -186,7 +186,37 @@ pub fn deploy(
         model_path,
         ir_name: &onnx_cfg.save_file,
     };
+    let opt_shapes = opt_shapes(config)?;
     let result = staged.convert(&model).and_then(|(files, more)| {
+        // Prove the deploy: the backend loads what it wrote, with the manifest's names, and
+        // runs it; an fp16 graph still matches the float32 one.
+        let mut report = crate::check::CheckReport { notes: Vec::new() };
+        let ran = crate::check::run_check(
+            backend.as_ref(),
+            &files,
+            &info.inputs,
+            &info.outputs,
+            &opt_shapes,
+            device,
+            &deploy_cfg,
+            &mut report,
+        )?;
+        if let Some(run) = &ran
+            && more.iter().any(|r| r.name == "fp16" && r.outcome.changed)
+        {
+            crate::check::fp16_check(
+                backend.as_ref(),
+                &staging.path().join(&onnx_cfg.save_file),
+                &staging.path().join(".fp32-check"),
+                &info.outputs,
+                device,
+                &deploy_cfg,
+                run,
+                &mut report,
+            )?;
+            let _ = std::fs::remove_dir_all(staging.path().join(".fp32-check"));
+        }
+        notes.extend(report.notes);
         records.extend(more);
         notes.extend(
             records
@@ -281,6 +311,23 @@ pub fn to_backend(
             Ok((files, Vec::new()))
         }
     }
+}
+
+/// Shapes the config gives for checking a deploy: OpenVINO's `opt_shapes` or TensorRT-style
+/// `input_shapes[name].opt_shape` from the first `backend_config.model_inputs` entry.
+fn opt_shapes(config: &Config) -> Result<std::collections::BTreeMap<String, Vec<u64>>> {
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(first) = config.model_inputs()?.into_iter().next() {
+        for (name, shape) in first.opt_shapes {
+            out.insert(name, shape);
+        }
+        for (name, range) in first.input_shapes {
+            if let Some(opt) = range.opt {
+                out.entry(name).or_insert(opt);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A work dir must name a directory of its own: not empty, not a file system root, not a file.

@@ -35,6 +35,7 @@
 //! it alone (`docs/architecture.md`, checked by `tests/architecture.rs`).
 
 pub mod bench;
+mod check;
 pub mod compare;
 mod deploy;
 pub mod inputs;

@@ -225,7 +225,9 @@ fn value_info(v: &proto::ValueInfoProto) -> std::result::Result<TensorInfo, Stri
                 Some(proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
                     Dim::Fixed(*v as u64)
                 }
-                Some(proto::tensor_shape_proto::dimension::Value::DimParam(p)) => {
+                Some(proto::tensor_shape_proto::dimension::Value::DimParam(p))
+                    if !is_anonymous_dim_param(p) =>
+                {
                     Dim::Symbolic(p.clone())
                 }
                 _ => Dim::Symbolic(String::new()),
@@ -233,6 +235,13 @@ fn value_info(v: &proto::ValueInfoProto) -> std::result::Result<TensorInfo, Stri
             .collect()
     });
     Ok(TensorInfo { name, dtype, shape })
+}
+
+/// Dim params that converters write for "unknown" rather than as a name shared by dims:
+/// Paddle2ONNX writes `?`, others `-1` or an empty string. Each such dim is its own unknown
+/// (`Dim::Symbolic("")`), not one symbol all of them must equal.
+pub fn is_anonymous_dim_param(p: &str) -> bool {
+    matches!(p.trim(), "" | "?" | "-1")
 }
 
 /// Inspects a model's signature and provenance.

@@ -159,3 +159,29 @@ fn tensor_protos_round_trip_and_typed_fields_decode() {
     };
     assert!(tensor_from_proto(&p).unwrap_err().contains("string"));
 }
+
+#[test]
+fn anonymous_dim_params_are_each_their_own_unknown() {
+    // Paddle2ONNX writes dim_param "?" for every unknown dim (a classifier [-1, 3, ?, ?]).
+    use tensor_shape_proto::{Dimension, dimension::Value as DV};
+    let mut m = add_model();
+    let g = m.graph.as_mut().unwrap();
+    if let Some(type_proto::Value::TensorType(tt)) =
+        g.input[0].r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        tt.shape = Some(TensorShapeProto {
+            dim: ["?", "?", "-1"]
+                .iter()
+                .map(|p| Dimension {
+                    value: Some(DV::DimParam(p.to_string())),
+                    denotation: None,
+                })
+                .collect(),
+        });
+    }
+    let info = inspect(&m).unwrap();
+    assert_eq!(info.inputs[0].shape_string(), "[?, ?, ?]");
+    let x = Tensor::zeros(DType::F32, &[1, 48, 192]);
+    crate::validate_inputs(&info.inputs, vec![("x".into(), x)]).unwrap();
+    assert!(is_anonymous_dim_param("?") && !is_anonymous_dim_param("batch"));
+}

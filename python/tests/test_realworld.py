@@ -1,0 +1,145 @@
+"""Real pretrained models, weights as published (RapidOCR's PP-OCR models from PyPI, fetched by
+scripts/prepare-test-data.py): text detection, text-direction classification and text
+recognition, on every backend, against Python onnxruntime on the original file."""
+import numpy as np
+import pytest
+
+import rdeploy
+from conftest import GENERATED, ort_reference
+
+MODELS = {
+    # name: input shape (PP-OCR's preprocessing: NCHW float32, (pixel / 255 - 0.5) / 0.5)
+    "ppocr-det": (1, 3, 96, 160),
+    "ppocr-cls": (1, 3, 48, 192),
+    "ppocr-rec": (1, 3, 48, 320),
+}
+
+
+def text_image(shape, seed=0):
+    """A white page with dark strokes (bars of glyph-like widths), PP-OCR-normalised."""
+    rng = np.random.default_rng(seed)
+    n, c, h, w = shape
+    img = np.full((h, w), 255.0)
+    x = 4
+    while x < w - 8:
+        gw = int(rng.integers(3, 9))
+        top, bottom = int(h * 0.25), int(h * 0.75)
+        img[top:bottom, x:x + gw] = rng.integers(0, 60)
+        x += gw + int(rng.integers(2, 6))
+    img = np.broadcast_to(img, (n, c, h, w))
+    return ((img / 255.0 - 0.5) / 0.5).astype(np.float32)
+
+
+def model_path(name):
+    p = GENERATED / "realworld" / f"{name}.onnx"
+    if not p.exists():
+        pytest.fail(f"{p} missing: scripts/prepare-test-data.py downloads it from PyPI")
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_pretrained_models_match_onnxruntime(backend, name, tmp_path):
+    model = model_path(name)
+    x = text_image(MODELS[name])
+    work = rdeploy.deploy({"backend_config": {"type": backend}}, model, tmp_path / "w")
+    w = rdeploy.load(work)
+    out = w({w.inputs[0].name: x})[w.output_names[0]]
+    (want,) = ort_reference(model, {"x": x})[:1]
+    assert out.shape == want.shape
+    # Tolerance: float32 engines with different kernels and fusions, on probabilities in [0, 1]
+    # after a sigmoid (det) or softmax (cls, rec).
+    np.testing.assert_allclose(out, want, rtol=1e-3, atol=2e-4)
+    if name != "ppocr-det":
+        # What a user reads off: the same class / the same character per time step.
+        np.testing.assert_array_equal(out.argmax(-1), want.argmax(-1))
+
+
+def test_paddle_unknown_dims_take_any_size(backend, tmp_path):
+    """PP-OCR's classifier declares x as [-1, 3, ?, ?]: each '?' is its own unknown."""
+    model = model_path("ppocr-cls")
+    w = rdeploy.load(rdeploy.deploy({"backend_config": {"type": backend}}, model, tmp_path / "w"))
+    assert w.inputs[0].shape == (None, 3, None, None)
+    assert w({"x": text_image((1, 3, 48, 192))})[w.output_names[0]].shape == (1, 2)
+
+
+FP16 = {"type": "onnxruntime", "precision": "fp16",
+        "common_config": {"keep_io_types": True, "min_positive_val": 1e-7, "max_finite_val": 1e4}}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_fp16_matches_fp32_or_the_deploy_fails(name, tmp_path):
+    """MMDeploy's onnxruntime-fp16 keys on the pretrained models. PP-OCRv4's detector has a
+    BatchNorm variance of 9.8e7, which float16 conversion used to clamp to 1e4 (5% of pixels off
+    by up to 1.0 on a synthetic page, more on real ones): that node now stays float32, and the
+    deploy-time check compares fp16 with fp32 at the config's opt shape."""
+    require_ort()
+    model = model_path(name)
+    shape = MODELS[name]
+    cfg = {"backend_config": dict(FP16, model_inputs=[{"opt_shapes": {"x": list(shape)}}])}
+    work = rdeploy.deploy(cfg, model, tmp_path / "w")
+    notes = "\n".join(work.manifest["notes"])
+    assert "fp16 check: output" in notes and "loads and runs" in notes, notes
+    if name == "ppocr-det":
+        assert "batch_norm_0.w_2" in notes and "stays float32" in notes, notes
+    x = text_image(shape)
+    got = rdeploy.load(work)({"x": x})
+    (want,) = ort_reference(model, {"x": x})[:1]
+    # The documented fp16 tolerance (docs/python.md, rdeploy::check::FP16_RTOL/ATOL).
+    np.testing.assert_allclose(list(got.values())[0].astype(np.float32), want, rtol=1e-2, atol=5e-2)
+
+
+def require_ort():
+    from conftest import require
+
+    require("onnxruntime")
+
+
+def test_fp16_that_changes_results_fails_the_deploy_with_the_reason(tmp_path):
+    """y = x * 1234.567 - x * 1234.5 is 0.067 x in float32; in float16 both constants round to
+    whole numbers (1235 and 1234: float16 has 11 significant bits) and y becomes x. Nothing is
+    out of range, so only the deploy-time comparison can catch it."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    require_ort()
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
+    nodes = [helper.make_node("Mul", ["x", "a"], ["xa"]), helper.make_node("Mul", ["x", "b"], ["xb"]),
+             helper.make_node("Sub", ["xa", "xb"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([1234.567], np.float32), "a"),
+             numpy_helper.from_array(np.array([1234.5], np.float32), "b")]
+    g = helper.make_graph(nodes, "cancel", [x], [y], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    p = tmp_path / "cancel.onnx"
+    onnx.save(m, p)
+    cfg = {"backend_config": FP16}
+    with pytest.raises(rdeploy.BackendError, match="fp16 model's output 'y' differs"):
+        rdeploy.deploy(cfg, p, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+    # The user can accept it knowingly.
+    ok = dict(FP16, fp16_check={"enabled": False})
+    work = rdeploy.deploy({"backend_config": ok}, p, tmp_path / "w2")
+    assert any("fp16 check skipped" in n for n in work.manifest["notes"])
+
+
+def test_fp16_keeps_out_of_range_constants_exact(tmp_path):
+    """Mul by [30000, 1, -20000, 0.5] (issue 10): clamping gave [1e4, 2, -1e4, 2]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    require_ort()
+    k = np.array([30000, 1, -20000, 0.5], np.float32)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
+    g = helper.make_graph([helper.make_node("Mul", ["x", "k"], ["y"])], "mul", [x], [y],
+                          initializer=[numpy_helper.from_array(k, "k")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    p = tmp_path / "mul.onnx"
+    onnx.save(m, p)
+    work = rdeploy.deploy({"backend_config": FP16}, p, tmp_path / "w")
+    passes = {r["name"]: r for r in work.manifest["passes"]}
+    assert passes["fp16"]["details"]["kept_fp32_for_range"][0]["node"].startswith("Mul")
+    out = rdeploy.load(work)({"x": np.array([1, 2, 1, 4], np.float32)})["y"]
+    np.testing.assert_array_equal(out, [30000, 2, -20000, 2])
