@@ -115,6 +115,23 @@ impl BackendManager for TractBackend {
         device.ensure_supported(NAME, self.device_kinds())?;
         let path = rdeploy_core::single_file(NAME, "tract's to_backend", ir_files)?;
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
+        if let Some(o) = info
+            .outputs
+            .iter()
+            .find(|o| info.inputs.iter().any(|i| i.name == o.name))
+        {
+            // ONNX allows it; tract cannot plan a graph input as an output (its loader leaves
+            // the source without a type), so say so instead of tract's internal message.
+            return Err(Error::backend(
+                NAME,
+                format!(
+                    "output '{}' of {} is the graph input '{}' itself (no node computes it); tract cannot run such a model: drop that output (it equals the input), or deploy on onnxruntime or openvino",
+                    o.name,
+                    path.display(),
+                    o.name
+                ),
+            ));
+        }
         let model = load_inference_model(path, &[])?;
         // A model whose dims are all fixed must optimize now; one with symbolic dims may still
         // need concrete shapes, which the wrapper handles per call.

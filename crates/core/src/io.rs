@@ -92,7 +92,14 @@ fn read_npy(reader: impl Read, path: &Path) -> Result<Tensor> {
 
 fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path) -> Result<Tensor> {
     let dtype = npy_dtype(path, &npy)?;
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let shape: Vec<usize> = npy
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| file_err(path, format!("dim {d} is too large"))))
+        .collect::<Result<_>>()?;
+    // The header's shape is checked before reading: the reader reserves that much memory.
+    crate::files::checked_bytes(&shape, dtype.size())
+        .map_err(|msg| file_err(path, format!("the header claims {msg}")))?;
     let fortran = npy.order() == Order::Fortran;
     fn collect<T: Element + npyz::Deserialize>(
         npy: NpyFile<impl Read>,
@@ -184,6 +191,33 @@ pub fn write_npy_to(w: &mut dyn Write, t: &Tensor) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lying_headers_are_refused_before_allocating() {
+        // A .npy header claiming 2^60 float32 values, followed by 8 bytes.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("huge.npy");
+        let mut header =
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824, 1073741824), }"
+                .to_vec();
+        while !(header.len() + 11).is_multiple_of(64) {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&[0u8; 8]);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = read_tensor_file(&p).unwrap_err().to_string();
+        assert!(e.contains("huge.npy") && e.contains("header claims"), "{e}");
+        let t = crate::onnx::tensor_from_proto(&crate::onnx::proto::TensorProto {
+            dims: vec![1 << 40, 1 << 40],
+            data_type: Some(1),
+            ..Default::default()
+        });
+        assert!(t.unwrap_err().contains("addressed"));
+    }
 
     #[test]
     fn npy_round_trips_every_dtype() {

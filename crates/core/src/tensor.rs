@@ -234,7 +234,7 @@ impl Tensor {
             let data: Vec<T> = bytes.chunks_exact(size).map(T::from_le).collect();
             Tensor::from_shape_vec(shape, data)
         }
-        let want = shape.iter().product::<usize>() * dtype.size();
+        let want = crate::files::checked_bytes(shape, dtype.size()).map_err(Error::Tensor)?;
         if bytes.len() != want {
             return Err(Error::Tensor(format!(
                 "{} bytes of {dtype} data do not fill shape {shape:?} ({want} bytes needed)",

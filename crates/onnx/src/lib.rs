@@ -19,8 +19,10 @@
 //! # Ok::<(), rdeploy_core::Error>(())
 //! ```
 //!
-//! Passes: [`OnnxConfigPass`] (`onnx_config`: names, `input_shape`, `dynamic_axes`, static
-//! shapes from `model_inputs`) and [`Fp16Pass`] (`fp16`: float32 computation to float16).
+//! Passes: [`NormalizePass`] (`normalize`: trailing empty optional inputs dropped, outputs made
+//! by a lone `Identity`/`Dropout` produced directly), [`OnnxConfigPass`] (`onnx_config`: names,
+//! `input_shape`, `dynamic_axes`, static shapes from `model_inputs`) and [`Fp16Pass`] (`fp16`:
+//! float32 computation to float16).
 //!
 //! Design: a pass is a value with a name and a `run` over the protobuf, so that rewrites,
 //! normalisations and opset upgrades added later share logging, timing and the manifest entry;
@@ -29,9 +31,11 @@
 pub mod build;
 pub mod edit;
 pub mod fp16;
+mod normalize;
 mod onnx_config;
 
 pub use fp16::Fp16Pass;
+pub use normalize::NormalizePass;
 pub use onnx_config::OnnxConfigPass;
 pub use rdeploy_core::PassRequest;
 

@@ -137,7 +137,7 @@ fn typed<T: numpy::Element + rdeploy::core::Element + Copy>(
     Some((|| {
         let n = view.len();
         let bytes = n.saturating_mul(std::mem::size_of::<T>());
-        if let Some(avail) = memory_available()
+        if let Some(avail) = rdeploy::core::files::memory_available()
             && bytes as u64 > avail
         {
             return Err(InputMismatch::new_err(format!(
@@ -158,14 +158,6 @@ fn typed<T: numpy::Element + rdeploy::core::Element + Copy>(
         }
         Tensor::from_shape_vec(view.shape(), v).map_err(to_py)
     })())
-}
-
-/// `MemAvailable` from `/proc/meminfo`, in bytes (None where there is no such file).
-fn memory_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kb.checked_mul(1024)
 }
 
 /// Checks a numpy array's dtype, rank and fixed dims against the input's signature before

@@ -130,10 +130,13 @@ pub fn deploy(
         model_path,
         deploy_cfg: &deploy_cfg,
     };
-    let ir_pass: Arc<dyn Pass> = Arc::new(OnnxConfigPass {
-        config: onnx_cfg.clone(),
-    });
-    let mut records = rdeploy_onnx::run_passes(&mut model, &[ir_pass], "ir", &cx)
+    let ir_passes: [Arc<dyn Pass>; 2] = [
+        Arc::new(rdeploy_onnx::NormalizePass),
+        Arc::new(OnnxConfigPass {
+            config: onnx_cfg.clone(),
+        }),
+    ];
+    let mut records = rdeploy_onnx::run_passes(&mut model, &ir_passes, "ir", &cx)
         .map_err(|e| locate_config_error(e, config))?;
     let info = rdeploy_core::onnx::inspect(&model).map_err(|m| Error::model(model_path, m))?;
     let mut notes: Vec<String> = records

@@ -330,7 +330,7 @@ pub fn tensor_from_proto(t: &TensorProto) -> std::result::Result<Tensor, String>
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("{label} has negative dim {d}")))
         .collect::<std::result::Result<_, _>>()?;
-    let count: usize = shape.iter().product();
+    let count = crate::files::checked_bytes(&shape, 1).map_err(|m| format!("{label}: {m}"))?;
     let err = |e: Error| format!("{label}: {e}");
     if let Some(raw) = t.raw_data.as_ref().filter(|r| !r.is_empty() || count == 0) {
         return Tensor::from_le_bytes(dtype, &shape, raw).map_err(err);

@@ -1,0 +1,65 @@
+"""Graph forms engines mishandle (issue 10, classes 4 and 5), on every backend, against numpy:
+omitted optional inputs written as "", outputs made by a lone Identity/Dropout, an output that
+is an input. Names must survive, or the deploy must fail saying why; never the first infer."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import rdeploy
+
+
+def save(tmp_path, nodes, inputs, outputs, opset=13, name="m.onnx"):
+    g = helper.make_graph(nodes, "g", inputs, outputs)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    p = tmp_path / name
+    onnx.save(m, p)
+    return p
+
+
+def vi(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def test_empty_optional_input_is_an_absent_one(backend, tmp_path):
+    # ReduceSum(x, "") with no axes input: reduce over all axes (opset 13).
+    p = save(tmp_path, [helper.make_node("ReduceSum", ["x", ""], ["y"], keepdims=1)],
+             [vi("x", [2, 3])], [vi("y", [1, 1])])
+    work = rdeploy.deploy({"backend_config": {"type": backend}}, p, tmp_path / "w")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(rdeploy.load(work)({"x": x})["y"], x.sum(keepdims=True))
+    rec = {r["name"]: r for r in work.manifest["passes"]}["normalize"]
+    assert rec["details"]["empty_optional_inputs_removed"] == 1
+
+
+@pytest.mark.parametrize("op", ["Identity", "Dropout"])
+def test_outputs_made_by_a_lone_passthrough_keep_their_names(backend, op, tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node(op, ["r"], ["y:0"])]
+    p = save(tmp_path, nodes, [vi("x", [2, 3])], [vi("y:0", [2, 3])])
+    work = rdeploy.deploy({"backend_config": {"type": backend}}, p, tmp_path / "w")
+    w = rdeploy.load(work)
+    assert w.output_names == ["y:0"]
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(w({"x": x})["y:0"], np.maximum(x, 0))
+
+
+def test_an_output_that_is_an_input_works_or_fails_at_deploy(backend, tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    p = save(tmp_path, nodes, [vi("x", [2, 3])], [vi("y", [2, 3]), vi("x", [2, 3])])
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    try:
+        work = rdeploy.deploy({"backend_config": {"type": backend}}, p, tmp_path / "w")
+    except rdeploy.BackendError as e:
+        # tract cannot plan it and says why; OpenVINO's IR renames it (x_1), which the deploy
+        # check catches. Both at deploy, never at the first infer.
+        msg = str(e)
+        if backend == "tract":
+            assert "is the graph input 'x' itself" in msg, msg
+        else:
+            assert backend == "openvino" and "deploy checks" in msg and "no output named 'x'" in msg, msg
+        assert not (tmp_path / "w").exists()
+        return
+    out = rdeploy.load(work)({"x": x})
+    np.testing.assert_array_equal(out["y"], np.maximum(x, 0))
+    np.testing.assert_array_equal(out["x"], x)
