@@ -63,3 +63,41 @@ def test_an_output_that_is_an_input_works_or_fails_at_deploy(backend, tmp_path):
     out = rdeploy.load(work)({"x": x})
     np.testing.assert_array_equal(out["y"], np.maximum(x, 0))
     np.testing.assert_array_equal(out["x"], x)
+
+
+def test_scalars_and_empty_tensors_run_or_are_refused_with_the_reason(backend, small_cnn, tmp_path):
+    """Issue 10, class 6: 0-d inputs and 0-sized dims. tract and onnxruntime run both;
+    OpenVINO's CPU plugin cannot, and rdeploy says so (at deploy for a scalar model)."""
+    p = save(tmp_path, [helper.make_node("Neg", ["x"], ["y"])], [vi("x", [])], [vi("y", [])],
+             name="scalar.onnx")
+    if backend == "openvino":
+        with pytest.raises(rdeploy.BackendError, match="0-d"):
+            rdeploy.deploy({"backend_config": {"type": backend}}, p, tmp_path / "s")
+    else:
+        w = rdeploy.load(rdeploy.deploy({"backend_config": {"type": backend}}, p, tmp_path / "s"))
+        assert w({"x": np.array(3.0, np.float32)})["y"] == -3.0
+    w = rdeploy.load(rdeploy.deploy({"backend_config": {"type": backend}}, small_cnn, tmp_path / "c"))
+    empty = np.zeros((0, 3, 32, 32), np.float32)
+    if backend == "openvino":
+        with pytest.raises(rdeploy.InputMismatch, match="empty tensors"):
+            w({"image": empty})
+    else:
+        assert w({"image": empty})["probs"].shape == (0, 10)
+
+
+def test_openvino_warns_about_int64_arithmetic(tmp_path, caplog):
+    """Issue 10, class 9: OpenVINO's CPU plugin computes int64 in int32; deploy says so."""
+    import logging
+
+    from conftest import require
+
+    require("openvino")
+    i64 = [helper.make_tensor_value_info(n, TensorProto.INT64, [2]) for n in ("a", "b", "c")]
+    p = save(tmp_path, [helper.make_node("Add", ["a", "b"], ["c"], name="sum")], i64[:2], i64[2:])
+    with caplog.at_level(logging.WARNING):
+        work = rdeploy.deploy({"backend_config": {"type": "openvino"}}, p, tmp_path / "w")
+    assert any("int64 in int32" in r.getMessage() and "Add 'sum'" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    # Within int32 the result is exact.
+    a, b = np.array([1, -2], np.int64), np.array([3, 4], np.int64)
+    np.testing.assert_array_equal(rdeploy.load(work)({"a": a, "b": b})["c"], a + b)

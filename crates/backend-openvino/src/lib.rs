@@ -27,6 +27,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod convert;
+mod limits;
 pub mod locate;
 mod settings;
 
@@ -381,6 +382,19 @@ impl BackendManager for OpenVinoBackend {
         ov_device(device)?;
         let onnx = rdeploy_core::single_file(NAME, "openvino's to_backend", ir_files)?;
         let s = Settings::from_config(deploy_cfg)?;
+        let wide = limits::int64_arithmetic(&rdeploy_core::onnx::load(onnx)?);
+        if !wide.is_empty() {
+            tracing::warn!(
+                "{} does 64-bit integer arithmetic ({}{}); OpenVINO's CPU plugin computes int64 in int32, so values beyond +-2^31 wrap without an error. Use onnxruntime or tract if such values occur (docs/backends/openvino.md)",
+                onnx.display(),
+                wide.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                if wide.len() > 3 {
+                    format!(" and {} more", wide.len() - 3)
+                } else {
+                    String::new()
+                }
+            );
+        }
         let files = match s.model_format {
             ModelFormat::Onnx => vec![onnx.to_path_buf()],
             ModelFormat::Ir => {

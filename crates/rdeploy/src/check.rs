@@ -99,7 +99,9 @@ pub fn run_check(
             ),
         ));
     }
-    let shapes = match check_shapes(w.inputs(), opt_shapes) {
+    // Shapes from the manifest's signature (the ONNX model's), which engines may report less
+    // precisely (OpenVINO gives a scalar an unknown rank).
+    let shapes = match check_shapes(inputs, opt_shapes) {
         Ok(s) => s,
         Err(why) => {
             report.notes.push(format!(
@@ -108,7 +110,11 @@ pub fn run_check(
             return Ok(None);
         }
     };
-    let named = random_inputs(w.inputs(), &[], &shapes, 0)?;
+    let hints: Vec<crate::inputs::ShapeHint> = shapes
+        .iter()
+        .map(|(k, v)| crate::inputs::ShapeHint::Input(k.clone(), v.clone()))
+        .collect();
+    let named = random_inputs(w.inputs(), &hints, &shapes, 0)?;
     let shape_text = shapes
         .iter()
         .map(|(k, v)| format!("{k}: {v:?}"))
