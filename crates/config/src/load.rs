@@ -334,6 +334,7 @@ fn load_rec(path: &Path, stack: &mut Vec<PathBuf>, origins: &mut Origins) -> Res
         let line = lines.iter().find(|(n, _)| *n == name).map(|(_, l)| *l);
         origins.insert(name, (path.to_path_buf(), line));
     }
+    let dict = resolve_base_refs(dict, &base_dict, path, &lines)?;
     let merged = merge_a_into_b(dict, base_dict, path, "")?;
     Ok(Dict(
         merged
@@ -341,6 +342,88 @@ fn load_rec(path: &Path, stack: &mut Vec<PathBuf>, origins: &mut Origins) -> Res
             .into_iter()
             .filter(|(k, _)| !matches!(k, Key::Str(s) if s.starts_with("__")))
             .collect(),
+    ))
+}
+
+/// Replaces `_base_.a.b` references of a file by the values of its merged bases (mmengine's
+/// `_base_` variables), before the file's own keys are merged over them.
+fn resolve_base_refs(
+    dict: Dict,
+    bases: &Dict,
+    path: &Path,
+    lines: &[(String, usize)],
+) -> Result<Dict> {
+    use crate::python::BASE_REF;
+    fn lookup<'a>(bases: &'a Dict, dotted: &str) -> Option<&'a Value> {
+        let mut parts = dotted.split('.');
+        let mut v = bases.get_str(parts.next()?)?;
+        for p in parts {
+            v = match v {
+                Value::Dict(d) => d
+                    .get_str(p)
+                    .or_else(|| p.parse::<i64>().ok().and_then(|i| d.get(&Key::Int(i))))?,
+                Value::List(items) | Value::Tuple(items) => items.get(p.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
+    fn walk(
+        v: Value,
+        bases: &Dict,
+        top: &str,
+        err: &dyn Fn(&str, String) -> Error,
+    ) -> Result<Value> {
+        Ok(match v {
+            Value::Str(s) if s.starts_with(BASE_REF) => {
+                let dotted = &s[BASE_REF.len()..];
+                lookup(bases, dotted).cloned().ok_or_else(|| {
+                    let known: Vec<String> = bases.keys().map(|k| k.to_json_key()).collect();
+                    err(
+                        top,
+                        format!(
+                            "'_base_.{dotted}' names no value of the merged bases (they define: {})",
+                            if known.is_empty() {
+                                "nothing: this file has no _base_".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    )
+                })?
+            }
+            Value::Dict(d) => Value::Dict(Dict(
+                d.0.into_iter()
+                    .map(|(k, x)| Ok((k, walk(x, bases, top, err)?)))
+                    .collect::<Result<_>>()?,
+            )),
+            Value::List(items) => Value::List(
+                items
+                    .into_iter()
+                    .map(|x| walk(x, bases, top, err))
+                    .collect::<Result<_>>()?,
+            ),
+            Value::Tuple(items) => Value::Tuple(
+                items
+                    .into_iter()
+                    .map(|x| walk(x, bases, top, err))
+                    .collect::<Result<_>>()?,
+            ),
+            other => other,
+        })
+    }
+    let err = |top: &str, msg: String| {
+        let line = lines.iter().find(|(n, _)| n == top).map(|(_, l)| *l);
+        cfg_err(path, line, None, msg)
+    };
+    Ok(Dict(
+        dict.0
+            .into_iter()
+            .map(|(k, v)| {
+                let top = k.to_json_key();
+                Ok((k, walk(v, bases, &top, &err)?))
+            })
+            .collect::<Result<_>>()?,
     ))
 }
 

@@ -65,11 +65,61 @@ struct Parser {
 /// Nesting deeper than this is an error, so no input can exhaust the stack.
 const MAX_DEPTH: usize = 64;
 
+/// The marker a `_base_.a.b` reference (or mmengine's `{{ _base_.a.b }}`) becomes in a parsed
+/// file: resolved by the loader against the merged bases. A NUL never appears in real configs.
+pub const BASE_REF: &str = "\u{0}rdeploy_base_ref:";
+
+/// mmengine's text substitution `{{ _base_.a.b }}` (bare, or as a whole quoted string) written
+/// as the expression `_base_.a.b`, which the parser turns into a reference.
+fn substitute_base_vars(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            break;
+        };
+        let inner = after[..end].trim();
+        let valid = inner.starts_with("_base_.")
+            && inner.len() > "_base_.".len()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !valid {
+            out.push_str(&rest[..start + 2]);
+            rest = after;
+            continue;
+        }
+        let mut before = &rest[..start];
+        let mut tail = &after[end + 2..];
+        // '{{ _base_.x }}' as a whole string: the quotes go too.
+        for q in ['\'', '"'] {
+            if before.ends_with(q) && tail.starts_with(q) {
+                before = &before[..before.len() - 1];
+                tail = &tail[1..];
+            }
+        }
+        out.push_str(before);
+        out.push_str(inner);
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Parses a config file's text into its module-level assignments, in order, evaluated.
 ///
 /// # Errors
 /// A [`SyntaxError`] for anything outside the supported subset.
+/// `_base_.a.b` (and mmengine's `{{ _base_.a.b }}`) become [`BASE_REF`] markers.
 pub fn parse_module(src: &str) -> R<Vec<(String, Value, Pos)>> {
+    let substituted;
+    let src = if src.contains("{{") {
+        substituted = substitute_base_vars(src);
+        substituted.as_str()
+    } else {
+        src
+    };
     let toks = Lexer::new(src).tokens().map_err(|e| SyntaxError {
         pos: e.pos,
         msg: e.msg,
@@ -416,11 +466,30 @@ impl Parser {
                         self.i += 1;
                         return self.call(n, pos);
                     }
+                    if n == "_base_" && matches!(self.peek().0, Tok::Op(".")) {
+                        // mmengine's reference to a value of the merged bases: kept as a
+                        // marker, resolved by the loader once the bases are merged.
+                        let mut path = Vec::new();
+                        while self.eat(".") {
+                            let (t, p) = self.peek().clone();
+                            match t {
+                                Tok::Name(k) => {
+                                    self.i += 1;
+                                    path.push(k);
+                                }
+                                _ => return err(p, "expected a key name after '_base_.'"),
+                            }
+                        }
+                        return Ok(E {
+                            e: Expr::Lit(Value::Str(format!("{BASE_REF}{}", path.join(".")))),
+                            pos,
+                        });
+                    }
                     if matches!(self.peek().0, Tok::Op(".")) {
                         return err(
                             self.peek().1,
                             format!(
-                                "attribute access '{n}.…' is not supported in configs (rdeploy does not execute Python)"
+                                "attribute access '{n}.…' is not supported in configs (rdeploy does not execute Python); only '_base_.key' references to inherited values are"
                             ),
                         );
                     }

@@ -93,5 +93,5 @@ fn corpus_merges_exactly_as_mmengine() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(errors, 4, "the four error cases must fail in both");
+    assert_eq!(errors, 5, "the five error cases must fail in both");
 }

@@ -1,0 +1,2 @@
+_base_ = ['../baserefs/base.py']
+w = _base_.nope.deeper
