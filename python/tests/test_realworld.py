@@ -143,3 +143,36 @@ def test_fp16_keeps_out_of_range_constants_exact(tmp_path):
     assert passes["fp16"]["details"]["kept_fp32_for_range"][0]["node"].startswith("Mul")
     out = rdeploy.load(work)({"x": np.array([1, 2, 1, 4], np.float32)})["y"]
     np.testing.assert_array_equal(out, [30000, 2, -20000, 2])
+
+
+def test_signatures_after_the_ir_stage_are_inferred_again(backend, tmp_path):
+    """Issue 10, class 3: input_shape fixes h and w, dynamic_axes names only the batch; the
+    output's dims follow (PP-OCRv4's detector maps [n, 3, h, w] to [n, 1, h, w])."""
+    cfg = {"backend_config": {"type": backend},
+           "onnx_config": {"input_names": ["input"], "output_names": ["output"],
+                           "input_shape": [128, 96],
+                           "dynamic_axes": {"input": {0: "batch_size"}, "output": {0: "batch_size"}}}}
+    work = rdeploy.deploy(cfg, model_path("ppocr-det"), tmp_path / "w")
+    assert work.inputs[0].shape == ("batch_size", 3, 96, 128)
+    assert work.outputs[0].shape == ("batch_size", 1, 96, 128)
+    w = rdeploy.load(work)
+    assert w({"input": text_image((2, 3, 96, 128))})["output"].shape == (2, 1, 96, 128)
+
+
+def test_static_configs_give_static_outputs(tmp_path, small_cnn):
+    cfg = {"backend_config": {"type": "tract"},
+           "onnx_config": {"input_names": ["input"], "output_names": ["output"],
+                           "input_shape": [1, 3, 32, 32]}}
+    work = rdeploy.deploy(cfg, small_cnn, tmp_path / "w")
+    assert work.inputs[0].shape == (1, 3, 32, 32) and work.outputs[0].shape == (1, 10)
+
+
+def test_fp16_without_keep_io_types_states_float16(tmp_path, small_cnn):
+    require_ort()
+    cfg = {"backend_config": dict(FP16, common_config=dict(FP16["common_config"],
+                                                             keep_io_types=False))}
+    work = rdeploy.deploy(cfg, small_cnn, tmp_path / "w")
+    assert work.inputs[0].dtype == "float16" and work.outputs[0].dtype == "float16"
+    w = rdeploy.load(work)
+    out = w({"image": np.zeros((1, 3, 32, 32), np.float16)})
+    assert out["probs"].dtype == np.float16

@@ -33,6 +33,7 @@ pub mod edit;
 pub mod fp16;
 mod normalize;
 mod onnx_config;
+pub mod shapes;
 
 pub use fp16::Fp16Pass;
 pub use normalize::NormalizePass;

@@ -235,29 +235,38 @@ fn apply_onnx_config(
     if changed_inputs {
         info = onnx::inspect(model).map_err(|m| Error::model(model_path, m))?;
         let graph = model.graph.get_or_insert_with(Default::default);
-        // Shapes recorded for intermediate values and fixed output dims came from the old input
-        // shapes; engines would take them as constraints. Drop them (outputs keep dims named in
-        // dynamic_axes).
+        // Shapes recorded for intermediate values and outputs came from the old input shapes;
+        // engines would take them as constraints. Drop them, then infer the outputs' shapes
+        // again from the new inputs; dims named in dynamic_axes keep those names.
         graph.value_info.clear();
-        let outputs: Vec<(String, Vec<Dim>)> = info
-            .outputs
-            .iter()
-            .map(|o| {
-                let dims = o
-                    .shape
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|d| match d {
-                        Dim::Symbolic(s) => Dim::Symbolic(s),
-                        Dim::Fixed(_) => Dim::Symbolic(String::new()),
-                    })
-                    .collect();
-                (o.name.clone(), dims)
-            })
-            .collect();
-        for (name, dims) in outputs {
-            set_dims(graph, &name, &dims);
+        for o in &info.outputs {
+            let rank = o.shape.as_ref().map_or(0, Vec::len);
+            set_dims(graph, &o.name, &vec![Dim::Symbolic(String::new()); rank]);
+        }
+        let inferred = match crate::shapes::infer_outputs(model) {
+            Ok(shapes) => shapes,
+            Err(why) => {
+                notes.push(format!(
+                    "output shapes could not be inferred again after onnx_config ({why}); dims not named in dynamic_axes are left unknown"
+                ));
+                vec![None; info.outputs.len()]
+            }
+        };
+        let graph = model.graph.get_or_insert_with(Default::default);
+        for (o, got) in info.outputs.iter().zip(inferred) {
+            let old = o.shape.clone().unwrap_or_default();
+            let mut dims = match got {
+                Some(d) if d.len() == old.len() => d,
+                _ => vec![Dim::Symbolic(String::new()); old.len()],
+            };
+            if let Some((_, axes)) = cfg.dynamic_axes.iter().find(|(n, _)| *n == o.name) {
+                for (axis, name) in axes {
+                    if let Some(d) = dims.get_mut(*axis) {
+                        *d = Dim::Symbolic(name.clone());
+                    }
+                }
+            }
+            set_dims(graph, &o.name, &dims);
         }
     }
     if let (Some(want), Some(have)) = (cfg.opset_version, info.opset())

@@ -190,7 +190,14 @@ pub fn deploy(
         ir_name: &onnx_cfg.save_file,
     };
     let opt_shapes = opt_shapes(config)?;
-    let result = staged.convert(&model).and_then(|(files, more)| {
+    let result = staged.convert(&model).and_then(|converted| {
+        let Converted {
+            files,
+            records: more,
+            signature,
+        } = converted;
+        // The manifest states what the deployed files take and return.
+        let info = signature.unwrap_or_else(|| info.clone());
         // Prove the deploy: the backend loads what it wrote, with the manifest's names, and
         // runs it; an fp16 graph still matches the float32 one.
         let mut report = crate::check::CheckReport { notes: Vec::new() };
@@ -307,7 +314,7 @@ pub fn to_backend(
         ir_name: &name,
     };
     match model {
-        Some(m) => staged.convert(&m),
+        Some(m) => staged.convert(&m).map(|c| (c.files, c.records)),
         None => {
             let files =
                 backend.to_backend(&[ir_file.to_path_buf()], deploy_cfg, out_dir, device)?;
@@ -420,6 +427,14 @@ fn unstage_paths(e: Error, staging: &Path, work_dir: &Path) -> Error {
     }
 }
 
+/// What [`Staged::convert`] produced.
+struct Converted {
+    files: Vec<PathBuf>,
+    records: Vec<PassRecord>,
+    /// The signature of the file the backend converted, when backend passes changed it.
+    signature: Option<rdeploy_core::onnx::ModelInfo>,
+}
+
 /// One conversion in a staging dir.
 struct Staged<'a> {
     backend: &'a dyn BackendManager,
@@ -435,13 +450,14 @@ struct Staged<'a> {
 
 impl Staged<'_> {
     /// Writes the IR, runs the backend's passes into `<stem>.<passes>.onnx`, and converts.
-    fn convert(&self, model: &ModelProto) -> Result<(Vec<PathBuf>, Vec<PassRecord>)> {
+    fn convert(&self, model: &ModelProto) -> Result<Converted> {
         let ir = self.staging.join(self.ir_name);
         if ir != self.model_path {
             rdeploy_core::onnx::save(model, &ir)?;
         }
         let mut records = Vec::new();
         let mut input = ir.clone();
+        let mut signature = None;
         if !self.backend_passes.is_empty() {
             let mut edited = model.clone();
             let cx = PassContext {
@@ -464,6 +480,11 @@ impl Staged<'_> {
                     .staging
                     .join(format!("{stem}.{}.onnx", changed.join(".")));
                 rdeploy_core::onnx::save(&edited, &input)?;
+                // What the backend's file takes and returns (fp16 with keep_io_types=False
+                // takes float16).
+                signature = Some(
+                    rdeploy_core::onnx::inspect(&edited).map_err(|m| Error::model(&input, m))?,
+                );
             }
         }
         tracing::info!("converting for {}", self.backend.name());
@@ -473,7 +494,11 @@ impl Staged<'_> {
             self.staging,
             self.device,
         )?;
-        Ok((files, records))
+        Ok(Converted {
+            files,
+            records,
+            signature,
+        })
     }
 
     /// Moves the staged files into the work dir and writes the manifest last.
