@@ -15,6 +15,8 @@ cargo test --workspace --locked
 # The Python package (PyO3; rdeploy's own crates unoptimised for a quick build) and its tests.
 scripts/install-python.sh --dev
 RDEPLOY_REQUIRE_BACKENDS="$RDEPLOY_REQUIRE_BACKENDS" .venv/bin/python -m pytest -q python/tests
+# The main job's real-model part (PP-OCRv4 reads a drawn line of text on tract).
+.venv/bin/python scripts/demo_ocr.py target/debug/rdeploy
 # Third-party backends, built outside the workspace against rdeploy's public crates only (same
 # target dir and profiles, so shared dependencies are not rebuilt).
 # --all-targets: the cdylib (which `cargo test` does not produce) is built with the test
