@@ -101,3 +101,30 @@ def test_openvino_warns_about_int64_arithmetic(tmp_path, caplog):
     # Within int32 the result is exact.
     a, b = np.array([1, -2], np.int64), np.array([3, 4], np.int64)
     np.testing.assert_array_equal(rdeploy.load(work)({"a": a, "b": b})["c"], a + b)
+
+
+def test_a_model_the_backend_cannot_run_fails_at_deploy(backend, tmp_path):
+    """Issue 10, class 7: an opset-7 Upsample model with MMDeploy's dynamic classification
+    config. Its dims are symbolic after onnx_config, so the deploy check runs it at the source
+    model's own shape; a backend that cannot run it fails the deploy with the engine's reason
+    (before: deploy succeeded and every infer failed)."""
+    from conftest import ROOT
+
+    node = helper.make_node("Upsample", ["x"], ["y"], scales=[1.0, 1.0, 2.0, 2.0], mode="nearest")
+    p = save(tmp_path, [node], [vi("x", [1, 3, 8, 8])], [vi("y", [1, 3, 16, 16])], opset=7)
+    cfg = ROOT / "configs" / "mmpretrain" / f"classification_{backend}_dynamic.py"
+    if not cfg.exists():
+        cfg = ROOT / "configs" / "mmpretrain" / "classification_dynamic.py"
+        cfg = {"backend_config": {"type": backend},
+               **{k: v for k, v in rdeploy.Config.fromfile(cfg).to_dict().items()
+                  if k == "onnx_config"}}
+    x = np.arange(3 * 8 * 8, dtype=np.float32).reshape(1, 3, 8, 8)
+    want = x.repeat(2, axis=2).repeat(2, axis=3)
+    try:
+        work = rdeploy.deploy(str(cfg) if not isinstance(cfg, dict) else cfg, p, tmp_path / "w")
+    except rdeploy.BackendError as e:
+        assert "deploy checks" in str(e) or "cannot" in str(e), str(e)
+        assert not (tmp_path / "w").exists()
+        return
+    assert any("loads and runs" in n for n in work.manifest["notes"]), work.manifest["notes"]
+    np.testing.assert_array_equal(rdeploy.load(work)({"input": x})["output"], want)

@@ -189,7 +189,32 @@ pub fn deploy(
         model_path,
         ir_name: &onnx_cfg.save_file,
     };
-    let opt_shapes = opt_shapes(config)?;
+    let mut opt_shapes = opt_shapes(config)?;
+    // Where the config gives no shape, the source model's own dims (it was exported at them)
+    // are a real shape to check at, even when onnx_config made them symbolic.
+    for (i, t) in info.inputs.iter().enumerate() {
+        if opt_shapes.contains_key(&t.name) {
+            continue;
+        }
+        let (Some(dims), Some(orig)) = (
+            t.shape.as_ref(),
+            source_info.inputs.get(i).and_then(|s| s.shape.as_ref()),
+        ) else {
+            continue;
+        };
+        if dims.len() != orig.len() {
+            continue;
+        }
+        let shape: Option<Vec<u64>> = dims
+            .iter()
+            .zip(orig)
+            .enumerate()
+            .map(|(axis, (d, o))| d.fixed().or(o.fixed()).or((axis == 0).then_some(1)))
+            .collect();
+        if let Some(shape) = shape {
+            opt_shapes.insert(t.name.clone(), shape);
+        }
+    }
     let result = staged.convert(&model).and_then(|converted| {
         let Converted {
             files,
