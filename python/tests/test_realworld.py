@@ -176,3 +176,33 @@ def test_fp16_without_keep_io_types_states_float16(tmp_path, small_cnn):
     w = rdeploy.load(work)
     out = w({"image": np.zeros((1, 3, 32, 32), np.float16)})
     assert out["probs"].dtype == np.float16
+
+
+def test_fp16_casts_values_captured_by_subgraphs(tmp_path):
+    """An If whose branches read an outer value produced by a node that became float16: ONNX
+    Runtime refused the converted file ("bound to different types"); the value is now cast back
+    to float32 at the subgraph boundary (issue 10, class 8)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    require_ort()
+    f = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)  # noqa: E731
+    one = numpy_helper.from_array(np.array([1.0], np.float32), "one")
+    then_g = helper.make_graph([helper.make_node("Add", ["a", "one_t"], ["t"])], "then", [], [f("t", [2])],
+                               initializer=[numpy_helper.from_array(np.array([1.0], np.float32), "one_t")])
+    else_g = helper.make_graph([helper.make_node("Sub", ["a", "one_e"], ["e"])], "else", [], [f("e", [2])],
+                               initializer=[numpy_helper.from_array(np.array([1.0], np.float32), "one_e")])
+    nodes = [helper.make_node("Mul", ["x", "two"], ["a"]),
+             helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)]
+    g = helper.make_graph(nodes, "if", [f("x", [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                          [f("y", [2])],
+                          initializer=[numpy_helper.from_array(np.array([2.0], np.float32), "two"), one])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    p = tmp_path / "if.onnx"
+    onnx.save(m, p)
+    work = rdeploy.deploy({"backend_config": FP16}, p, tmp_path / "w")
+    w = rdeploy.load(work)
+    x = np.array([1.5, -3.0], np.float32)
+    np.testing.assert_array_equal(w({"x": x, "c": np.array(True)})["y"], x * 2 + 1)
+    np.testing.assert_array_equal(w({"x": x, "c": np.array(False)})["y"], x * 2 - 1)

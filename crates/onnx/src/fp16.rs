@@ -260,6 +260,36 @@ fn to_f16_tensor(t: &mut TensorProto, opts: &Options) -> Result<(), String> {
     Ok(())
 }
 
+/// Names a subgraph reads from its enclosing scopes: node inputs (nested subgraphs included)
+/// that the subgraph neither takes as inputs, holds as initializers, nor computes.
+fn captured_names(g: &GraphProto) -> Vec<String> {
+    let mut defined: HashSet<&str> = g.input.iter().map(|v| v.name()).collect();
+    defined.extend(g.initializer.iter().map(|t| t.name()));
+    defined.extend(
+        g.node
+            .iter()
+            .flat_map(|n| n.output.iter().map(String::as_str)),
+    );
+    let mut out = Vec::new();
+    for n in &g.node {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            if !defined.contains(i.as_str()) {
+                out.push(i.clone());
+            }
+        }
+        for a in &n.attribute {
+            for sub in a.g.iter().chain(&a.graphs) {
+                out.extend(
+                    captured_names(sub)
+                        .into_iter()
+                        .filter(|c| !defined.contains(c.as_str())),
+                );
+            }
+        }
+    }
+    out
+}
+
 fn cast_node(input: &str, output: &str, to: i32, name: String) -> NodeProto {
     NodeProto {
         input: vec![input.to_string()],
@@ -553,6 +583,42 @@ pub fn convert(model: &mut ModelProto, opts: &Options) -> Result<Report, String>
                 }
             };
             *i = cast_out;
+        }
+        // A subgraph (If/Loop/Scan body, kept float32) may read outer values by name; one whose
+        // producer became float16 is cast back at the boundary, or ONNX Runtime refuses the
+        // file ("bound to different types"), as onnxconverter-common 1.16 does.
+        if has_subgraph(&n) {
+            let mut captured: Vec<String> = n
+                .attribute
+                .iter()
+                .flat_map(|a| a.g.iter().chain(&a.graphs))
+                .flat_map(captured_names)
+                .filter(|c| storage.get(c.as_str()) == Some(&FLOAT16))
+                .collect();
+            captured.sort();
+            captured.dedup();
+            for c in captured {
+                let key = (c.clone(), FLOAT);
+                let cast_out = match casts.get(&key) {
+                    Some(o) => o.clone(),
+                    None => {
+                        let out = format!("{c}__rdeploy_to_fp32");
+                        nodes.push(cast_node(&c, &out, FLOAT, format!("rdeploy_cast_{k}")));
+                        k += 1;
+                        report.casts += 1;
+                        casts.insert(key, out.clone());
+                        out
+                    }
+                };
+                for a in &mut n.attribute {
+                    if let Some(sub) = a.g.as_mut() {
+                        crate::edit::rename_value(sub, &c, &cast_out);
+                    }
+                    for sub in &mut a.graphs {
+                        crate::edit::rename_value(sub, &c, &cast_out);
+                    }
+                }
+            }
         }
         nodes.push(n);
     }
