@@ -206,3 +206,36 @@ def test_fp16_casts_values_captured_by_subgraphs(tmp_path):
     x = np.array([1.5, -3.0], np.float32)
     np.testing.assert_array_equal(w({"x": x, "c": np.array(True)})["y"], x * 2 + 1)
     np.testing.assert_array_equal(w({"x": x, "c": np.array(False)})["y"], x * 2 - 1)
+
+
+def test_fp16_keeps_the_responsible_nodes_fp32_automatically(tmp_path):
+    """The same cancellation with named nodes: the check finds which nodes to keep float32
+    (automatic mixed precision, on by default) and the deploy succeeds with them listed."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    require_ort()
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Mul", ["r", "a"], ["xa"], name="mul_a"),
+             helper.make_node("Mul", ["r", "b"], ["xb"], name="mul_b"),
+             helper.make_node("Sub", ["xa", "xb"], ["y"], name="sub")]
+    inits = [numpy_helper.from_array(np.array([1234.567], np.float32), "a"),
+             numpy_helper.from_array(np.array([1234.5], np.float32), "b")]
+    g = helper.make_graph(nodes, "cancel", [x], [y], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    p = tmp_path / "cancel.onnx"
+    onnx.save(m, p)
+    work = rdeploy.deploy({"backend_config": FP16}, p, tmp_path / "w")
+    note = next(n for n in work.manifest["notes"] if "automatic mixed precision" in n)
+    kept = work.manifest["config"]["backend_config"]["common_config"]["node_block_list"]
+    assert kept and set(kept) <= {"relu", "mul_a", "mul_b"}, (kept, note)
+    xv = np.random.default_rng(0).random((1, 64), dtype=np.float32)
+    got = rdeploy.load(work)({"x": xv})["y"]
+    np.testing.assert_allclose(got, xv * np.float32(1234.567) - xv * np.float32(1234.5),
+                               rtol=1e-2, atol=5e-2)
+    off = dict(FP16, fp16_check={"auto_mixed_precision": False})
+    with pytest.raises(rdeploy.BackendError, match="differs"):
+        rdeploy.deploy({"backend_config": off}, p, tmp_path / "w2")

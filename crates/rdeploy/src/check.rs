@@ -18,6 +18,10 @@ pub const FP16_RTOL: f64 = 1e-2;
 /// See [`FP16_RTOL`].
 pub const FP16_ATOL: f64 = 5e-2;
 
+/// Converts and runs the model with the named nodes kept float32 (automatic mixed precision's
+/// probe): the outputs on the check's inputs.
+pub type Probe<'a> = dyn Fn(&[String]) -> Result<NamedTensors> + 'a;
+
 /// What the check did, for the manifest's notes.
 pub struct CheckReport {
     /// One line per finding.
@@ -145,15 +149,17 @@ pub fn fp16_check(
     cfg: &DeployConfig,
     run: &(NamedTensors, NamedTensors),
     report: &mut CheckReport,
-) -> Result<()> {
+    search: Option<(&[String], &Probe<'_>)>,
+) -> Result<Vec<String>> {
     let key = "backend_config.fp16_check";
     let get = |k: &str| cfg.get(&format!("{key}.{k}"));
     if get("enabled").and_then(serde_json::Value::as_bool) == Some(false) {
         report
             .notes
             .push(format!("fp16 check skipped ({key}.enabled=False)"));
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let auto = get("auto_mixed_precision").and_then(serde_json::Value::as_bool) != Some(false);
     let tol = |k: &str, default: f64| -> Result<f64> {
         match get(k) {
             None | Some(serde_json::Value::Null) => Ok(default),
@@ -195,6 +201,51 @@ pub fn fp16_check(
         })
         .collect::<Result<NamedTensors>>()?;
     let want = reference.forward(ref_inputs)?;
+    // The first output beyond tolerance: (name, abs, rel, problem).
+    let worst = |got: &NamedTensors| -> Result<Option<String>> {
+        for ((name, g), (_, w)) in got.iter().zip(&want) {
+            let g = g.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
+            let w = w.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
+            let (abs, rel, pass, problem) = diff(&g, &w, rtol, atol);
+            if !pass {
+                return Ok(Some(format!(
+                    "'{name}': max abs diff {abs:.3e}, max rel diff {rel:.3e}{}",
+                    problem.map(|p| format!(", {p}")).unwrap_or_default()
+                )));
+            }
+        }
+        Ok(None)
+    };
+    if let (Some(_), true, Some((candidates, probe))) = (worst(got)?, auto, search) {
+        // ONNX Runtime's auto mixed precision, on by default here: find the nodes whose float16
+        // computation moves the outputs, and keep them float32. Blocking a prefix (in graph
+        // order) is monotone enough for a binary search; then the last node of that prefix
+        // alone is tried.
+        let ok = |blocked: &[String]| -> Result<bool> { Ok(worst(&probe(blocked)?)?.is_none()) };
+        if !candidates.is_empty() && ok(candidates)? {
+            let (mut lo, mut hi) = (1usize, candidates.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if ok(&candidates[..mid])? {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            let last = std::slice::from_ref(&candidates[lo - 1]);
+            let blocked = if ok(last)? {
+                last.to_vec()
+            } else {
+                candidates[..lo].to_vec()
+            };
+            report.notes.push(format!(
+                "fp16 check: outputs moved beyond rtol {rtol} / atol {atol}; kept {} node(s) in float32 to fix it ({}) - automatic mixed precision, off with {key}.auto_mixed_precision=False",
+                blocked.len(),
+                blocked.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ));
+            return Ok(blocked);
+        }
+    }
     for ((name, g), (_, w)) in got.iter().zip(&want) {
         let g32 = g.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
         let w32 = w.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
@@ -212,5 +263,5 @@ pub fn fp16_check(
             "fp16 check: output '{name}' within rtol {rtol} / atol {atol} of float32 (max abs diff {abs:.3e})"
         ));
     }
-    Ok(())
+    Ok(Vec::new())
 }

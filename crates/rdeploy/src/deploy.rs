@@ -4,7 +4,7 @@
 use crate::workdir::{FileEntry, MANIFEST, Manifest, SourceModel, WorkDir, cached, hash_file, hex};
 use rdeploy_config::Config;
 use rdeploy_core::onnx::proto::ModelProto;
-use rdeploy_core::{BackendManager, DeployConfig, Device, Error, Registry, Result};
+use rdeploy_core::{BackendManager, DeployConfig, Device, Error, NamedTensors, Registry, Result};
 use rdeploy_onnx::{OnnxConfigPass, Pass, PassContext, PassRecord, PassRegistry};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -217,8 +217,8 @@ pub fn deploy(
     }
     let result = staged.convert(&model).and_then(|converted| {
         let Converted {
-            files,
-            records: more,
+            mut files,
+            records: mut more,
             signature,
         } = converted;
         // The manifest states what the deployed files take and return.
@@ -236,10 +236,58 @@ pub fn deploy(
             &deploy_cfg,
             &mut report,
         )?;
+        let mut used_cfg = deploy_cfg.clone();
         if let Some(run) = &ran
             && more.iter().any(|r| r.name == "fp16" && r.outcome.changed)
         {
-            crate::check::fp16_check(
+            // Named nodes of the IR, in graph order: what a node_block_list can keep float32.
+            let candidates: Vec<String> = model
+                .graph
+                .iter()
+                .flat_map(|g| &g.node)
+                .filter(|n| !n.name().is_empty() && n.op_type() != "Constant")
+                .map(|n| n.name().to_string())
+                .collect();
+            let in_names: Vec<String> = info.inputs.iter().map(|t| t.name.clone()).collect();
+            let out_names: Vec<String> = info.outputs.iter().map(|t| t.name.clone()).collect();
+            // One conversion with `blocked` kept float32, in `dir`.
+            let convert_with =
+                |blocked: &[String], dir: &Path| -> Result<(DeployConfig, Converted)> {
+                    let cfg = with_node_block_list(&deploy_cfg, blocked);
+                    let passes = backend
+                        .ir_passes(&cfg)?
+                        .iter()
+                        .map(|r| pass_registry.resolve(r, &cfg))
+                        .collect::<Result<Vec<_>>>()?;
+                    let st = Staged {
+                        backend: backend.as_ref(),
+                        backend_passes: &passes,
+                        staging: dir,
+                        work_dir,
+                        device,
+                        deploy_cfg: &cfg,
+                        model_path,
+                        ir_name: &onnx_cfg.save_file,
+                    };
+                    let c = st.convert(&model)?;
+                    Ok((cfg, c))
+                };
+            let probe = |blocked: &[String]| -> Result<NamedTensors> {
+                let dir = tempfile::tempdir_in(staging.path())
+                    .map_err(|e| Error::io("cannot write to work dir", staging.path(), e))?;
+                let (cfg, c) = convert_with(blocked, dir.path())?;
+                let w = backend.build_wrapper(&c.files, device, &in_names, &out_names, &cfg)?;
+                let inputs = run
+                    .0
+                    .iter()
+                    .zip(w.inputs())
+                    .map(|((n, t), s)| {
+                        Ok((n.clone(), t.cast(s.dtype, rdeploy_core::Cast::Unchecked)?))
+                    })
+                    .collect::<Result<NamedTensors>>()?;
+                w.forward(inputs)
+            };
+            let blocked = crate::check::fp16_check(
                 backend.as_ref(),
                 &staging.path().join(&onnx_cfg.save_file),
                 &staging.path().join(".fp32-check"),
@@ -248,8 +296,16 @@ pub fn deploy(
                 &deploy_cfg,
                 run,
                 &mut report,
+                Some((&candidates, &probe)),
             )?;
             let _ = std::fs::remove_dir_all(staging.path().join(".fp32-check"));
+            if !blocked.is_empty() {
+                // The deployed files are the converted model with those nodes kept float32.
+                let (cfg, c) = convert_with(&blocked, staging.path())?;
+                files = c.files;
+                more = c.records;
+                used_cfg = cfg;
+            }
         }
         notes.extend(report.notes);
         records.extend(more);
@@ -278,7 +334,7 @@ pub fn deploy(
                     producer: model.producer_name().to_string(),
                 },
                 config_file: config.path.display().to_string(),
-                config: deploy_cfg.0.clone(),
+                config: used_cfg.0.clone(),
                 example_shapes,
                 notes,
                 passes: records,
@@ -346,6 +402,39 @@ pub fn to_backend(
             Ok((files, Vec::new()))
         }
     }
+}
+
+/// `deploy_cfg` with `names` added to `backend_config.common_config.node_block_list`.
+fn with_node_block_list(deploy_cfg: &DeployConfig, names: &[String]) -> DeployConfig {
+    let mut cfg = deploy_cfg.clone();
+    if names.is_empty() {
+        return cfg;
+    }
+    let Some(root) = cfg.0.as_object_mut() else {
+        return cfg;
+    };
+    let be = root
+        .entry("backend_config")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(be) = be.as_object_mut() else {
+        return cfg;
+    };
+    let common = be
+        .entry("common_config")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(common) = common.as_object_mut() else {
+        return cfg;
+    };
+    let list = common
+        .entry("node_block_list")
+        .or_insert_with(|| serde_json::json!([]));
+    if !list.is_array() {
+        *list = serde_json::json!([]);
+    }
+    if let Some(a) = list.as_array_mut() {
+        a.extend(names.iter().map(|n| serde_json::Value::String(n.clone())));
+    }
+    cfg
 }
 
 /// Shapes the config gives for checking a deploy: OpenVINO's `opt_shapes` or TensorRT-style
