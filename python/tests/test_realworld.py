@@ -94,28 +94,36 @@ def require_ort():
     require("onnxruntime")
 
 
-def test_fp16_that_changes_results_fails_the_deploy_with_the_reason(tmp_path):
-    """y = x * 1234.567 - x * 1234.5 is 0.067 x in float32; in float16 both constants round to
-    whole numbers (1235 and 1234: float16 has 11 significant bits) and y becomes x. Nothing is
-    out of range, so only the deploy-time comparison can catch it."""
+def cancel_model(tmp_path, named):
+    """y = r * 1234.567 - r * 1234.5 with r = relu(x): 0.067 r in float32; in float16 both
+    constants round to whole numbers (1235 and 1234: 11 significant bits) and y becomes r."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    require_ort()
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
-    nodes = [helper.make_node("Mul", ["x", "a"], ["xa"]), helper.make_node("Mul", ["x", "b"], ["xb"]),
-             helper.make_node("Sub", ["xa", "xb"], ["y"])]
+    names = ["relu", "mul_a", "mul_b", "sub"] if named else [""] * 4
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name=names[0]),
+             helper.make_node("Mul", ["r", "a"], ["xa"], name=names[1]),
+             helper.make_node("Mul", ["r", "b"], ["xb"], name=names[2]),
+             helper.make_node("Sub", ["xa", "xb"], ["y"], name=names[3])]
     inits = [numpy_helper.from_array(np.array([1234.567], np.float32), "a"),
              numpy_helper.from_array(np.array([1234.5], np.float32), "b")]
     g = helper.make_graph(nodes, "cancel", [x], [y], initializer=inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 8
-    p = tmp_path / "cancel.onnx"
+    p = tmp_path / f"cancel-{named}.onnx"
     onnx.save(m, p)
-    cfg = {"backend_config": FP16}
+    return p
+
+
+def test_fp16_that_changes_results_fails_the_deploy_with_the_reason(tmp_path):
+    """Nothing is out of range, so only the deploy-time comparison can catch it; with unnamed
+    nodes no node_block_list can fix it, so the deploy fails naming the output."""
+    require_ort()
+    p = cancel_model(tmp_path, named=False)
     with pytest.raises(rdeploy.BackendError, match="fp16 model's output 'y' differs"):
-        rdeploy.deploy(cfg, p, tmp_path / "w")
+        rdeploy.deploy({"backend_config": FP16}, p, tmp_path / "w")
     assert not (tmp_path / "w").exists()
     # The user can accept it knowingly.
     ok = dict(FP16, fp16_check={"enabled": False})
@@ -211,23 +219,8 @@ def test_fp16_casts_values_captured_by_subgraphs(tmp_path):
 def test_fp16_keeps_the_responsible_nodes_fp32_automatically(tmp_path):
     """The same cancellation with named nodes: the check finds which nodes to keep float32
     (automatic mixed precision, on by default) and the deploy succeeds with them listed."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     require_ort()
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
-             helper.make_node("Mul", ["r", "a"], ["xa"], name="mul_a"),
-             helper.make_node("Mul", ["r", "b"], ["xb"], name="mul_b"),
-             helper.make_node("Sub", ["xa", "xb"], ["y"], name="sub")]
-    inits = [numpy_helper.from_array(np.array([1234.567], np.float32), "a"),
-             numpy_helper.from_array(np.array([1234.5], np.float32), "b")]
-    g = helper.make_graph(nodes, "cancel", [x], [y], initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    p = tmp_path / "cancel.onnx"
-    onnx.save(m, p)
+    p = cancel_model(tmp_path, named=True)
     work = rdeploy.deploy({"backend_config": FP16}, p, tmp_path / "w")
     note = next(n for n in work.manifest["notes"] if "automatic mixed precision" in n)
     kept = work.manifest["config"]["backend_config"]["common_config"]["node_block_list"]

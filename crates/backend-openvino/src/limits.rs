@@ -12,41 +12,6 @@ use std::collections::HashSet;
 const INT64: i32 = 7;
 const UINT64: i32 = 13;
 
-/// Ops whose result carries their input's integer values (arithmetic, and ops that move values
-/// around without changing them).
-const CARRY: &[&str] = &[
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Mod",
-    "Neg",
-    "Abs",
-    "Pow",
-    "MatMul",
-    "Gemm",
-    "CumSum",
-    "ReduceSum",
-    "ReduceProd",
-    "ReduceMax",
-    "ReduceMin",
-    "ReduceMean",
-    "Max",
-    "Min",
-    "Sum",
-    "Reshape",
-    "Transpose",
-    "Squeeze",
-    "Unsqueeze",
-    "Flatten",
-    "Concat",
-    "Gather",
-    "Slice",
-    "Expand",
-    "Tile",
-    "Identity",
-    "Where",
-];
 /// Ops that compute on the values (where wrapping changes results).
 const ARITHMETIC: &[&str] = &[
     "Add",
@@ -64,6 +29,26 @@ const ARITHMETIC: &[&str] = &[
     "ReduceProd",
     "ReduceMean",
     "Sum",
+];
+/// Ops that move integer values around without computing on them; their results carry the
+/// values on, as arithmetic's do.
+const MOVERS: &[&str] = &[
+    "ReduceMax",
+    "ReduceMin",
+    "Max",
+    "Min",
+    "Reshape",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+    "Concat",
+    "Gather",
+    "Slice",
+    "Expand",
+    "Tile",
+    "Identity",
+    "Where",
 ];
 
 fn beyond_i32(t: &TensorProto) -> bool {
@@ -121,7 +106,7 @@ pub fn int64_arithmetic(model: &ModelProto) -> Vec<String> {
                 format!("{} '{}'", n.op_type(), n.name())
             });
         }
-        if CARRY.contains(&n.op_type()) {
+        if ARITHMETIC.contains(&n.op_type()) || MOVERS.contains(&n.op_type()) {
             tainted.extend(n.output.iter().map(String::as_str));
         }
     }
