@@ -48,7 +48,7 @@ for t in "${targets[@]}"; do
   echo "== fuzz $t for ${secs}s"
   log=$(mktemp)
   if ! cargo fuzz run --fuzz-dir fuzz "$t" "$corpus/$t" -- -max_total_time="$secs" \
-      -rss_limit_mb=4096 -max_len=65536 > "$log" 2>&1; then
+      -rss_limit_mb=4096 -max_len=65536 -timeout=20 > "$log" 2>&1; then
     echo "fuzz target $t failed (a crash is kept in fuzz/artifacts/$t/):" >&2
     tail -60 "$log" >&2
     exit 1

@@ -5,7 +5,7 @@ use half::f16;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use npyz::{NpyFile, Order, TypeChar, WriterBuilder};
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 /// A tensor read from a file, with the name the file gives it (an `.npz` entry's name, a
@@ -85,9 +85,53 @@ fn npy_dtype(path: &Path, npy: &NpyFile<impl Read>) -> Result<DType> {
 }
 
 fn read_npy(reader: impl Read, path: &Path) -> Result<Tensor> {
+    let mut reader = BufReader::with_capacity((1 << 16) + 16, reader);
+    // The header is checked before npyz parses it: its parser backtracks exponentially on
+    // deeply nested brackets (a 259-byte file hung it; found by fuzzing).
+    let head = reader
+        .fill_buf()
+        .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    check_npy_header(head)
+        .map_err(|msg| file_err(path, format!("not a valid .npy file: {msg}")))?;
     let npy =
         NpyFile::new(reader).map_err(|e| file_err(path, format!("not a valid .npy file: {e}")))?;
     npy_to_tensor(npy, path)
+}
+
+/// Checks the start of a `.npy` file: magic, version, and a header dict of at most 64 KiB
+/// whose brackets nest at most 3 deep (a dict holding a shape tuple, or a list of tuples for
+/// structured dtypes), which is all numpy writes.
+///
+/// # Errors
+/// What is wrong, for the caller to name the file.
+pub fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), String> {
+    let Some(rest) = bytes.strip_prefix(b"\x93NUMPY") else {
+        return Err("it does not start with numpy's magic string".into());
+    };
+    let (len, header) = match rest {
+        [1, _, a, b, tail @ ..] => (usize::from(u16::from_le_bytes([*a, *b])), tail),
+        [2 | 3, _, a, b, c, d, tail @ ..] => (u32::from_le_bytes([*a, *b, *c, *d]) as usize, tail),
+        [v, ..] => return Err(format!("format version {v} is not 1, 2 or 3")),
+        [] => return Err("the file ends after the magic string".into()),
+    };
+    if len > 1 << 16 {
+        return Err(format!("a {len}-byte header is larger than numpy writes"));
+    }
+    let header = &header[..len.min(header.len())];
+    let mut depth = 0usize;
+    for &c in header {
+        match c {
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > 3 {
+                    return Err("the header's brackets nest deeper than numpy writes".into());
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path) -> Result<Tensor> {
@@ -139,6 +183,22 @@ fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path) -> Result<Tensor> {
 }
 
 fn read_npz(path: &Path) -> Result<Vec<FileTensor>> {
+    // Every entry's header is checked before npyz parses it (see `read_npy`).
+    let file = File::open(path).map_err(|e| file_err(path, format!("cannot open: {e}")))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| file_err(path, format!("not a valid .npz archive: {e}")))?;
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| file_err(path, format!("not a valid .npz archive: {e}")))?;
+        let name = entry.name().to_string();
+        let mut head = Vec::with_capacity(1 << 10);
+        (&mut entry)
+            .take((1 << 16) + 16)
+            .read_to_end(&mut head)
+            .map_err(|e| file_err(path, format!("entry '{name}': {e}")))?;
+        check_npy_header(&head).map_err(|msg| file_err(path, format!("entry '{name}': {msg}")))?;
+    }
     let mut npz = npyz::npz::NpzArchive::open(path)
         .map_err(|e| file_err(path, format!("not a valid .npz archive: {e}")))?;
     let names: Vec<String> = npz.array_names().map(str::to_string).collect();
@@ -191,6 +251,18 @@ pub fn write_npy_to(w: &mut dyn Write, t: &Tensor) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deeply_nested_npy_headers_are_refused_at_once() {
+        // Found by fuzzing (tensor_files): npyz's header parser backtracked for minutes.
+        let bytes = b"\x93\x4e\x55\x4d\x50\x59\x01\x00\x76\x00\x7b\x27\x64\x65\x73\x63\x72\x27\x3a\x20\x27\x3c\x66\x34\x27\x2c\x20\x27\x66\x6f\x72\x74\x72\x61\x6e\x5f\x6f\x72\x64\x65\x72\x27\x3a\x20\x46\x61\x6c\x73\x65\x2c\x20\x27\x73\x68\x61\x70\x65\x27\x3a\x20\x28\x34\x2c\x28\x32\x2c\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x7b\x20\x33\x2c\x20\x33\x32\x2c\x20\x33\x32\x29\x2c\x20\x7d\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00\x1e\xf0\x3e\x41\x87\x89\xbe\xd7\xb3\xc8\x3f\x8b\x76\xb0\xbf\x6a\x20\xe8\xbf\x3f\x1d\x85\xbe\xb4\x4d\x11\xc0\x1b\x37\xce\xbe\x29\xc0\x32\x3e\xca\x2f\x97\xbf\xcf\xff\xb6\x3f\xb0\x21\x89\x3c\x0b\x3b\xbf\x3e\x9c\xea\x44\xbf\x0f\x9b\x4c\x3f\x5b\x3e\x68\x61\xba";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nested.npy");
+        std::fs::write(&p, bytes).unwrap();
+        let e = read_tensor_file(&p).unwrap_err().to_string();
+        assert!(e.contains("nested.npy") && e.contains("nest deeper"), "{e}");
+        assert!(check_npy_header(b"\x93NUMPY\x01\x00\x10\x00{'shape': (2,3)}").is_ok());
+    }
 
     #[test]
     fn lying_headers_are_refused_before_allocating() {
