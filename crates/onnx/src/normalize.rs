@@ -118,8 +118,13 @@ mod tests {
     use crate::testutil::add_model;
     use rdeploy_core::onnx::proto::NodeProto;
 
-    fn cx() -> (std::path::PathBuf, rdeploy_core::DeployConfig) {
-        ("m.onnx".into(), rdeploy_core::DeployConfig::default())
+    fn normalize(m: &mut ModelProto) -> PassOutcome {
+        let cfg = rdeploy_core::DeployConfig::default();
+        let cx = PassContext {
+            model_path: std::path::Path::new("m.onnx"),
+            deploy_cfg: &cfg,
+        };
+        NormalizePass.run(m, &cx).unwrap()
     }
 
     #[test]
@@ -140,16 +145,7 @@ mod tests {
             output: vec!["y".into()],
             ..Default::default()
         });
-        let (p, c) = cx();
-        let out = NormalizePass
-            .run(
-                &mut m,
-                &PassContext {
-                    model_path: &p,
-                    deploy_cfg: &c,
-                },
-            )
-            .unwrap();
+        let out = normalize(&mut m);
         assert!(out.changed);
         let g = m.graph.as_ref().unwrap();
         assert_eq!(g.node.len(), 2);
@@ -169,16 +165,7 @@ mod tests {
             ..Default::default()
         });
         let before = m.clone();
-        let (p, c) = cx();
-        let out = NormalizePass
-            .run(
-                &mut m,
-                &PassContext {
-                    model_path: &p,
-                    deploy_cfg: &c,
-                },
-            )
-            .unwrap();
+        let out = normalize(&mut m);
         assert!(!out.changed);
         assert_eq!(m, before);
     }

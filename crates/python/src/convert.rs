@@ -136,15 +136,8 @@ fn typed<T: numpy::Element + rdeploy::core::Element + Copy>(
     let view = ro.as_array();
     Some((|| {
         let n = view.len();
-        let bytes = n.saturating_mul(std::mem::size_of::<T>());
-        if let Some(avail) = rdeploy::core::files::memory_available()
-            && bytes as u64 > avail
-        {
-            return Err(InputMismatch::new_err(format!(
-                "input '{name}': a shape of {:?} needs {bytes} bytes, more than the {avail} bytes of memory available",
-                view.shape()
-            )));
-        }
+        let bytes = rdeploy::core::files::checked_bytes(view.shape(), std::mem::size_of::<T>())
+            .map_err(|m| InputMismatch::new_err(format!("input '{name}': {m}")))?;
         let mut v: Vec<T> = Vec::new();
         v.try_reserve_exact(n).map_err(|_| {
             InputMismatch::new_err(format!(
@@ -347,22 +340,17 @@ pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny
             }
             out.into_any()
         }
-        Value::Tuple(items) => PyTuple::new(
-            py,
-            items
+        Value::Tuple(items) | Value::List(items) => {
+            let items = items
                 .iter()
                 .map(|x| value_to_py(py, x))
-                .collect::<PyResult<Vec<_>>>()?,
-        )?
-        .into_any(),
-        Value::List(items) => PyList::new(
-            py,
-            items
-                .iter()
-                .map(|x| value_to_py(py, x))
-                .collect::<PyResult<Vec<_>>>()?,
-        )?
-        .into_any(),
+                .collect::<PyResult<Vec<_>>>()?;
+            if matches!(v, Value::Tuple(_)) {
+                PyTuple::new(py, items)?.into_any()
+            } else {
+                PyList::new(py, items)?.into_any()
+            }
+        }
         Value::Float(f) => PyFloat::new(py, *f).into_any(),
         other => json_to_py(py, &other.to_json())?,
     })

@@ -2,7 +2,7 @@
 //! exposes exactly the manifest's inputs and outputs, and runs them once; and, when a graph
 //! pass changed the numbers (`fp16`), when the result still matches the float32 model.
 
-use crate::compare::diff;
+use crate::compare::{OutputDiff, diff};
 use crate::inputs::random_inputs;
 use rdeploy_core::TensorInfo;
 use rdeploy_core::{BackendManager, DeployConfig, Device, Dim, Error, NamedTensors, Result};
@@ -201,27 +201,35 @@ pub fn fp16_check(
         })
         .collect::<Result<NamedTensors>>()?;
     let want = reference.forward(ref_inputs)?;
-    // The first output beyond tolerance: (name, abs, rel, problem).
-    let worst = |got: &NamedTensors| -> Result<Option<String>> {
-        for ((name, g), (_, w)) in got.iter().zip(&want) {
-            let g = g.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
-            let w = w.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
-            let (abs, rel, pass, problem) = diff(&g, &w, rtol, atol);
-            if !pass {
-                return Ok(Some(format!(
-                    "'{name}': max abs diff {abs:.3e}, max rel diff {rel:.3e}{}",
-                    problem.map(|p| format!(", {p}")).unwrap_or_default()
-                )));
-            }
-        }
-        Ok(None)
+    // Every output against the float32 model's, as compare reports it.
+    let diffs = |got: &NamedTensors| -> Result<Vec<OutputDiff>> {
+        got.iter()
+            .zip(&want)
+            .map(|((name, g), (_, w))| {
+                let g = g.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
+                let w = w.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
+                let (max_abs_diff, max_rel_diff, pass, problem) = diff(&g, &w, rtol, atol);
+                Ok(OutputDiff {
+                    backend: backend.name().to_string(),
+                    output: name.clone(),
+                    max_abs_diff,
+                    max_rel_diff,
+                    pass,
+                    problem,
+                })
+            })
+            .collect()
     };
-    if let (Some(_), true, Some((candidates, probe))) = (worst(got)?, auto, search) {
+    let checked = diffs(got)?;
+    if let (true, true, Some((candidates, probe))) = (checked.iter().any(|d| !d.pass), auto, search)
+    {
         // ONNX Runtime's auto mixed precision, on by default here: find the nodes whose float16
         // computation moves the outputs, and keep them float32. Blocking a prefix (in graph
         // order) is monotone enough for a binary search; then the last node of that prefix
         // alone is tried.
-        let ok = |blocked: &[String]| -> Result<bool> { Ok(worst(&probe(blocked)?)?.is_none()) };
+        let ok = |blocked: &[String]| -> Result<bool> {
+            Ok(diffs(&probe(blocked)?)?.iter().all(|d| d.pass))
+        };
         if !candidates.is_empty() && ok(candidates)? {
             let (mut lo, mut hi) = (1usize, candidates.len());
             while lo < hi {
@@ -246,16 +254,18 @@ pub fn fp16_check(
             return Ok(blocked);
         }
     }
-    for ((name, g), (_, w)) in got.iter().zip(&want) {
-        let g32 = g.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
-        let w32 = w.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
-        let (abs, rel, pass, problem) = diff(&g32, &w32, rtol, atol);
-        if !pass {
+    for d in &checked {
+        let name = &d.output;
+        let (abs, rel) = (d.max_abs_diff, d.max_rel_diff);
+        if !d.pass {
             return Err(Error::backend(
                 backend.name(),
                 format!(
                     "the fp16 model's output '{name}' differs from the float32 model's beyond rtol {rtol} / atol {atol} (max abs diff {abs:.3e}, max rel diff {rel:.3e}{}) on generated inputs; deploy in fp32, keep the sensitive nodes float32 with backend_config.common_config.node_block_list/op_block_list, or loosen {key}.rtol/atol if this is acceptable",
-                    problem.map(|p| format!(", {p}")).unwrap_or_default()
+                    d.problem
+                        .as_ref()
+                        .map(|p| format!(", {p}"))
+                        .unwrap_or_default()
                 ),
             ));
         }
