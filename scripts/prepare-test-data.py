@@ -10,6 +10,10 @@ Sources (nothing is downloaded at test time):
 - onnx-backend/test_Conv2d_dynbatch: test_Conv2d with its batch dim made symbolic ('batch'),
   with the original data set and a second one at batch 4 (the input and expected output
   repeated), so a dynamic batch is checked at a size the model was not exported with.
+- custom-ops/: small models using MMDeploy's and mmcv's ONNX Runtime custom ops (grid_sampler,
+  MMCVModulatedDeformConv2d, NMSRotated, MMCVRoIAlignRotated, NMSMatch, MMCVRoiAlign, ...) and one
+  mixing them with standard ops, with expected outputs from numpy references written from the
+  ops' documented semantics; made by scripts/make_custom_op_models.py (sources in its docstring).
 - cnn/: a small CNN (conv, relu, maxpool, global pool, gemm, softmax) with a dynamic batch,
   made here with fixed random weights; its expected outputs come from onnxruntime (another
   engine) when it is installed.
@@ -278,6 +282,18 @@ def make_unsupported_op(dst):
     onnx.save(m, os.path.join(dst, "model.onnx"))
 
 
+def make_custom_ops(dst):
+    """MMDeploy/mmcv custom-op models and their numpy reference outputs, from the generator next
+    to this script (also runnable on its own, with --self-check)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "make_custom_op_models.py")
+    spec = importlib.util.spec_from_file_location("make_custom_op_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(dst)
+
+
 def make_config_references(out_file):
     """Merges every config under tests/data/configs with mmengine's Config.fromfile (the
     reference rdeploy's config reader must match) and records the JSON, or the error."""
@@ -346,6 +362,7 @@ def main():
     make_fp16_traps(os.path.join(OUT, "fp16-traps"))
     make_unsupported_op(os.path.join(OUT, "unsupported-op"))
     make_mlp(os.path.join(OUT, "mlp"))
+    make_custom_ops(os.path.join(OUT, "custom-ops"))
     make_config_references(os.path.join(OUT, "configs-expected.json"))
     fetch_realworld(os.path.join(OUT, "realworld"))
     with open(os.path.join(OUT, "README.md"), "w") as f:
