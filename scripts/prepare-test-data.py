@@ -93,6 +93,28 @@ def copy_cases(dst):
                 print(f"{case}: cannot upgrade opset {opset}: {e}", file=sys.stderr)
 
 
+def copy_old_opset_cases(dst):
+    """Copies every model-suite case of the onnx package written at opset <= 6, unchanged: the
+    cases rdeploy's own `opset_upgrade` pass must make loadable (ONNX Runtime has no kernels for
+    several of those operator versions)."""
+    if os.path.isdir(dst):
+        shutil.rmtree(dst)
+    os.makedirs(dst)
+    n = 0
+    for suite in ("pytorch-converted", "pytorch-operator", "simple", "light"):
+        for case in sorted(os.listdir(os.path.join(SRC, suite))):
+            src = os.path.join(SRC, suite, case)
+            model = os.path.join(src, "model.onnx")
+            if not os.path.isfile(model):
+                continue
+            m = onnx.load(model, load_external_data=False)
+            opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)
+            if opset <= 6:
+                shutil.copytree(src, os.path.join(dst, case))
+                n += 1
+    return n
+
+
 def save_pb(arr, path, name=""):
     t = numpy_helper.from_array(arr, name)
     with open(path, "wb") as f:
@@ -358,6 +380,7 @@ def main():
     backend = os.path.join(OUT, "onnx-backend")
     copy_cases(backend)
     make_dynbatch(backend)
+    copy_old_opset_cases(os.path.join(OUT, "onnx-old-opset"))
     make_cnn(os.path.join(OUT, "cnn"))
     make_fp16_traps(os.path.join(OUT, "fp16-traps"))
     make_unsupported_op(os.path.join(OUT, "unsupported-op"))

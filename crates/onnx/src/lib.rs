@@ -31,13 +31,22 @@
 pub mod build;
 pub mod edit;
 pub mod fp16;
+pub mod node;
 mod normalize;
 mod onnx_config;
+pub mod rewrite;
+mod rules;
 pub mod shapes;
+pub mod upgrade;
 
 pub use fp16::Fp16Pass;
 pub use normalize::NormalizePass;
 pub use onnx_config::OnnxConfigPass;
+pub use rewrite::{Pattern, Rewrite, RewriteCx, RewritePass, RewriteRegistry};
+pub use upgrade::OpsetUpgradePass;
+
+/// Names of passes (besides rewrite rules) that `rewrite_config.enable`/`disable` may name.
+pub const KNOWN_PASS_NAMES: &[&str] = &["opset_upgrade", "rewrite", "fp16"];
 pub use rdeploy_core::PassRequest;
 
 use rdeploy_core::onnx::proto::ModelProto;
@@ -79,6 +88,13 @@ pub trait Pass: Send + Sync {
     /// [`Error::Config`] naming the key whose value does not fit the model, or
     /// [`Error::Model`] naming the model file when the graph cannot be transformed.
     fn run(&self, model: &mut ModelProto, cx: &PassContext<'_>) -> Result<PassOutcome>;
+
+    /// Whether the pass would certainly leave `model` unchanged (a cheap look, so callers can
+    /// skip copying the model); `false` when unsure.
+    fn is_noop(&self, model: &ModelProto) -> bool {
+        let _ = model;
+        false
+    }
 }
 
 /// The manifest's entry for one pass run.
@@ -150,9 +166,14 @@ impl PassRegistry {
     /// The passes rdeploy ships that a backend can ask for by name.
     pub fn builtin() -> PassRegistry {
         PassRegistry {
-            factories: vec![("fp16", |req, cfg| {
-                Ok(Arc::new(Fp16Pass::from_request(req, cfg)?))
-            })],
+            factories: vec![
+                ("fp16", |req, cfg| {
+                    Ok(Arc::new(Fp16Pass::from_request(req, cfg)?))
+                }),
+                ("opset_upgrade", |req, cfg| {
+                    Ok(Arc::new(OpsetUpgradePass::from_request(req, cfg)?))
+                }),
+            ],
         }
     }
 

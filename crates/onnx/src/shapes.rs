@@ -9,6 +9,7 @@ use rdeploy_core::Dim;
 use rdeploy_core::onnx::proto::ModelProto;
 use std::collections::HashSet;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
 
 /// The inferred shape of each graph output (`None`: unknown rank), in graph order.
 ///
@@ -69,4 +70,64 @@ pub fn infer_outputs(model: &ModelProto) -> Result<Vec<Option<Vec<Dim>>>, String
             ))
         })
         .collect()
+}
+
+/// The shapes and element types tract's analysis finds for the values of `model` it can (dims
+/// it cannot pin down are `None`), for passes that need ranks of intermediate values (opset
+/// upgrades aligning old broadcasts, say). Values of a graph tract cannot load are absent;
+/// the result is a hint, never an error.
+pub fn infer_values(model: &ModelProto) -> crate::rewrite::Facts {
+    let mut out = crate::rewrite::Facts::default();
+    let bytes = prost::Message::encode_to_vec(model);
+    let Ok(Ok(mut m)) =
+        std::panic::catch_unwind(|| tract_onnx::onnx().model_for_read(&mut bytes.as_slice()))
+    else {
+        return out;
+    };
+    // Analysis stops at the first node it cannot type; what it found before stays.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.analyse(false)));
+    for node in m.nodes() {
+        for (ix, o) in node.outputs.iter().enumerate() {
+            let Some(label) = m.outlet_label(OutletId::new(node.id, ix)) else {
+                continue;
+            };
+            if let Some(e) = o.fact.datum_type.concretize().and_then(elem_type_of) {
+                out.elem_types.insert(label.to_string(), e);
+            }
+            if o.fact.shape.is_open() {
+                continue;
+            }
+            let dims = o
+                .fact
+                .shape
+                .dims()
+                .map(|d| {
+                    d.concretize()
+                        .and_then(|d| d.as_i64())
+                        .and_then(|n| u64::try_from(n).ok())
+                })
+                .collect();
+            out.shapes.insert(label.to_string(), dims);
+        }
+    }
+    out
+}
+
+/// ONNX's `TensorProto.DataType` of a tract datum type.
+fn elem_type_of(dt: DatumType) -> Option<i32> {
+    Some(match dt {
+        DatumType::F32 => 1,
+        DatumType::U8 => 2,
+        DatumType::I8 => 3,
+        DatumType::U16 => 4,
+        DatumType::I16 => 5,
+        DatumType::I32 => 6,
+        DatumType::I64 => 7,
+        DatumType::Bool => 9,
+        DatumType::F16 => 10,
+        DatumType::F64 => 11,
+        DatumType::U32 => 12,
+        DatumType::U64 => 13,
+        _ => return None,
+    })
 }

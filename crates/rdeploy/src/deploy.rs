@@ -5,7 +5,10 @@ use crate::workdir::{FileEntry, MANIFEST, Manifest, SourceModel, WorkDir, cached
 use rdeploy_config::Config;
 use rdeploy_core::onnx::proto::ModelProto;
 use rdeploy_core::{BackendManager, DeployConfig, Device, Error, NamedTensors, Registry, Result};
-use rdeploy_onnx::{OnnxConfigPass, Pass, PassContext, PassRecord, PassRegistry};
+use rdeploy_onnx::{
+    OnnxConfigPass, Pass, PassContext, PassRecord, PassRegistry, PassRequest, RewritePass,
+    RewriteRegistry,
+};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +23,43 @@ pub struct DeployOptions<'a> {
     pub progress: Option<&'a (dyn Fn(&str) + Sync)>,
     /// The passes backends may ask for; [`PassRegistry::builtin`] when `None`.
     pub passes: Option<&'a PassRegistry>,
+    /// The rewrite rules applied per backend; [`RewriteRegistry::builtin`] when `None`.
+    pub rewrites: Option<&'a RewriteRegistry>,
+}
+
+/// The graph passes run on the IR before `backend`'s `to_backend`, in order:
+/// `opset_upgrade` (the backend's request, or the default: models below opset 7 to 13), the
+/// `rewrite` rules registered for the backend, then the backend's other requests (`fp16`).
+/// `rewrite_config.disable` in the deploy config switches `opset_upgrade` and rules off.
+///
+/// # Errors
+/// [`Error::Config`] for a bad `rewrite_config` or pass option; [`Error::Backend`] for a
+/// request naming a pass this build lacks.
+pub fn backend_passes(
+    backend: &dyn BackendManager,
+    deploy_cfg: &DeployConfig,
+    passes: &PassRegistry,
+    rewrites: &RewriteRegistry,
+) -> Result<Vec<Arc<dyn Pass>>> {
+    let switches = rdeploy_onnx::rewrite::RewriteSwitches::from_config(deploy_cfg)?;
+    let requests = backend.ir_passes(deploy_cfg)?;
+    let mut out: Vec<Arc<dyn Pass>> = Vec::new();
+    if !switches.disabled("opset_upgrade") {
+        let req = requests
+            .iter()
+            .find(|r| r.name == "opset_upgrade")
+            .cloned()
+            .unwrap_or_else(|| PassRequest::new("opset_upgrade"));
+        out.push(passes.resolve(&req, deploy_cfg)?);
+    }
+    let rules = rewrites.for_backend(backend.name(), deploy_cfg)?;
+    if !rules.is_empty() && !switches.disabled("rewrite") {
+        out.push(Arc::new(RewritePass { rules }));
+    }
+    for r in requests.iter().filter(|r| r.name != "opset_upgrade") {
+        out.push(passes.resolve(r, deploy_cfg)?);
+    }
+    Ok(out)
 }
 
 /// The backend a config names, with the error pointing at `backend_config.type`.
@@ -82,12 +122,15 @@ pub fn deploy(
             &builtin
         }
     };
-    let backend_passes = backend
-        .ir_passes(&deploy_cfg)
-        .map_err(|e| locate_config_error(e, config))?
-        .iter()
-        .map(|r| pass_registry.resolve(r, &deploy_cfg))
-        .collect::<Result<Vec<_>>>()
+    let builtin_rewrites;
+    let rewrites = match options.rewrites {
+        Some(r) => r,
+        None => {
+            builtin_rewrites = RewriteRegistry::builtin();
+            &builtin_rewrites
+        }
+    };
+    let passes_for_backend = backend_passes(backend.as_ref(), &deploy_cfg, pass_registry, rewrites)
         .map_err(|e| locate_config_error(e, config))?;
 
     progress("reading model");
@@ -181,7 +224,7 @@ pub fn deploy(
         .map_err(|e| Error::io("cannot write to work dir", work_dir, e))?;
     let staged = Staged {
         backend: backend.as_ref(),
-        backend_passes: &backend_passes,
+        backend_passes: &passes_for_backend,
         staging: staging.path(),
         work_dir,
         device,
@@ -254,11 +297,7 @@ pub fn deploy(
             let convert_with =
                 |blocked: &[String], dir: &Path| -> Result<(DeployConfig, Converted)> {
                     let cfg = with_node_block_list(&deploy_cfg, blocked);
-                    let passes = backend
-                        .ir_passes(&cfg)?
-                        .iter()
-                        .map(|r| pass_registry.resolve(r, &cfg))
-                        .collect::<Result<Vec<_>>>()?;
+                    let passes = backend_passes(backend.as_ref(), &cfg, pass_registry, rewrites)?;
                     let st = Staged {
                         backend: backend.as_ref(),
                         backend_passes: &passes,
@@ -369,12 +408,12 @@ pub fn to_backend(
     device: &Device,
 ) -> Result<(Vec<PathBuf>, Vec<PassRecord>)> {
     backend.ensure_available()?;
-    let registry = PassRegistry::builtin();
-    let passes = backend
-        .ir_passes(deploy_cfg)?
-        .iter()
-        .map(|r| registry.resolve(r, deploy_cfg))
-        .collect::<Result<Vec<_>>>()?;
+    let passes = backend_passes(
+        backend,
+        deploy_cfg,
+        &PassRegistry::builtin(),
+        &RewriteRegistry::builtin(),
+    )?;
     let model = if passes.is_empty() {
         None
     } else {
@@ -572,13 +611,20 @@ impl Staged<'_> {
         let mut records = Vec::new();
         let mut input = ir.clone();
         let mut signature = None;
-        if !self.backend_passes.is_empty() {
+        // Passes that would leave the model as it is are not run (nor is the model copied).
+        let passes: Vec<Arc<dyn Pass>> = self
+            .backend_passes
+            .iter()
+            .filter(|p| !p.is_noop(model))
+            .cloned()
+            .collect();
+        if !passes.is_empty() {
             let mut edited = model.clone();
             let cx = PassContext {
                 model_path: self.model_path,
                 deploy_cfg: self.deploy_cfg,
             };
-            records = rdeploy_onnx::run_passes(&mut edited, self.backend_passes, "backend", &cx)?;
+            records = rdeploy_onnx::run_passes(&mut edited, &passes, "backend", &cx)?;
             // `end2end.fp16.onnx`: the IR's stem, then the passes that changed it.
             let changed: Vec<&str> = records
                 .iter()

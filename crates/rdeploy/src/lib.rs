@@ -42,7 +42,7 @@ pub mod inputs;
 mod load;
 pub mod workdir;
 
-pub use deploy::{DeployOptions, backend_of, deploy, to_backend};
+pub use deploy::{DeployOptions, backend_of, backend_passes, deploy, to_backend};
 pub use load::load;
 pub use workdir::{Manifest, WorkDir};
 

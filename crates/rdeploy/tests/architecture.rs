@@ -1,6 +1,7 @@
 //! The dependency rule of docs/architecture.md, read from `cargo metadata`: dependencies point
-//! down only (front ends -> facade -> ONNX passes / config / backends -> core), a backend
-//! depends on core alone, and there are no cycles.
+//! down only (front ends -> facade -> ONNX passes / config / backends -> custom-op kernels ->
+//! core), a backend depends on core (and the kernels of `rdeploy-ops`) alone, and there are no
+//! cycles.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,6 +18,7 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         "rdeploy-core",
         "rdeploy-config",
         "rdeploy-onnx",
+        "rdeploy-ops",
         "rdeploy-plugin",
         "rdeploy-backend-tract",
         "rdeploy-backend-ort",
@@ -26,8 +28,9 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         "rdeploy-core" => &[],
         "rdeploy-config" => &["rdeploy-core"],
         "rdeploy-onnx" => &["rdeploy-core", "rdeploy-config"],
-        "rdeploy-plugin" | "rdeploy-conformance" => &["rdeploy-core"],
-        b if b.starts_with("rdeploy-backend-") => &["rdeploy-core"],
+        "rdeploy-plugin" | "rdeploy-conformance" | "rdeploy-ops" => &["rdeploy-core"],
+        // A backend depends on core, and on the engine-neutral custom-op kernels it registers.
+        b if b.starts_with("rdeploy-backend-") => &["rdeploy-core", "rdeploy-ops"],
         "rdeploy" => BACKENDS_AND_BELOW,
         // Front ends: the command line, the Python package, the servers.
         "rdeploy-cli" | "rdeploy-python" | "rdeploy-serve" | "rdeploy-triton" => &["rdeploy"],
@@ -126,7 +129,7 @@ fn dependencies_point_down_only() {
 fn the_rule_rejects_what_it_should() {
     assert_eq!(
         allowed("rdeploy-backend-tract"),
-        Some(&["rdeploy-core"][..])
+        Some(&["rdeploy-core", "rdeploy-ops"][..])
     );
     assert!(!allowed("rdeploy-cli").unwrap().contains(&"rdeploy-core"));
     assert!(allowed("something-new").is_none());

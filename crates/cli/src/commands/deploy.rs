@@ -23,7 +23,7 @@ pub(crate) fn run(registry: &Registry, a: DeployArgs) -> Result<()> {
         &DeployOptions {
             force: a.force,
             progress: Some(&set),
-            passes: None,
+            ..Default::default()
         },
     );
     spinner.finish_and_clear();
