@@ -57,6 +57,44 @@ pub enum Command {
     /// Deploy configs: print the merged result, or check it.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Run the graph passes a deploy would run for a backend (opset upgrade, rewrite rules,
+    /// fp16) on a model alone and write the result, or list the passes and rules.
+    ///
+    /// The output is plain ONNX any tool can open. Rules are switched per deploy config with
+    /// rewrite_config = dict(disable=[...], enable=[...]); see docs/rewrites.md.
+    Rewrite(RewriteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RewriteArgs {
+    /// The ONNX model (not needed with --list).
+    #[arg(required_unless_present = "list")]
+    pub model: Option<PathBuf>,
+    /// The backend whose passes and rules run (tract, onnxruntime, openvino, a plugin's);
+    /// the engine itself need not be installed.
+    #[arg(long, required_unless_present = "list")]
+    pub backend: Option<String>,
+    /// Where to write the rewritten model (written atomically).
+    #[arg(short = 'o', long = "output", required_unless_present = "list")]
+    pub output: Option<PathBuf>,
+    /// Run only these passes or rules, in this order (comma separated): opset_upgrade, fp16,
+    /// or rule names from --list.
+    #[arg(long, value_delimiter = ',')]
+    pub passes: Option<Vec<String>>,
+    /// Upgrade to this default-domain opset (any model below it), as
+    /// rewrite_config.opset_upgrade.target does.
+    #[arg(long, value_name = "OPSET")]
+    pub target_opset: Option<i64>,
+    /// A deploy config whose backend_config/rewrite_config the passes read (its
+    /// backend_config.type is replaced by --backend).
+    #[arg(long, value_name = "CFG")]
+    pub config: Option<PathBuf>,
+    /// List the passes and rewrite rules (for --backend only, when given) and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Print JSON on stdout (the list, or the pass records).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rdeploy deploy`'s arguments.

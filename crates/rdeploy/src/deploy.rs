@@ -717,3 +717,60 @@ impl Staged<'_> {
         Ok(manifest)
     }
 }
+
+/// The graph passes a deploy for `backend` runs, on a model file alone (`rdeploy rewrite`):
+/// [`backend_passes`], or only the passes and rules named in `only` (`opset_upgrade`, rule
+/// names, `fp16`), in that order. No engine is needed.
+///
+/// # Errors
+/// [`Error::Model`] for a model that cannot be read or rewritten; [`Error::Config`] naming
+/// `--passes` for a name that is neither a pass nor a rule.
+pub fn rewrite_model(
+    backend: &dyn BackendManager,
+    model_path: &Path,
+    deploy_cfg: &DeployConfig,
+    only: Option<&[String]>,
+    rewrites: &RewriteRegistry,
+) -> Result<(ModelProto, Vec<PassRecord>)> {
+    let passes = PassRegistry::builtin();
+    let list: Vec<Arc<dyn Pass>> = match only {
+        None => backend_passes(backend, deploy_cfg, &passes, rewrites)?,
+        Some(names) => {
+            let requests = backend.ir_passes(deploy_cfg)?;
+            let mut list: Vec<Arc<dyn Pass>> = Vec::new();
+            let mut rules = Vec::new();
+            for n in names {
+                if let Some(r) = rewrites.rules().iter().find(|r| r.name() == n) {
+                    rules.push(r.clone());
+                    continue;
+                }
+                if !passes.names().contains(&n.as_str()) {
+                    return Err(Error::config_key(
+                        "--passes",
+                        format!(
+                            "'{n}' is neither a pass ({}) nor a rewrite rule (`rdeploy rewrite --list`)",
+                            passes.names().join(", ")
+                        ),
+                    ));
+                }
+                let req = requests
+                    .iter()
+                    .find(|r| &r.name == n)
+                    .cloned()
+                    .unwrap_or_else(|| PassRequest::new(n.clone()));
+                list.push(passes.resolve(&req, deploy_cfg)?);
+            }
+            if !rules.is_empty() {
+                list.push(Arc::new(RewritePass { rules }));
+            }
+            list
+        }
+    };
+    let mut model = rdeploy_core::onnx::load(model_path)?;
+    let cx = PassContext {
+        model_path,
+        deploy_cfg,
+    };
+    let records = rdeploy_onnx::run_passes(&mut model, &list, "backend", &cx)?;
+    Ok((model, records))
+}

@@ -42,7 +42,8 @@ pub mod inputs;
 mod load;
 pub mod workdir;
 
-pub use deploy::{DeployOptions, backend_of, backend_passes, deploy, to_backend};
+pub use deploy::{DeployOptions, backend_of, backend_passes, deploy, rewrite_model, to_backend};
+pub use rdeploy_onnx::{Rewrite, RewriteRegistry};
 pub use load::load;
 pub use workdir::{Manifest, WorkDir};
 

@@ -6,6 +6,7 @@ mod compare;
 mod config;
 mod deploy;
 mod infer;
+mod rewrite;
 
 use crate::args::{Command, ConfigCmd, InputSource};
 use anyhow::{Result, bail};
@@ -22,6 +23,7 @@ pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
         Command::Compare(a) => compare::run(registry, a),
         Command::Config(ConfigCmd::Print { config, json }) => config::print(&config, json),
         Command::Config(ConfigCmd::Check { config }) => config::check(registry, &config),
+        Command::Rewrite(a) => rewrite::run(registry, a),
     }
 }
 
