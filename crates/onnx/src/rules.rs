@@ -1,9 +1,328 @@
-//! The rewrite rules rdeploy ships (see `docs/rewrites.md`).
+//! The rewrite rules rdeploy ships (see `docs/rewrites.md`): MMDeploy's and mmcv's ONNX custom
+//! ops mapped to the standard ops with the same semantics, for the engines that have those
+//! ops. Engines without them run rdeploy's own kernels of the custom ops (`rdeploy-ops`).
+//!
+//! Semantics and attribute conventions: MMDeploy's `docs/en/06-custom-ops/onnxruntime.md` and
+//! ONNX Runtime kernels (`csrc/mmdeploy/backend_ops/onnxruntime/`), mmcv 1.x's
+//! `mmcv/ops/csrc/onnxruntime/cpu/`, and the ONNX operator specification of each standard op.
 
-use crate::rewrite::Rewrite;
+use crate::node::{self, attr_float, attr_int, attr_ints, attr_string};
+use crate::rewrite::{Pattern, Rewrite, RewriteCx};
+use rdeploy_core::onnx::proto::NodeProto;
+use rdeploy_core::{Error, Result};
 use std::sync::Arc;
+
+/// Engines whose ONNX importers have the standard ops these rules produce.
+const STANDARD_OP_ENGINES: &[&str] = &["onnxruntime", "openvino"];
 
 /// Every built-in rule, in the order they are tried.
 pub fn builtin() -> Vec<Arc<dyn Rewrite>> {
-    Vec::new()
+    vec![
+        Arc::new(GridSamplerToGridSample { domain: "mmdeploy" }),
+        Arc::new(GridSamplerToGridSample { domain: "mmcv" }),
+        Arc::new(ModulatedDeformConvToDeformConv { domain: "mmdeploy" }),
+        Arc::new(ModulatedDeformConvToDeformConv { domain: "mmcv" }),
+        Arc::new(MmcvRoiAlignToRoiAlign),
+        Arc::new(MmcvNmsToNonMaxSuppression),
+    ]
+}
+
+fn bad(n: &NodeProto, msg: impl std::fmt::Display) -> Error {
+    Error::model(
+        "<graph>",
+        format!("{}::{} node '{}': {msg}", n.domain(), n.op_type(), n.name()),
+    )
+}
+
+/// `grid_sampler` (mmdeploy / mmcv) -> `GridSample`-16: the same bilinear/nearest/bicubic
+/// sampling with zeros/border/reflection padding (enum attributes become strings).
+struct GridSamplerToGridSample {
+    domain: &'static str,
+}
+
+impl Rewrite for GridSamplerToGridSample {
+    fn name(&self) -> &str {
+        match self.domain {
+            "mmcv" => "mmcv_grid_sampler_to_grid_sample",
+            _ => "grid_sampler_to_grid_sample",
+        }
+    }
+    fn pattern(&self) -> Pattern {
+        Pattern::custom(self.domain, "grid_sampler")
+    }
+    fn backends(&self) -> &[&str] {
+        STANDARD_OP_ENGINES
+    }
+    fn needs_opset(&self) -> Option<i64> {
+        Some(16)
+    }
+    fn description(&self) -> &str {
+        "grid_sampler(input, grid) -> GridSample-16 (interpolation_mode/padding_mode enums to strings)"
+    }
+    fn rewrite(&self, n: &NodeProto, cx: &mut RewriteCx<'_>) -> Result<Option<Vec<NodeProto>>> {
+        if n.input.len() != 2 || n.output.len() != 1 {
+            return Err(bad(n, "expected inputs (input, grid) and one output"));
+        }
+        // Opset 20 renamed the modes (bilinear -> linear, bicubic -> cubic).
+        let new_names = cx.opset >= 20;
+        let mode = match attr_int(n, "interpolation_mode").unwrap_or(0) {
+            0 if new_names => "linear",
+            0 => "bilinear",
+            1 => "nearest",
+            2 if new_names => "cubic",
+            2 => "bicubic",
+            m => return Err(bad(n, format!("interpolation_mode {m} is not 0, 1 or 2"))),
+        };
+        let padding = match attr_int(n, "padding_mode").unwrap_or(0) {
+            0 => "zeros",
+            1 => "border",
+            2 => "reflection",
+            m => return Err(bad(n, format!("padding_mode {m} is not 0, 1 or 2"))),
+        };
+        let ac = attr_int(n, "align_corners").unwrap_or(0);
+        Ok(Some(vec![node::node(
+            "GridSample",
+            n.name(),
+            &[&n.input[0], &n.input[1]],
+            &[&n.output[0]],
+            vec![
+                node::string("mode", mode),
+                node::string("padding_mode", padding),
+                node::int("align_corners", ac),
+            ],
+        )]))
+    }
+}
+
+/// `MMCVModulatedDeformConv2d` -> `DeformConv`-19 (inputs reordered: X, W, offset, B, mask;
+/// symmetric `padding` to `pads`). The offset layout (group, kh, kw, (dy, dx)) is the same.
+struct ModulatedDeformConvToDeformConv {
+    domain: &'static str,
+}
+
+impl Rewrite for ModulatedDeformConvToDeformConv {
+    fn name(&self) -> &str {
+        match self.domain {
+            "mmcv" => "mmcv_modulated_deform_conv_to_deform_conv",
+            _ => "modulated_deform_conv_to_deform_conv",
+        }
+    }
+    fn pattern(&self) -> Pattern {
+        Pattern::custom(self.domain, "MMCVModulatedDeformConv2d")
+    }
+    fn backends(&self) -> &[&str] {
+        // OpenVINO's ONNX importer has no DeformConv-19 (2026.4: "No conversion rule found").
+        &["onnxruntime"]
+    }
+    fn needs_opset(&self) -> Option<i64> {
+        Some(19)
+    }
+    fn description(&self) -> &str {
+        "MMCVModulatedDeformConv2d(input, offset, mask, weight, bias) -> DeformConv-19(input, weight, offset, bias, mask)"
+    }
+    fn rewrite(&self, n: &NodeProto, _cx: &mut RewriteCx<'_>) -> Result<Option<Vec<NodeProto>>> {
+        if !(4..=5).contains(&n.input.len()) || n.output.len() != 1 {
+            return Err(bad(
+                n,
+                "expected inputs (input, offset, mask, weight[, bias]) and one output",
+            ));
+        }
+        let pair = |name: &str, default: i64| -> Result<Vec<i64>> {
+            let v = attr_ints(n, name).unwrap_or_else(|| vec![default, default]);
+            match v.len() {
+                1 => Ok(vec![v[0], v[0]]),
+                2 => Ok(v),
+                _ => Err(bad(
+                    n,
+                    format!("`{name}` must have 1 or 2 values, got {v:?}"),
+                )),
+            }
+        };
+        let (stride, padding, dilation) = (
+            pair("stride", 1)?,
+            pair("padding", 0)?,
+            pair("dilation", 1)?,
+        );
+        let groups = attr_int(n, "groups").unwrap_or(1);
+        let deform_groups = attr_int(n, "deform_groups")
+            .or_else(|| attr_int(n, "deformable_groups"))
+            .unwrap_or(1);
+        let bias = n.input.get(4).cloned().unwrap_or_default();
+        Ok(Some(vec![node::node(
+            "DeformConv",
+            n.name(),
+            &[&n.input[0], &n.input[3], &n.input[1], &bias, &n.input[2]],
+            &[&n.output[0]],
+            vec![
+                node::ints("strides", &stride),
+                node::ints("pads", &[padding[0], padding[1], padding[0], padding[1]]),
+                node::ints("dilations", &dilation),
+                node::int("group", groups),
+                node::int("offset_group", deform_groups),
+            ],
+        )]))
+    }
+}
+
+/// `mmcv::MMCVRoiAlign` in `avg` mode -> `RoiAlign`-16: rois `[K, 5]` (batch index, x1, y1,
+/// x2, y2) split into `batch_indices` (int64) and boxes; `aligned=1` is
+/// `coordinate_transformation_mode='half_pixel'`, `aligned=0` is `'output_half_pixel'`.
+/// `max` mode is left to rdeploy's kernel (RoiAlign's `max` pools differently).
+struct MmcvRoiAlignToRoiAlign;
+
+impl Rewrite for MmcvRoiAlignToRoiAlign {
+    fn name(&self) -> &str {
+        "mmcv_roi_align_to_roi_align"
+    }
+    fn pattern(&self) -> Pattern {
+        Pattern::custom("mmcv", "MMCVRoiAlign")
+    }
+    fn backends(&self) -> &[&str] {
+        STANDARD_OP_ENGINES
+    }
+    fn needs_opset(&self) -> Option<i64> {
+        Some(16)
+    }
+    fn description(&self) -> &str {
+        "MMCVRoiAlign(input, rois[K,5]) in avg mode -> RoiAlign-16(input, rois[:,1:5], int64(rois[:,0]))"
+    }
+    fn rewrite(&self, n: &NodeProto, cx: &mut RewriteCx<'_>) -> Result<Option<Vec<NodeProto>>> {
+        if n.input.len() != 2 || n.output.len() != 1 {
+            return Err(bad(n, "expected inputs (input, rois) and one output"));
+        }
+        let mode = attr_string(n, "mode").unwrap_or_else(|| "avg".into());
+        if mode != "avg" {
+            return Ok(None);
+        }
+        let rois = n.input[1].clone();
+        let (idx_f, idx, boxes) = (
+            cx.fresh(&format!("{rois}_batch_f")),
+            cx.fresh(&format!("{rois}_batch")),
+            cx.fresh(&format!("{rois}_boxes")),
+        );
+        let zero = cx.add_constant(
+            "zero",
+            &rdeploy_core::Tensor::zeros(rdeploy_core::DType::I64, &[]),
+        );
+        let (start, end, axis) = (
+            cx.add_i64("start", &[1]),
+            cx.add_i64("end", &[5]),
+            cx.add_i64("axis", &[1]),
+        );
+        let aligned = attr_int(n, "aligned").unwrap_or(1);
+        Ok(Some(vec![
+            // Column 0 ([K]): the batch index, as float; RoiAlign takes it as int64.
+            node::node(
+                "Gather",
+                "",
+                &[&rois, &zero],
+                &[&idx_f],
+                vec![node::int("axis", 1)],
+            ),
+            node::node("Cast", "", &[&idx_f], &[&idx], vec![node::int("to", 7)]),
+            node::node(
+                "Slice",
+                "",
+                &[&rois, &start, &end, &axis],
+                &[&boxes],
+                vec![],
+            ),
+            node::node(
+                "RoiAlign",
+                n.name(),
+                &[&n.input[0], &boxes, &idx],
+                &[&n.output[0]],
+                vec![
+                    node::int("output_height", attr_int(n, "output_height").unwrap_or(1)),
+                    node::int("output_width", attr_int(n, "output_width").unwrap_or(1)),
+                    node::int("sampling_ratio", attr_int(n, "sampling_ratio").unwrap_or(0)),
+                    node::float(
+                        "spatial_scale",
+                        attr_float(n, "spatial_scale").unwrap_or(1.0),
+                    ),
+                    node::string("mode", "avg"),
+                    node::string(
+                        "coordinate_transformation_mode",
+                        if aligned != 0 {
+                            "half_pixel"
+                        } else {
+                            "output_half_pixel"
+                        },
+                    ),
+                ],
+            ),
+        ]))
+    }
+}
+
+/// `mmcv::NonMaxSuppression` with `offset=0` -> `NonMaxSuppression`-11 over one batch and
+/// class, keeping the box column of its `[K, 3]` output: the same greedy suppression by IoU
+/// in descending score order (`offset=1`, the +1 pixel area rule, stays with rdeploy's kernel).
+struct MmcvNmsToNonMaxSuppression;
+
+impl Rewrite for MmcvNmsToNonMaxSuppression {
+    fn name(&self) -> &str {
+        "mmcv_nms_to_non_max_suppression"
+    }
+    fn pattern(&self) -> Pattern {
+        Pattern::custom("mmcv", "NonMaxSuppression")
+    }
+    fn backends(&self) -> &[&str] {
+        STANDARD_OP_ENGINES
+    }
+    fn needs_opset(&self) -> Option<i64> {
+        Some(11)
+    }
+    fn description(&self) -> &str {
+        "mmcv::NonMaxSuppression(boxes[N,4], scores[N]) with offset=0 -> NonMaxSuppression-11 on [1,N,4]/[1,1,N], box column"
+    }
+    fn rewrite(&self, n: &NodeProto, cx: &mut RewriteCx<'_>) -> Result<Option<Vec<NodeProto>>> {
+        if n.input.len() != 2 || n.output.len() != 1 {
+            return Err(bad(n, "expected inputs (boxes, scores) and one output"));
+        }
+        if attr_int(n, "offset").unwrap_or(0) != 0 {
+            return Ok(None);
+        }
+        let iou = attr_float(n, "iou_threshold").unwrap_or(0.5);
+        let (b, s) = (n.input[0].clone(), n.input[1].clone());
+        let (b3, s3, sel, col) = (
+            cx.fresh(&format!("{b}_b")),
+            cx.fresh(&format!("{s}_bc")),
+            cx.fresh("nms_selected"),
+            cx.fresh("nms_box_col"),
+        );
+        let max_out = cx.add_i64("max_output_boxes", &[i64::from(i32::MAX)]);
+        let iou_t = cx.add_f32("iou_threshold", &[iou]);
+        let two = cx.add_i64("two", &[2]);
+        let flat = cx.add_i64("shape", &[-1]);
+        Ok(Some(vec![
+            unsqueeze(cx, &b, &[0], &b3),
+            unsqueeze(cx, &s, &[0, 1], &s3),
+            node::node(
+                "NonMaxSuppression",
+                n.name(),
+                &[&b3, &s3, &max_out, &iou_t],
+                &[&sel],
+                vec![node::int("center_point_box", 0)],
+            ),
+            node::node(
+                "Gather",
+                "",
+                &[&sel, &two],
+                &[&col],
+                vec![node::int("axis", 1)],
+            ),
+            node::node("Reshape", "", &[&col, &flat], &[&n.output[0]], vec![]),
+        ]))
+    }
+}
+
+/// `Unsqueeze(x, axes)` in the form of the graph's opset (axes as input from 13).
+fn unsqueeze(cx: &mut RewriteCx<'_>, x: &str, axes: &[i64], y: &str) -> NodeProto {
+    if cx.opset >= 13 {
+        let a = cx.add_i64("axes", axes);
+        node::node("Unsqueeze", "", &[x, &a], &[y], vec![])
+    } else {
+        node::node("Unsqueeze", "", &[x], &[y], vec![node::ints("axes", axes)])
+    }
 }
