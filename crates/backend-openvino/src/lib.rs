@@ -367,6 +367,16 @@ impl BackendManager for OpenVinoBackend {
         }
     }
 
+    fn custom_ops(&self) -> Vec<String> {
+        // Implemented by OpenVINO's own ONNX importer (checked against rdeploy's numpy
+        // references in crates/rdeploy/tests/custom_ops.rs; MMCVRoIAlignRotated without
+        // clockwise=1).
+        vec![
+            "mmdeploy::MMCVRoIAlignRotated".into(),
+            "mmdeploy::NMSRotated".into(),
+        ]
+    }
+
     fn device_kinds(&self) -> &[&str] {
         &["cpu", "gpu", "npu"]
     }

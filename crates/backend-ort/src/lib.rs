@@ -23,6 +23,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod custom_ops;
 pub mod locate;
 
 use ort::session::{Session, builder::GraphOptimizationLevel};
@@ -267,6 +268,19 @@ fn build_session(
                 .with_execution_providers([ep])
                 .map_err(|e| step("the CUDA execution provider", e.into()))?;
         }
+        // MMDeploy's and mmcv's custom ops (the `mmdeploy`/`mmcv` domains), built in.
+        for d in custom_ops::domains().map_err(|e| ort_err("rdeploy's custom-op domains", e))? {
+            b = b
+                .with_operators(d)
+                .map_err(|e| step("rdeploy's custom-op domains", e.into()))?;
+        }
+        // ONNX Runtime registers a session's custom-op domains in onnx's process-wide schema
+        // table with a check-then-add that races: two sessions created at once fail with
+        // "the domain is already exist". Session creation is serialised for that reason.
+        static SESSION_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _init = SESSION_INIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         b.commit_from_file(path)
             .map_err(|e| Error::model(path, format!("ONNX Runtime cannot load it: {e}")))
     })
@@ -346,6 +360,10 @@ impl BackendManager for OrtBackend {
             }
             Err(reason) => format!("{NAME}:\tNone ({reason})"),
         }
+    }
+
+    fn custom_ops(&self) -> Vec<String> {
+        custom_ops::names()
     }
 
     fn device_kinds(&self) -> &[&str] {

@@ -21,6 +21,8 @@
 //! built on first use and cached. `to_backend` checks that tract can load and optimize the
 //! model, so unsupported operators are reported at deploy time, not at first inference.
 
+mod custom_ops;
+
 use rdeploy_core::{
     BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Signature,
     Tensor, TensorInfo, Wrapper,
@@ -55,9 +57,16 @@ fn engine_err(context: &str, e: impl Into<rdeploy_core::BoxError>) -> Error {
     Error::engine(NAME, context, e)
 }
 
+/// tract's ONNX importer with MMDeploy's and mmcv's custom ops registered.
+fn onnx() -> tract_onnx::Onnx {
+    let mut o = tract_onnx::onnx();
+    custom_ops::register(&mut o.op_register);
+    o
+}
+
 /// Loads the model into tract, keeping only (and ordering by) the outputs asked for.
 fn load_inference_model(path: &Path, output_names: &[String]) -> Result<InferenceModel> {
-    let mut model = tract_onnx::onnx()
+    let mut model = onnx()
         .model_for_path(path)
         .map_err(|e| engine_err(&format!("cannot load {}", path.display()), e))?;
     if !output_names.is_empty() {
@@ -97,6 +106,10 @@ fn has_unfixed_dims(info: &[TensorInfo]) -> bool {
 }
 
 impl BackendManager for TractBackend {
+    fn custom_ops(&self) -> Vec<String> {
+        custom_ops::names()
+    }
+
     fn name(&self) -> &str {
         NAME
     }

@@ -135,6 +135,13 @@ pub trait BackendManager: Send + Sync {
         }
     }
 
+    /// The ONNX custom ops (`domain::op_type`, e.g. `mmdeploy::grid_sampler`) this backend runs
+    /// with no external library: kernels it registers, or ops its importer has itself (what
+    /// MMDeploy's `check_env` reports as `custom ops: Available`). None by default.
+    fn custom_ops(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The device kinds this backend runs on (`cpu`, `cuda`...).
     fn device_kinds(&self) -> &[&str] {
         &["cpu"]

@@ -37,16 +37,18 @@ mod onnx_config;
 pub mod rewrite;
 mod rules;
 pub mod shapes;
+pub mod simplify;
 pub mod upgrade;
 
 pub use fp16::Fp16Pass;
 pub use normalize::NormalizePass;
 pub use onnx_config::OnnxConfigPass;
 pub use rewrite::{Pattern, Rewrite, RewriteCx, RewritePass, RewriteRegistry};
+pub use simplify::SimplifyPass;
 pub use upgrade::OpsetUpgradePass;
 
 /// Names of passes (besides rewrite rules) that `rewrite_config.enable`/`disable` may name.
-pub const KNOWN_PASS_NAMES: &[&str] = &["opset_upgrade", "rewrite", "fp16"];
+pub const KNOWN_PASS_NAMES: &[&str] = &["opset_upgrade", "rewrite", "simplify"];
 pub use rdeploy_core::PassRequest;
 
 use rdeploy_core::onnx::proto::ModelProto;
@@ -173,6 +175,7 @@ impl PassRegistry {
                 ("opset_upgrade", |req, cfg| {
                     Ok(Arc::new(OpsetUpgradePass::from_request(req, cfg)?))
                 }),
+                ("simplify", |_, _| Ok(Arc::new(SimplifyPass))),
             ],
         }
     }

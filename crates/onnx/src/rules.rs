@@ -24,8 +24,13 @@ pub fn builtin() -> Vec<Arc<dyn Rewrite>> {
         Arc::new(ModulatedDeformConvToDeformConv { domain: "mmcv" }),
         Arc::new(MmcvRoiAlignToRoiAlign),
         Arc::new(MmcvNmsToNonMaxSuppression),
+        Arc::new(DecomposeLpPool),
+        Arc::new(DecomposeCenterCropPad),
     ]
 }
+
+/// Engines without `LpPool` and `CenterCropPad` (tract 0.23; measured by the ONNX node suite).
+const LACK_LP_POOL: &[&str] = &["tract"];
 
 fn bad(n: &NodeProto, msg: impl std::fmt::Display) -> Error {
     Error::model(
@@ -324,5 +329,199 @@ fn unsqueeze(cx: &mut RewriteCx<'_>, x: &str, axes: &[i64], y: &str) -> NodeProt
         node::node("Unsqueeze", "", &[x, &a], &[y], vec![])
     } else {
         node::node("Unsqueeze", "", &[x], &[y], vec![node::ints("axes", axes)])
+    }
+}
+
+/// `LpPool` -> `Abs`, `Pow(p)`, `AveragePool(count_include_pad=1)`, `Mul(kernel size)`,
+/// `Pow(1/p)`: the p-norm of each window, `(sum |x|^p)^(1/p)`, from primitives every engine
+/// has. Declined (the node kept) for `ceil_mode=1` or dilations, whose windows `AveragePool`
+/// counts differently.
+struct DecomposeLpPool;
+
+impl Rewrite for DecomposeLpPool {
+    fn name(&self) -> &str {
+        "decompose_lp_pool"
+    }
+    fn pattern(&self) -> Pattern {
+        Pattern::op("LpPool")
+    }
+    fn backends(&self) -> &[&str] {
+        LACK_LP_POOL
+    }
+    fn description(&self) -> &str {
+        "LpPool -> Abs, Pow(p), AveragePool(count_include_pad=1), Mul(window size), Pow(1/p) for engines without LpPool"
+    }
+    fn rewrite(&self, n: &NodeProto, cx: &mut RewriteCx<'_>) -> Result<Option<Vec<NodeProto>>> {
+        if n.input.len() != 1 || n.output.len() != 1 {
+            return Ok(None);
+        }
+        let Some(kernel) = attr_ints(n, "kernel_shape") else {
+            return Ok(None);
+        };
+        if attr_int(n, "ceil_mode").unwrap_or(0) != 0
+            || attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|v| *v != 1))
+        {
+            return Ok(None);
+        }
+        // Opset 1 wrote p as a float; later opsets as an int.
+        let p = attr_int(n, "p")
+            .map(|p| p as f32)
+            .or_else(|| attr_float(n, "p"))
+            .unwrap_or(2.0);
+        if p <= 0.0 {
+            return Err(bad(n, format!("p = {p} is not positive")));
+        }
+        let size: i64 = kernel.iter().product();
+        let elem = cx.elem_type(&n.input[0]);
+        let scalar = |cx: &mut RewriteCx<'_>, hint: &str, v: f32| -> Result<String> {
+            let t = rdeploy_core::Tensor::from_shape_vec(&[], vec![v])?;
+            let t = match elem {
+                Some(11) => t.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?,
+                Some(10) => t.cast(rdeploy_core::DType::F16, rdeploy_core::Cast::Unchecked)?,
+                _ => t,
+            };
+            Ok(cx.add_constant(hint, &t))
+        };
+        let (pc, inv, k) = (
+            scalar(cx, "p", p)?,
+            scalar(cx, "inv_p", 1.0 / p)?,
+            scalar(cx, "window", size as f32)?,
+        );
+        let x = &n.input[0];
+        let (a, ap, avg, sum) = (
+            cx.fresh(&format!("{x}_abs")),
+            cx.fresh(&format!("{x}_pow")),
+            cx.fresh(&format!("{x}_avg")),
+            cx.fresh(&format!("{x}_sum")),
+        );
+        let mut pool_attrs = vec![
+            node::ints("kernel_shape", &kernel),
+            node::int("count_include_pad", 1),
+        ];
+        for name in ["pads", "strides"] {
+            if let Some(v) = attr_ints(n, name) {
+                pool_attrs.push(node::ints(name, &v));
+            }
+        }
+        if let Some(a) = attr_string(n, "auto_pad") {
+            pool_attrs.push(node::string("auto_pad", &a));
+        }
+        Ok(Some(vec![
+            node::node("Abs", "", &[x], &[&a], vec![]),
+            node::node("Pow", "", &[&a, &pc], &[&ap], vec![]),
+            node::node("AveragePool", n.name(), &[&ap], &[&avg], pool_attrs),
+            node::node("Mul", "", &[&avg, &k], &[&sum], vec![]),
+            node::node("Pow", "", &[&sum, &inv], &[&n.output[0]], vec![]),
+        ]))
+    }
+}
+
+/// `CenterCropPad` (opset 18) with a constant `shape` and known input dims -> `Slice` (crop)
+/// and `Pad` (pad), centred as the specification's reference does: a crop starts at
+/// `(dim - target) // 2`, a pad puts `(target - dim) // 2` before.
+struct DecomposeCenterCropPad;
+
+impl Rewrite for DecomposeCenterCropPad {
+    fn name(&self) -> &str {
+        "decompose_center_crop_pad"
+    }
+    fn pattern(&self) -> Pattern {
+        Pattern::op("CenterCropPad")
+    }
+    fn backends(&self) -> &[&str] {
+        LACK_LP_POOL
+    }
+    fn description(&self) -> &str {
+        "CenterCropPad with a constant shape and static input dims -> Slice + Pad"
+    }
+    fn rewrite(&self, n: &NodeProto, cx: &mut RewriteCx<'_>) -> Result<Option<Vec<NodeProto>>> {
+        if n.input.len() != 2 || n.output.len() != 1 {
+            return Ok(None);
+        }
+        let (Some(target), Some(dims)) = (cx.constant(&n.input[1]), cx.shape(&n.input[0])) else {
+            return Ok(None);
+        };
+        let target: Vec<i64> = target.to_f64_vec().iter().map(|v| *v as i64).collect();
+        let rank = dims.len() as i64;
+        let axes: Vec<i64> = match attr_ints(n, "axes") {
+            Some(a) => a
+                .iter()
+                .map(|a| if *a < 0 { a + rank } else { *a })
+                .collect(),
+            None => (0..rank).collect(),
+        };
+        if axes.len() != target.len() || axes.iter().any(|a| !(0..rank).contains(a)) {
+            return Err(bad(
+                n,
+                format!("shape {target:?} does not fit axes {axes:?} of a rank-{rank} input"),
+            ));
+        }
+        let mut starts = Vec::new();
+        let mut ends = Vec::new();
+        let mut slice_axes = Vec::new();
+        let mut pads = vec![0i64; 2 * dims.len()];
+        for (a, t) in axes.iter().zip(&target) {
+            let Some(d) = dims[*a as usize] else {
+                return Ok(None);
+            };
+            let d = d as i64;
+            if *t < d {
+                let s = (d - t) / 2;
+                starts.push(s);
+                ends.push(s + t);
+                slice_axes.push(*a);
+            } else if *t > d {
+                let before = (t - d) / 2;
+                pads[*a as usize] = before;
+                pads[*a as usize + dims.len()] = t - d - before;
+            }
+        }
+        let x = n.input[0].clone();
+        let y = n.output[0].clone();
+        let mut out = Vec::new();
+        let mut cur = x.clone();
+        let need_pad = pads.iter().any(|p| *p != 0);
+        if !starts.is_empty() {
+            let next = if need_pad {
+                cx.fresh(&format!("{x}_cropped"))
+            } else {
+                y.clone()
+            };
+            let (s, e, a) = (
+                cx.add_i64("starts", &starts),
+                cx.add_i64("ends", &ends),
+                cx.add_i64("axes", &slice_axes),
+            );
+            out.push(node::node(
+                "Slice",
+                n.name(),
+                &[&cur, &s, &e, &a],
+                &[&next],
+                vec![],
+            ));
+            cur = next;
+        }
+        if need_pad {
+            let p = cx.add_i64("pads", &pads);
+            out.push(node::node(
+                "Pad",
+                &suffixed(n.name(), "pad"),
+                &[&cur, &p],
+                &[&y],
+                vec![],
+            ));
+        }
+        if out.is_empty() {
+            out.push(node::node("Identity", n.name(), &[&x], &[&y], vec![]));
+        }
+        Ok(Some(out))
+    }
+}
+
+fn suffixed(name: &str, s: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("{name}_{s}")
     }
 }

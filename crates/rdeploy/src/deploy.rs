@@ -29,7 +29,8 @@ pub struct DeployOptions<'a> {
 
 /// The graph passes run on the IR before `backend`'s `to_backend`, in order:
 /// `opset_upgrade` (the backend's request, or the default: models below opset 7 to 13), the
-/// `rewrite` rules registered for the backend, then the backend's other requests (`fp16`).
+/// `rewrite` rules registered for the backend, `simplify` (when asked for or enabled), then
+/// the backend's other requests (`fp16`).
 /// `rewrite_config.disable` in the deploy config switches `opset_upgrade` and rules off.
 ///
 /// # Errors
@@ -56,7 +57,17 @@ pub fn backend_passes(
     if !rules.is_empty() && !switches.disabled("rewrite") {
         out.push(Arc::new(RewritePass { rules }));
     }
-    for r in requests.iter().filter(|r| r.name != "opset_upgrade") {
+    // `simplify` (constant folding, dead nodes): when the backend asks or the config enables.
+    let simplify_asked = requests.iter().any(|r| r.name == "simplify");
+    if (simplify_asked || switches.enable.iter().any(|n| n == "simplify"))
+        && !switches.disabled("simplify")
+    {
+        out.push(passes.resolve(&PassRequest::new("simplify"), deploy_cfg)?);
+    }
+    for r in requests
+        .iter()
+        .filter(|r| r.name != "opset_upgrade" && r.name != "simplify")
+    {
         out.push(passes.resolve(r, deploy_cfg)?);
     }
     Ok(out)

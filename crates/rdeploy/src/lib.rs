@@ -43,8 +43,8 @@ mod load;
 pub mod workdir;
 
 pub use deploy::{DeployOptions, backend_of, backend_passes, deploy, rewrite_model, to_backend};
-pub use rdeploy_onnx::{Rewrite, RewriteRegistry};
 pub use load::load;
+pub use rdeploy_onnx::{Rewrite, RewriteRegistry};
 pub use workdir::{Manifest, WorkDir};
 
 pub use rdeploy_config::{self as config, Config};
@@ -105,6 +105,9 @@ pub struct BackendStatus {
     pub devices: Vec<String>,
     /// The human `check-env` line (`name:\tversion (details)` or `name:\tNone (reason)`).
     pub line: String,
+    /// The MMDeploy/mmcv custom ops it runs with no external library (`domain::op_type`): its
+    /// own kernels, ops its importer has, and ops a rewrite rule maps to a standard op for it.
+    pub custom_ops: Vec<String>,
 }
 
 /// Every registered backend's availability: MMDeploy's `check_env`.
@@ -120,7 +123,23 @@ pub fn check_env(registry: &Registry) -> Vec<BackendStatus> {
                 reason: check.as_ref().err().cloned(),
                 devices: b.device_kinds().iter().map(ToString::to_string).collect(),
                 line: b.check_env_line(),
+                custom_ops: custom_ops_of(b.as_ref()),
             }
         })
         .collect()
+}
+
+/// What [`BackendStatus::custom_ops`] lists: the backend's own, plus custom ops a built-in
+/// rewrite rule maps to a standard op for it (in full or for some attribute values).
+fn custom_ops_of(b: &dyn BackendManager) -> Vec<String> {
+    let mut ops = b.custom_ops();
+    for r in RewriteRegistry::builtin().rules() {
+        let p = r.pattern();
+        if !p.domain.is_empty() && (r.backends().is_empty() || r.backends().contains(&b.name())) {
+            ops.push(format!("{}::{}", p.domain, p.op_type));
+        }
+    }
+    ops.sort();
+    ops.dedup();
+    ops
 }

@@ -17,6 +17,7 @@ pub(crate) fn run(registry: &Registry, json: bool) -> Result<()> {
                     "version": b.version,
                     "reason": b.reason,
                     "devices": b.devices,
+                    "custom_ops": b.custom_ops,
                 })
             })
             .collect();
@@ -27,6 +28,14 @@ pub(crate) fn run(registry: &Registry, json: bool) -> Result<()> {
         for b in &status {
             s.push_str(&b.line);
             s.push('\n');
+            // MMDeploy's `ONNXRuntime custom ops: Available` line, with the ops named.
+            if !b.custom_ops.is_empty() {
+                s.push_str(&format!(
+                    "{} custom ops:\tAvailable ({})\n",
+                    b.name,
+                    b.custom_ops.join(", ")
+                ));
+            }
         }
         out(&s)
     }

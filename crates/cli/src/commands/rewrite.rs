@@ -20,16 +20,12 @@ pub(crate) fn run(registry: &Registry, a: RewriteArgs) -> Result<()> {
         None => rdeploy::DeployConfig(json!({})),
     };
     if let Some(root) = cfg.0.as_object_mut() {
-        let be = root
-            .entry("backend_config")
-            .or_insert_with(|| json!({}));
+        let be = root.entry("backend_config").or_insert_with(|| json!({}));
         if let Some(be) = be.as_object_mut() {
             be.insert("type".into(), json!(backend));
         }
         if let Some(t) = a.target_opset {
-            let rc = root
-                .entry("rewrite_config")
-                .or_insert_with(|| json!({}));
+            let rc = root.entry("rewrite_config").or_insert_with(|| json!({}));
             match rc.as_object_mut() {
                 Some(rc) => {
                     rc.insert("opset_upgrade".into(), json!({ "target": t }));
@@ -82,7 +78,12 @@ pub(crate) fn run(registry: &Registry, a: RewriteArgs) -> Result<()> {
     out(&s)
 }
 
-fn list(registry: &Registry, rewrites: &RewriteRegistry, backend: Option<&str>, json: bool) -> Result<()> {
+fn list(
+    registry: &Registry,
+    rewrites: &RewriteRegistry,
+    backend: Option<&str>,
+    json: bool,
+) -> Result<()> {
     if let Some(b) = backend {
         registry.get(b)?;
     }

@@ -1,0 +1,336 @@
+//! Graph rewrites through the deploy pipeline, each checked against ONNX Runtime running the
+//! original model directly (no rdeploy pass): `simplify` folds shape subgraphs and removes dead
+//! nodes; `decompose_lp_pool` / `decompose_center_crop_pad` make ops tract lacks run there.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a test failure"
+)]
+
+use rdeploy_conformance as conf;
+use rdeploy_core::onnx::proto::{
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+};
+use rdeploy_core::{BackendManager, Dim, Tensor};
+use rdeploy_onnx::build::tensor_value_info;
+use rdeploy_onnx::node;
+use std::path::Path;
+
+fn model(opset: i64, nodes: Vec<NodeProto>, x_dims: &[Dim], inits: Vec<TensorProto>) -> ModelProto {
+    ModelProto {
+        ir_version: Some(8),
+        producer_name: Some("rdeploy-test".into()),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
+        graph: Some(GraphProto {
+            name: Some("g".into()),
+            node: nodes,
+            input: vec![tensor_value_info("x", 1, Some(x_dims))],
+            output: vec![tensor_value_info("y", 1, None)],
+            initializer: inits,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn i64s(name: &str, v: &[i64]) -> TensorProto {
+    rdeploy_core::onnx::tensor_to_proto(
+        name,
+        &Tensor::from_shape_vec(&[v.len()], v.to_vec()).unwrap(),
+    )
+}
+
+fn ramp(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_shape_vec(
+        shape,
+        (0..n)
+            .map(|i| ((i * 29 % 97) as f32) / 13.0 - 3.5)
+            .collect(),
+    )
+    .unwrap()
+}
+
+/// ONNX Runtime on the original file (no passes): the reference.
+fn reference(path: &Path, work: &Path, x: &Tensor) -> Option<Tensor> {
+    let ort = rdeploy_backend_ort::OrtBackend;
+    if !conf::backend_under_test(&ort) {
+        return None;
+    }
+    let w = conf::wrapper_for(&ort, path, &work.join("ref")).unwrap();
+    Some(
+        w.forward(vec![("x".into(), x.clone())])
+            .unwrap()
+            .remove(0)
+            .1,
+    )
+}
+
+/// Deploys with `cfg_extra` merged into the config; returns the output and the deployed
+/// graph's op types (of the file the passes wrote).
+fn deployed(
+    backend: &dyn BackendManager,
+    path: &Path,
+    work: &Path,
+    cfg_extra: serde_json::Value,
+    x: &Tensor,
+) -> (Tensor, Vec<String>) {
+    let mut cfg = serde_json::json!({"backend_config": {"type": backend.name()}});
+    if let (Some(o), Some(e)) = (cfg.as_object_mut(), cfg_extra.as_object()) {
+        o.extend(e.clone());
+    }
+    let cfg = rdeploy::Config::from_json(&cfg, Path::new("<test>")).unwrap();
+    let registry = rdeploy::builtin_registry();
+    let dir = work.join(backend.name());
+    let wd = rdeploy::deploy(
+        &registry,
+        &cfg,
+        path,
+        &dir,
+        &rdeploy::Device::cpu(),
+        &rdeploy::DeployOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{}: {}", backend.name(), e.report()));
+    let w = rdeploy::load(&wd, &registry, None).unwrap();
+    let y = w
+        .forward(vec![("x".into(), x.clone())])
+        .unwrap()
+        .remove(0)
+        .1;
+    let onnx_file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .max_by_key(|p| p.to_string_lossy().len())
+        .unwrap();
+    let m = rdeploy_core::onnx::load(&onnx_file).unwrap();
+    let ops = m
+        .graph
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.op_type().to_string())
+        .collect();
+    (y, ops)
+}
+
+#[test]
+fn simplify_folds_a_shape_chain_and_keeps_the_result() {
+    // y = Reshape(x, Concat(Gather(Shape(x), 0), Mul(Gather(Shape(x), 1), Gather(Shape(x), 2))))
+    // with a dynamic batch: dims 1 and 2 fold, dim 0 stays computed; plus a dead branch.
+    let nodes = vec![
+        node::node("Shape", "", &["x"], &["s"], vec![]),
+        node::node(
+            "Gather",
+            "",
+            &["s", "i0"],
+            &["d0"],
+            vec![node::int("axis", 0)],
+        ),
+        node::node(
+            "Gather",
+            "",
+            &["s", "i1"],
+            &["d1"],
+            vec![node::int("axis", 0)],
+        ),
+        node::node(
+            "Gather",
+            "",
+            &["s", "i2"],
+            &["d2"],
+            vec![node::int("axis", 0)],
+        ),
+        node::node("Mul", "", &["d1", "d2"], &["d12"], vec![]),
+        node::node(
+            "Concat",
+            "",
+            &["d0", "d12"],
+            &["shape"],
+            vec![node::int("axis", 0)],
+        ),
+        node::node("Reshape", "", &["x", "shape"], &["y"], vec![]),
+        node::node("Relu", "", &["x"], &["unused"], vec![]),
+    ];
+    let dims = [Dim::Symbolic("batch".into()), Dim::Fixed(3), Dim::Fixed(4)];
+    let m = model(
+        13,
+        nodes,
+        &dims,
+        vec![i64s("i0", &[0]), i64s("i1", &[1]), i64s("i2", &[2])],
+    );
+    let work = conf::tempdir("all", "simplify");
+    std::fs::create_dir_all(&work).unwrap();
+    let path = work.join("m.onnx");
+    rdeploy_core::onnx::save(&m, &path).unwrap();
+    let x = ramp(&[5, 3, 4]);
+    let want = reference(&path, &work, &x);
+    for b in [
+        &rdeploy_backend_tract::TractBackend as &dyn BackendManager,
+        &rdeploy_backend_ort::OrtBackend,
+    ] {
+        if !conf::backend_under_test(b) {
+            continue;
+        }
+        let (y, ops) = deployed(
+            b,
+            &path,
+            &work,
+            serde_json::json!({"rewrite_config": {"enable": ["simplify"]}}),
+            &x,
+        );
+        assert_eq!(y.shape(), &[5, 12]);
+        if let Some(want) = &want {
+            conf::compare(&y, want, 0.0, 0.0).unwrap();
+        }
+        // The dims-1-and-2 branch and the dead Relu are gone; dim 0 is still computed.
+        assert!(!ops.contains(&"Mul".to_string()), "{ops:?}");
+        assert!(!ops.contains(&"Relu".to_string()), "{ops:?}");
+        assert_eq!(ops.iter().filter(|o| *o == "Gather").count(), 1, "{ops:?}");
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn simplify_folds_everything_for_static_shapes() {
+    let nodes = vec![
+        node::node("Shape", "", &["x"], &["s"], vec![]),
+        node::node("Slice", "", &["s", "st", "en"], &["hw"], vec![]),
+        node::node(
+            "ReduceProd",
+            "",
+            &["hw"],
+            &["p"],
+            vec![node::int("keepdims", 1)],
+        ),
+        node::node(
+            "Gather",
+            "",
+            &["s", "i0"],
+            &["n"],
+            vec![node::int("axis", 0)],
+        ),
+        node::node(
+            "Concat",
+            "",
+            &["n", "hw"],
+            &["shape"],
+            vec![node::int("axis", 0)],
+        ),
+        node::node("Reshape", "", &["x", "shape"], &["y"], vec![]),
+    ];
+    let dims = [Dim::Fixed(2), Dim::Fixed(3), Dim::Fixed(4)];
+    let m = model(
+        13,
+        nodes,
+        &dims,
+        vec![i64s("i0", &[0]), i64s("st", &[1]), i64s("en", &[3])],
+    );
+    let work = conf::tempdir("tract", "simplify-static");
+    std::fs::create_dir_all(&work).unwrap();
+    let path = work.join("m.onnx");
+    rdeploy_core::onnx::save(&m, &path).unwrap();
+    let x = ramp(&[2, 3, 4]);
+    let (y, ops) = deployed(
+        &rdeploy_backend_tract::TractBackend,
+        &path,
+        &work,
+        serde_json::json!({"rewrite_config": {"enable": ["simplify"]}}),
+        &x,
+    );
+    // ReduceProd is not folded (not shape arithmetic rdeploy evaluates), so it stays, dead.
+    assert_eq!(y.shape(), &[2, 3, 4]);
+    conf::compare(&y, &x, 0.0, 0.0).unwrap();
+    assert_eq!(
+        ops,
+        vec!["Reshape".to_string()],
+        "everything but the Reshape folds or is dead"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn lp_pool_runs_on_tract_after_decomposition() {
+    let work = conf::tempdir("tract", "lppool");
+    std::fs::create_dir_all(&work).unwrap();
+    for (p, pads, strides) in [
+        (2i64, [0i64, 0, 0, 0], [1i64, 1]),
+        (1, [1, 1, 1, 1], [2, 2]),
+        (3, [0, 1, 0, 1], [2, 1]),
+    ] {
+        let n = node::node(
+            "LpPool",
+            "lp",
+            &["x"],
+            &["y"],
+            vec![
+                node::ints("kernel_shape", &[3, 2]),
+                node::int("p", p),
+                node::ints("pads", &pads),
+                node::ints("strides", &strides),
+            ],
+        );
+        let m = model(
+            18,
+            vec![n],
+            &[Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(6), Dim::Fixed(5)],
+            vec![],
+        );
+        let path = work.join(format!("lp{p}.onnx"));
+        rdeploy_core::onnx::save(&m, &path).unwrap();
+        let x = ramp(&[1, 2, 6, 5]);
+        let (y, ops) = deployed(
+            &rdeploy_backend_tract::TractBackend,
+            &path,
+            &work.join(format!("p{p}")),
+            serde_json::json!({}),
+            &x,
+        );
+        assert!(!ops.contains(&"LpPool".to_string()), "{ops:?}");
+        if let Some(want) = reference(&path, &work.join(format!("p{p}")), &x) {
+            // Pow/exp round-trips: float32 last bits.
+            conf::compare(&y, &want, 1e-5, 1e-5).unwrap_or_else(|e| panic!("p={p}: {e}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn center_crop_pad_runs_on_tract_after_decomposition() {
+    let work = conf::tempdir("tract", "ccp");
+    std::fs::create_dir_all(&work).unwrap();
+    // Crop H (7 -> 4), pad W (5 -> 8).
+    let n = node::node(
+        "CenterCropPad",
+        "c",
+        &["x", "target"],
+        &["y"],
+        vec![node::ints("axes", &[2, 3])],
+    );
+    let m = model(
+        18,
+        vec![n],
+        &[Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(7), Dim::Fixed(5)],
+        vec![i64s("target", &[4, 8])],
+    );
+    let path = work.join("ccp.onnx");
+    rdeploy_core::onnx::save(&m, &path).unwrap();
+    let x = ramp(&[1, 2, 7, 5]);
+    let (y, ops) = deployed(
+        &rdeploy_backend_tract::TractBackend,
+        &path,
+        &work,
+        serde_json::json!({}),
+        &x,
+    );
+    assert!(!ops.contains(&"CenterCropPad".to_string()), "{ops:?}");
+    assert_eq!(y.shape(), &[1, 2, 4, 8]);
+    if let Some(want) = reference(&path, &work, &x) {
+        conf::compare(&y, &want, 0.0, 0.0).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
