@@ -48,6 +48,10 @@ pub fn backend_of(registry: &Registry, config: &Config) -> Result<Arc<dyn Backen
 /// Deploying again with the same model, config, backend version and device reuses the work dir
 /// unless `options.force`.
 ///
+/// `backend_config.custom_ops` paths are resolved against the config file's folder
+/// ([`Config::custom_ops`]) and handed to the backend, and kept in the manifest, as absolute
+/// paths; a change in a library's content is a change of config for reuse.
+///
 /// # Errors
 /// [`Error::Config`] for a config that does not fit the model (naming file, line and key),
 /// [`Error::Model`] for a model that cannot be read, [`Error::BackendUnavailable`],
