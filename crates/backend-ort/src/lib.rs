@@ -416,9 +416,9 @@ fn build_session(
                 Error::config_key(
                     CUSTOM_OPS_KEY,
                     format!(
-                        "ONNX Runtime cannot load the custom-op library {}: {e}. It must be a shared library for this platform that exports RegisterCustomOps (ONNX Runtime's custom-op entry point), built against an ONNX Runtime C API no newer than {}",
+                        "ONNX Runtime cannot load the custom-op library {}: {e}. It must be a shared library for this platform that exports RegisterCustomOps (ONNX Runtime's custom-op entry point), built against the C API of ONNX Runtime {} or older",
                         lib.display(),
-                        runtime().map(|r| r.found.version.as_str()).unwrap_or("the one loaded")
+                        runtime().map(|r| r.found.version.as_str()).unwrap_or("(the one loaded)")
                     ),
                 )
             })?;
@@ -730,5 +730,78 @@ impl Wrapper for OrtWrapper {
                 })
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use serde_json::json;
+
+    fn ops(v: Json) -> Result<Vec<PathBuf>> {
+        custom_ops(&DeployConfig(
+            json!({ "backend_config": { "custom_ops": v } }),
+        ))
+    }
+
+    #[test]
+    fn custom_ops_forms() {
+        assert!(ops(Json::Null).unwrap().is_empty());
+        assert!(custom_ops(&DeployConfig::empty()).unwrap().is_empty());
+        assert_eq!(
+            ops(json!("/a/lib.so")).unwrap(),
+            [PathBuf::from("/a/lib.so")]
+        );
+        assert_eq!(
+            ops(json!(["rel.so"])).unwrap(),
+            [std::env::current_dir().unwrap().join("rel.so")]
+        );
+        let e = ops(json!({"a": 1})).unwrap_err().to_string();
+        assert!(
+            e.contains(CUSTOM_OPS_KEY) && e.contains("list of library paths"),
+            "{e}"
+        );
+        let e = ops(json!(["/a.so", 3])).unwrap_err().to_string();
+        assert!(e.contains("backend_config.custom_ops[1]"), "{e}");
+        let e = check_library(Path::new("/nonexistent/libx.so"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/libx.so")
+                && e.contains(CUSTOM_OPS_KEY)
+                && e.contains("not found"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn copies_keep_names_apart_and_never_copy_onto_themselves() {
+        let d = tempfile::tempdir().unwrap();
+        for (sub, text) in [("a", "first"), ("b", "second")] {
+            std::fs::create_dir_all(d.path().join(sub)).unwrap();
+            std::fs::write(d.path().join(sub).join("libops.so"), text).unwrap();
+        }
+        let libs = [d.path().join("a/libops.so"), d.path().join("b/libops.so")];
+        let work = d.path().join("work");
+        let copies = copy_libraries(&libs, &work).unwrap();
+        assert_eq!(
+            copies,
+            [
+                work.join("custom_ops/libops.so"),
+                work.join("custom_ops/1-libops.so")
+            ]
+        );
+        assert_eq!(std::fs::read_to_string(&copies[1]).unwrap(), "second");
+        // A config naming the work dir's own copy: left as it is.
+        let again = copy_libraries(&copies[..1], &work).unwrap();
+        assert_eq!(again, copies[..1]);
+        assert_eq!(std::fs::read_to_string(&copies[0]).unwrap(), "first");
+        assert!(
+            copy_libraries(&[], &d.path().join("w2"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!d.path().join("w2").exists());
     }
 }
