@@ -8,4 +8,5 @@
 #   num_streams=2, inference_num_threads=4
 #   properties=dict(KEY='value')      any OpenVINO device property
 #   model_format='onnx'               skip conversion and load the ONNX file directly
+# custom_ops (extension libraries) is refused: the openvino crate has no Core::add_extension.
 backend_config = dict(type='openvino')

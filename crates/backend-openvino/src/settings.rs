@@ -12,6 +12,9 @@
 //! | `inference_num_threads` | an int | `INFERENCE_NUM_THREADS` |
 //! | `properties` | `dict(KEY='value', ...)`, any device property | as given |
 //! | `model_format` | `'ir'` (default: convert with `ovc`), `'onnx'` (read the ONNX file directly) | |
+//!
+//! `custom_ops` (extension libraries, loaded by ONNX Runtime) is refused with the reason: the
+//! `openvino` crate does not expose `Core::add_extension`.
 
 use rdeploy_core::{DeployConfig, Error, Result};
 use serde_json::Value as Json;
@@ -78,6 +81,14 @@ fn one_of(k: &str, v: &Json, allowed: &[&str]) -> Result<String> {
 impl Settings {
     pub fn from_config(cfg: &DeployConfig) -> Result<Settings> {
         let get = |k: &str| cfg.get(&key(k)).filter(|v| !v.is_null());
+        if let Some(v) = get("custom_ops").filter(|v| v.as_array().is_none_or(|a| !a.is_empty())) {
+            return Err(Error::config_key(
+                key("custom_ops"),
+                format!(
+                    "OpenVINO extension libraries are not supported (given {v}): the openvino crate rdeploy uses does not expose Core::add_extension. Remove the key, or deploy with backend_config.type='onnxruntime', which loads custom-op libraries"
+                ),
+            ));
+        }
         let model_format = match get("model_format") {
             None => ModelFormat::Ir,
             Some(v) => match one_of("model_format", v, &["ir", "onnx"])?.as_str() {
@@ -233,5 +244,21 @@ mod tests {
         );
         let e = s(json!({"num_streams": -1})).unwrap_err().to_string();
         assert!(e.contains("num_streams"), "{e}");
+    }
+
+    #[test]
+    fn custom_ops_are_refused_with_the_reason() {
+        let e = s(json!({"custom_ops": ["/x/libext.so"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("backend_config.custom_ops")
+                && e.contains("/x/libext.so")
+                && e.contains("add_extension")
+                && e.contains("onnxruntime"),
+            "{e}"
+        );
+        assert!(s(json!({"custom_ops": []})).is_ok());
+        assert!(s(json!({"custom_ops": null})).is_ok());
     }
 }

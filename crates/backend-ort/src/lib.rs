@@ -20,6 +20,13 @@
 //! wrapper keeps a small pool (`backend_config.session_pool_size`, default 1): concurrent
 //! `forward` calls are safe, and run in parallel when the pool has more than one session.
 //! Inputs are passed to ONNX Runtime as views of rdeploy's buffers, without copies.
+//!
+//! Custom operators: `backend_config.custom_ops = ['libmyops.so']` names shared libraries that
+//! ONNX Runtime loads into every session (`RegisterCustomOpsLibrary`; the library exports
+//! `RegisterCustomOps`). `to_backend` copies them into the work dir's `custom_ops/` folder and
+//! lists them after the model among the backend files, so a work dir carries its libraries and
+//! loads the same way from any folder; `build_wrapper` loads the libraries among its files, or
+//! the configured ones when it is given the model alone.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -131,6 +138,157 @@ fn ort_err(what: &str, e: impl Into<rdeploy_core::BoxError>) -> Error {
     Error::engine(NAME, what, e)
 }
 
+/// The key naming custom-op libraries.
+const CUSTOM_OPS_KEY: &str = "backend_config.custom_ops";
+/// The work dir folder holding the copies of the custom-op libraries.
+const CUSTOM_OPS_DIR: &str = "custom_ops";
+
+/// `backend_config.custom_ops`: a path or a list of paths. Relative paths resolve against the
+/// current directory here; the deploy pipeline has already resolved them against the config
+/// file's folder.
+fn custom_ops(cfg: &DeployConfig) -> Result<Vec<PathBuf>> {
+    let items: Vec<&Json> = match cfg.get(CUSTOM_OPS_KEY) {
+        None | Some(Json::Null) => return Ok(Vec::new()),
+        Some(one @ Json::String(_)) => vec![one],
+        Some(Json::Array(items)) => items.iter().collect(),
+        Some(other) => {
+            return Err(Error::config_key(
+                CUSTOM_OPS_KEY,
+                format!(
+                    "must be a list of library paths, e.g. custom_ops=['libmyops.so'], not {other}"
+                ),
+            ));
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match v.as_str() {
+            Some(s) if !s.trim().is_empty() => std::path::absolute(s)
+                .map_err(|e| Error::io("cannot resolve the custom-op library", s, e)),
+            _ => Err(Error::config_key(
+                format!("{CUSTOM_OPS_KEY}[{i}]"),
+                format!("must be a non-empty path to a shared library, not {v}"),
+            )),
+        })
+        .collect()
+}
+
+/// Fails unless `lib` is a readable regular file, naming it and the key.
+fn check_library(lib: &Path) -> Result<()> {
+    rdeploy_core::files::regular_file_size(lib)
+        .map(|_| ())
+        .map_err(|why| {
+            Error::config_key(
+                CUSTOM_OPS_KEY,
+                format!(
+                    "the custom-op library {}: {why} (relative paths resolve against the config file's folder)",
+                    lib.display()
+                ),
+            )
+        })
+}
+
+/// Copies the custom-op libraries into `work_dir/custom_ops/`, one file name each (a name
+/// taken twice gets its index in front), and returns the copies.
+fn copy_libraries(libs: &[PathBuf], work_dir: &Path) -> Result<Vec<PathBuf>> {
+    let dir = work_dir.join(CUSTOM_OPS_DIR);
+    if !libs.is_empty() {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    }
+    let mut out: Vec<PathBuf> = Vec::with_capacity(libs.len());
+    for (i, lib) in libs.iter().enumerate() {
+        let name = lib
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("custom_ops_{i}"));
+        let mut to = dir.join(&name);
+        if out.contains(&to) {
+            to = dir.join(format!("{i}-{name}"));
+        }
+        // Copying a file onto itself would empty it (a config naming the copy, say).
+        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+        if same(lib, &to) {
+            out.push(to);
+            continue;
+        }
+        std::fs::copy(lib, &to)
+            .map_err(|e| Error::io("cannot copy the custom-op library to", &to, e))?;
+        out.push(to);
+    }
+    Ok(out)
+}
+
+/// Domains whose operators ONNX Runtime implements itself.
+const BUILTIN_DOMAINS: &[&str] = &[
+    "",
+    "ai.onnx",
+    "ai.onnx.ml",
+    "ai.onnx.preview.training",
+    "ai.onnx.training",
+    "com.microsoft",
+    "com.microsoft.nchwc",
+    "com.microsoft.experimental",
+    "com.ms.internal.nhwc",
+    "org.pytorch.aten",
+];
+
+/// The `domain::Op` operators of the model at `path` that only a custom-op library can provide
+/// (outside ONNX Runtime's own domains, and not functions the model defines), sorted, once
+/// each.
+fn custom_domain_ops(path: &Path) -> Vec<String> {
+    let Ok(model) = rdeploy_core::onnx::load(path) else {
+        return Vec::new();
+    };
+    let local = |d: &str, op: &str| {
+        model
+            .functions
+            .iter()
+            .any(|f| f.domain() == d && f.name() == op)
+    };
+    let mut ops: Vec<String> = model
+        .graph
+        .iter()
+        .flat_map(|g| &g.node)
+        .filter(|n| !BUILTIN_DOMAINS.contains(&n.domain()) && !local(n.domain(), n.op_type()))
+        .map(|n| format!("{}::{}", n.domain(), n.op_type()))
+        .collect();
+    ops.sort();
+    ops.dedup();
+    ops
+}
+
+/// The error for a model ONNX Runtime cannot load; when it lacks operators that only a
+/// custom-op library provides, says which and where to name the library.
+fn model_load_error(path: &Path, libs: &[PathBuf], e: &dyn std::fmt::Display) -> Error {
+    let text = e.to_string();
+    let mut msg = format!("ONNX Runtime cannot load it: {text}");
+    let custom = custom_domain_ops(path);
+    let named = custom.iter().any(|op| {
+        op.rsplit("::")
+            .next()
+            .is_some_and(|name| text.contains(name))
+    });
+    if !custom.is_empty() && (named || text.contains("not a registered function/op")) {
+        msg.push_str(&format!(
+            ". The model uses operators that only a custom-op library provides: {}. ",
+            custom.join(", ")
+        ));
+        if libs.is_empty() {
+            msg.push_str(&format!(
+                "Name the library that implements them in {CUSTOM_OPS_KEY}, e.g. backend_config = dict(type='onnxruntime', custom_ops=['path/to/libmyops.so'])"
+            ));
+        } else {
+            let names: Vec<String> = libs.iter().map(|l| l.display().to_string()).collect();
+            msg.push_str(&format!(
+                "The libraries of {CUSTOM_OPS_KEY} ({}) did not register them all: add the library that implements them",
+                names.join(", ")
+            ));
+        }
+    }
+    Error::model(path, msg)
+}
+
 /// The session settings a deploy config gives (`backend_config.common_config`, MMDeploy's keys
 /// and ONNX Runtime's own names).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -219,6 +377,7 @@ fn build_session(
     path: &Path,
     device: &Device,
     s: &SessionSettings,
+    libs: &[PathBuf],
     save_optimized: Option<&Path>,
 ) -> Result<Session> {
     rdeploy_core::guard::catch_engine_panic(NAME, "creating a session", || {
@@ -253,6 +412,18 @@ fn build_session(
                 .with_memory_pattern(m)
                 .map_err(|e| step("enable_mem_pattern", e.into()))?;
         }
+        for lib in libs {
+            b = b.with_operator_library(lib).map_err(|e| {
+                Error::config_key(
+                    CUSTOM_OPS_KEY,
+                    format!(
+                        "ONNX Runtime cannot load the custom-op library {}: {e}. It must be a shared library for this platform that exports RegisterCustomOps (ONNX Runtime's custom-op entry point), built against the C API of ONNX Runtime {} or older",
+                        lib.display(),
+                        runtime().map(|r| r.found.version.as_str()).unwrap_or("(the one loaded)")
+                    ),
+                )
+            })?;
+        }
         if let Some(p) = save_optimized {
             b = b
                 .with_optimized_model_path(p)
@@ -282,7 +453,7 @@ fn build_session(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         b.commit_from_file(path)
-            .map_err(|e| Error::model(path, format!("ONNX Runtime cannot load it: {e}")))
+            .map_err(|e| model_load_error(path, libs, &e))
     })
 }
 
@@ -391,19 +562,29 @@ impl BackendManager for OrtBackend {
         // precision='fp16' was applied by the `fp16` graph pass (ir_passes) before this call.
         precision(deploy_cfg)?;
         let model_file = ir.to_path_buf();
+        let libs = custom_ops(deploy_cfg)?;
+        for lib in &libs {
+            check_library(lib)?;
+        }
         let save = deploy_cfg
             .get("backend_config.save_optimized_model")
             .and_then(Json::as_bool)
             .unwrap_or(false);
-        if save {
+        // Loading once validates the model (unsupported ops, bad shapes) and the custom-op
+        // libraries (as configured, so errors name them) at deploy time.
+        let model_file = if save {
             // Let ONNX Runtime optimize once now and load the result later without re-optimizing.
             let opt = work_dir.join("end2end.ort-optimized.onnx");
-            build_session(&model_file, device, &s, Some(&opt))?;
-            return Ok(vec![opt]);
-        }
-        // Loading once validates the model (unsupported ops, bad shapes) at deploy time.
-        build_session(&model_file, device, &s, None)?;
-        Ok(vec![model_file])
+            build_session(&model_file, device, &s, &libs, Some(&opt))?;
+            opt
+        } else {
+            build_session(&model_file, device, &s, &libs, None)?;
+            model_file
+        };
+        // The work dir keeps its own copies, listed after the model: it loads anywhere.
+        let mut files = vec![model_file];
+        files.extend(copy_libraries(&libs, work_dir)?);
+        Ok(files)
     }
 
     fn build_wrapper(
@@ -416,7 +597,22 @@ impl BackendManager for OrtBackend {
     ) -> Result<Box<dyn Wrapper>> {
         self.ensure_available()?;
         check_device(device)?;
-        let path = rdeploy_core::single_file(NAME, "onnxruntime's build_wrapper", backend_files)?;
+        let Some((path, copied)) = backend_files.split_first() else {
+            return Err(Error::backend(
+                NAME,
+                "onnxruntime's build_wrapper takes the .onnx file (then any custom-op libraries), got no file",
+            ));
+        };
+        // The libraries among the files (a work dir's copies), else the configured ones.
+        let libs = if copied.is_empty() {
+            let libs = custom_ops(deploy_cfg)?;
+            for lib in &libs {
+                check_library(lib)?;
+            }
+            libs
+        } else {
+            copied.to_vec()
+        };
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
         let sig = rdeploy_core::select_signature(
             NAME,
@@ -434,7 +630,7 @@ impl BackendManager for OrtBackend {
             s.opt_level = Some(GraphOptimizationLevel::Disable);
         }
         let sessions = (0..s.pool_size)
-            .map(|_| build_session(path, device, &s, None).map(Mutex::new))
+            .map(|_| build_session(path, device, &s, &libs, None).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(OrtWrapper {
             sig,
@@ -552,5 +748,78 @@ impl Wrapper for OrtWrapper {
                 })
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use serde_json::json;
+
+    fn ops(v: Json) -> Result<Vec<PathBuf>> {
+        custom_ops(&DeployConfig(
+            json!({ "backend_config": { "custom_ops": v } }),
+        ))
+    }
+
+    #[test]
+    fn custom_ops_forms() {
+        assert!(ops(Json::Null).unwrap().is_empty());
+        assert!(custom_ops(&DeployConfig::empty()).unwrap().is_empty());
+        assert_eq!(
+            ops(json!("/a/lib.so")).unwrap(),
+            [PathBuf::from("/a/lib.so")]
+        );
+        assert_eq!(
+            ops(json!(["rel.so"])).unwrap(),
+            [std::env::current_dir().unwrap().join("rel.so")]
+        );
+        let e = ops(json!({"a": 1})).unwrap_err().to_string();
+        assert!(
+            e.contains(CUSTOM_OPS_KEY) && e.contains("list of library paths"),
+            "{e}"
+        );
+        let e = ops(json!(["/a.so", 3])).unwrap_err().to_string();
+        assert!(e.contains("backend_config.custom_ops[1]"), "{e}");
+        let e = check_library(Path::new("/nonexistent/libx.so"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/nonexistent/libx.so")
+                && e.contains(CUSTOM_OPS_KEY)
+                && e.contains("not found"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn copies_keep_names_apart_and_never_copy_onto_themselves() {
+        let d = tempfile::tempdir().unwrap();
+        for (sub, text) in [("a", "first"), ("b", "second")] {
+            std::fs::create_dir_all(d.path().join(sub)).unwrap();
+            std::fs::write(d.path().join(sub).join("libops.so"), text).unwrap();
+        }
+        let libs = [d.path().join("a/libops.so"), d.path().join("b/libops.so")];
+        let work = d.path().join("work");
+        let copies = copy_libraries(&libs, &work).unwrap();
+        assert_eq!(
+            copies,
+            [
+                work.join("custom_ops/libops.so"),
+                work.join("custom_ops/1-libops.so")
+            ]
+        );
+        assert_eq!(std::fs::read_to_string(&copies[1]).unwrap(), "second");
+        // A config naming the work dir's own copy: left as it is.
+        let again = copy_libraries(&copies[..1], &work).unwrap();
+        assert_eq!(again, copies[..1]);
+        assert_eq!(std::fs::read_to_string(&copies[0]).unwrap(), "first");
+        assert!(
+            copy_libraries(&[], &d.path().join("w2"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!d.path().join("w2").exists());
     }
 }

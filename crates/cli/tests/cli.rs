@@ -256,12 +256,19 @@ fn config_print_and_check() {
     let bad = tmp.path().join("bad.py");
     std::fs::write(
         &bad,
-        "backend_config = dict(type='nope')\nonnx_config = dict(input_shape='x')\n",
+        "backend_config = dict(type='nope', custom_ops=['libs/libmissing.so'])\nonnx_config = dict(input_shape='x')\n",
     )
     .unwrap();
     let e = fails(&["config", "check", s(&bad)]);
     assert!(
-        e.contains("2 problem(s)") && e.contains("'nope'") && e.contains("onnx_config.input_shape"),
+        e.contains("3 problem(s)") && e.contains("'nope'") && e.contains("onnx_config.input_shape"),
+        "{e}"
+    );
+    // custom_ops resolve against the config file's folder, not the current one.
+    assert!(
+        e.contains("backend_config.custom_ops")
+            && e.contains(&tmp.path().join("libs/libmissing.so").display().to_string())
+            && e.contains("not found"),
         "{e}"
     );
 }

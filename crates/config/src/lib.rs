@@ -471,6 +471,53 @@ impl Config {
         }
         Ok(out)
     }
+
+    /// `backend_config.custom_ops`: the custom-op (extension) libraries the backend loads, as
+    /// absolute paths. A relative path is resolved against the directory of the config file
+    /// this config was loaded from (also when the key is written in a `_base_` file), or the
+    /// current directory for a config that has no file ([`Config::from_json`]). Empty when
+    /// absent or `None`; a single string is one library.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key when it is not a path or a list of paths, and
+    /// [`Error::Io`] when the current directory is needed and cannot be read.
+    pub fn custom_ops(&self) -> Result<Vec<PathBuf>> {
+        const KEY: &str = "backend_config.custom_ops";
+        let Some(be) = self.section("backend_config")? else {
+            return Ok(vec![]);
+        };
+        let items: Vec<&Value> = match be.get_str("custom_ops") {
+            None | Some(Value::None) => return Ok(vec![]),
+            Some(one @ Value::Str(_)) => vec![one],
+            Some(Value::List(v)) | Some(Value::Tuple(v)) => v.iter().collect(),
+            Some(other) => {
+                return Err(self.key_err(
+                    KEY,
+                    format!(
+                        "must be a list of library paths, e.g. custom_ops=['libmyops.so'], not a {}",
+                        other.type_name()
+                    ),
+                ));
+            }
+        };
+        // The config file's folder when there is a file, else the current directory.
+        let base = match self.path.parent().filter(|_| self.path.is_file()) {
+            Some(dir) => std::path::absolute(dir),
+            None => std::env::current_dir(),
+        }
+        .map_err(|e| Error::io("cannot resolve custom_ops against", &self.path, e))?;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::Str(s) if !s.trim().is_empty() => Ok(base.join(s)),
+                other => Err(self.key_err(
+                    &format!("{KEY}[{i}]"),
+                    format!("must be a non-empty path to a shared library, not {other}"),
+                )),
+            })
+            .collect()
+    }
 }
 
 fn is_plain_file_name(s: &str) -> bool {

@@ -227,3 +227,85 @@ fn wrong_types_point_at_the_assignment_that_set_them() {
         "{e}"
     );
 }
+
+#[test]
+fn custom_ops_resolve_against_the_config_file() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "_base_/ort.py",
+        "backend_config = dict(type='onnxruntime', custom_ops=['libs/libmyops.so', '/opt/abs.so'])\n",
+    );
+    let p = write(d.path(), "sub/cfg.py", "_base_ = ['../_base_/ort.py']\n");
+    let dir = std::path::absolute(d.path()).unwrap();
+    // Against the folder of the file given, also for a key written in a base.
+    assert_eq!(
+        Config::from_file(&p).unwrap().custom_ops().unwrap(),
+        vec![
+            dir.join("sub/libs/libmyops.so"),
+            PathBuf::from("/opt/abs.so")
+        ]
+    );
+    let p = write(
+        d.path(),
+        "one.py",
+        "backend_config = dict(custom_ops='x.so')\n",
+    );
+    assert_eq!(
+        Config::from_file(&p).unwrap().custom_ops().unwrap(),
+        vec![dir.join("x.so")]
+    );
+    let p = write(
+        d.path(),
+        "none.py",
+        "backend_config = dict(type='onnxruntime')\n",
+    );
+    assert!(
+        Config::from_file(&p)
+            .unwrap()
+            .custom_ops()
+            .unwrap()
+            .is_empty()
+    );
+    // A config with no file: the current directory.
+    let c = Config::from_json(
+        &json!({"backend_config": {"custom_ops": ["rel.so"]}}),
+        Path::new("<dict>"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.custom_ops().unwrap(),
+        vec![std::env::current_dir().unwrap().join("rel.so")]
+    );
+}
+
+#[test]
+fn custom_ops_of_the_wrong_type_name_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "a.py", "backend_config = dict(custom_ops=3)\n");
+    let e = Config::from_file(&p)
+        .unwrap()
+        .custom_ops()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("a.py:1")
+            && e.contains("backend_config.custom_ops")
+            && e.contains("list of library paths"),
+        "{e}"
+    );
+    let p = write(
+        d.path(),
+        "b.py",
+        "backend_config = dict(custom_ops=['ok.so', ''])\n",
+    );
+    let e = Config::from_file(&p)
+        .unwrap()
+        .custom_ops()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("backend_config.custom_ops[1]") && e.contains("non-empty path"),
+        "{e}"
+    );
+}

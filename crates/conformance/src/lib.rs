@@ -16,6 +16,8 @@
     reason = "test support code: panics are failures"
 )]
 
+pub mod custom_ops;
+
 use rdeploy_core::{BackendManager, DType, DeployConfig, Device, NamedTensors, Tensor, Wrapper};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

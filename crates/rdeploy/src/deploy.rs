@@ -99,6 +99,10 @@ pub fn backend_of(registry: &Registry, config: &Config) -> Result<Arc<dyn Backen
 /// Deploying again with the same model, config, backend version and device reuses the work dir
 /// unless `options.force`.
 ///
+/// `backend_config.custom_ops` paths are resolved against the config file's folder
+/// ([`Config::custom_ops`]) and handed to the backend, and kept in the manifest, as absolute
+/// paths; a change in a library's content is a change of config for reuse.
+///
 /// # Errors
 /// [`Error::Config`] for a config that does not fit the model (naming file, line and key),
 /// [`Error::Model`] for a model that cannot be read, [`Error::BackendUnavailable`],
@@ -124,7 +128,7 @@ pub fn deploy(
     let backend_version = backend.ensure_available()?;
     device.ensure_supported(backend.name(), backend.device_kinds())?;
     let onnx_cfg = config.onnx_config()?;
-    let deploy_cfg = config.deploy_config();
+    let (deploy_cfg, custom_ops) = with_resolved_custom_ops(config)?;
     let builtin;
     let pass_registry = match options.passes {
         Some(p) => p,
@@ -161,6 +165,12 @@ pub fn deploy(
             &crate::workdir::FORMAT_VERSION.to_string(),
         ] {
             h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        // A rebuilt custom-op library is a new deploy (the work dir holds a copy of the old).
+        for lib in &custom_ops {
+            let sha = hash_file(lib).map_or_else(|_| "missing".to_string(), |(sha, _)| sha);
+            h.update(sha.as_bytes());
             h.update([0u8]);
         }
         hex(&h.finalize())
@@ -392,7 +402,8 @@ pub fn deploy(
             },
         )
     });
-    let result = result.map_err(|e| unstage_paths(e, staging.path(), work_dir));
+    let result =
+        result.map_err(|e| locate_config_error(unstage_paths(e, staging.path(), work_dir), config));
     drop(staging);
     if result.is_err() && created {
         // A work dir this deploy made and filled with nothing: leave no trace.
@@ -452,6 +463,46 @@ pub fn to_backend(
             Ok((files, Vec::new()))
         }
     }
+}
+
+/// The merged config for the backend, with `backend_config.custom_ops` made absolute
+/// (relative paths resolve against the config file's folder, see [`Config::custom_ops`]), and
+/// those libraries. The manifest keeps this config, so it names the libraries deployed from.
+fn with_resolved_custom_ops(config: &Config) -> Result<(DeployConfig, Vec<PathBuf>)> {
+    let mut cfg = config.deploy_config();
+    let libs = config
+        .custom_ops()
+        .map_err(|e| locate_config_error(e, config))?;
+    if libs.is_empty() {
+        return Ok((cfg, libs));
+    }
+    let strings = libs
+        .iter()
+        .map(|p| {
+            p.to_str()
+                .map(|s| serde_json::Value::String(s.to_string()))
+                .ok_or_else(|| {
+                    locate_config_error(
+                        Error::config_key(
+                            "backend_config.custom_ops",
+                            format!(
+                                "{} is not a UTF-8 path; move the library to one",
+                                p.display()
+                            ),
+                        ),
+                        config,
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(be) = cfg
+        .0
+        .get_mut("backend_config")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        be.insert("custom_ops".into(), serde_json::Value::Array(strings));
+    }
+    Ok((cfg, libs))
 }
 
 /// `deploy_cfg` with `names` added to `backend_config.common_config.node_block_list`.
@@ -586,6 +637,19 @@ fn unstage_paths(e: Error, staging: &Path, work_dir: &Path) -> Error {
             action,
             path: work_dir.join(path.strip_prefix(staging).unwrap_or(&path)),
             source,
+        },
+        Error::Config {
+            file,
+            line,
+            col,
+            key,
+            msg,
+        } => Error::Config {
+            file,
+            line,
+            col,
+            key,
+            msg: msg.replace(&from, &to),
         },
         other => other,
     }

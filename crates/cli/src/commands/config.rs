@@ -31,6 +31,19 @@ pub(crate) fn check(registry: &Registry, path: &Path) -> Result<()> {
     if let Err(e) = cfg.onnx_config() {
         problems.push(e.to_string());
     }
+    match cfg.custom_ops() {
+        Ok(libs) => {
+            for lib in libs {
+                if let Err(why) = rdeploy::core::files::regular_file_size(&lib) {
+                    problems.push(format!(
+                        "backend_config.custom_ops: the library {}: {why}",
+                        lib.display()
+                    ));
+                }
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
     if problems.is_empty() {
         out(&format!("{}: ok\n", path.display()))
     } else {
