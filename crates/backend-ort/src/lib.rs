@@ -251,6 +251,8 @@ fn custom_domain_ops(path: &Path) -> Vec<String> {
         .iter()
         .flat_map(|g| &g.node)
         .filter(|n| !BUILTIN_DOMAINS.contains(&n.domain()) && !local(n.domain(), n.op_type()))
+        // rdeploy's own kernels (the mmdeploy/mmcv domains) need no library.
+        .filter(|n| rdeploy_ops::find(n.domain(), n.op_type()).is_none())
         .map(|n| format!("{}::{}", n.domain(), n.op_type()))
         .collect();
     ops.sort();
