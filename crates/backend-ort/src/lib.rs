@@ -441,8 +441,15 @@ fn build_session(
                 .with_execution_providers([ep])
                 .map_err(|e| step("the CUDA execution provider", e.into()))?;
         }
-        // MMDeploy's and mmcv's custom ops (the `mmdeploy`/`mmcv` domains), built in.
-        for d in custom_ops::domains().map_err(|e| ort_err("rdeploy's custom-op domains", e))? {
+        // MMDeploy's and mmcv's custom ops (the `mmdeploy`/`mmcv` domains), built in, unless
+        // the config loads its own op libraries (MMDeploy's libmmdeploy_onnxruntime_ops.so
+        // registers the same domains; its kernels then take the place of rdeploy's).
+        let builtin = if libs.is_empty() {
+            custom_ops::domains().map_err(|e| ort_err("rdeploy's custom-op domains", e))?
+        } else {
+            Vec::new()
+        };
+        for d in builtin {
             b = b
                 .with_operators(d)
                 .map_err(|e| step("rdeploy's custom-op domains", e.into()))?;
