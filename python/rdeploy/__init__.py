@@ -37,6 +37,8 @@ from ._rdeploy import (
     deploy,
     load,
     register_backend,
+    register_pass,
+    unregister_pass,
 )
 
 __all__ = [
@@ -61,4 +63,6 @@ __all__ = [
     "deploy",
     "load",
     "register_backend",
+    "register_pass",
+    "unregister_pass",
 ]

@@ -1,7 +1,7 @@
 """Type stubs of rdeploy's native module. Arrays are numpy arrays; shapes are tuples whose
 entries are ints (fixed), strs (named symbolic dims) or None (unknown)."""
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -151,6 +151,16 @@ def bench(target: Union[Wrapper, WorkDir, PathLike], inputs: Optional[Mapping[st
 def register_backend(name: str, manager: Any) -> None:
     """Registers a Python backend (MMDeploy's manager methods; optional `device_kinds`, default
     ['cpu']) for this process."""
+
+def register_pass(name: str, func: Callable[[bytes], Optional[bytes]],
+                  backends: Optional[List[str]] = None) -> None:
+    """Registers a graph pass written in Python: func(serialized ONNX model) -> rewritten model
+    bytes, or None to leave it. Deploys from this process run it after rdeploy's rewrite rules
+    for `backends` (all when None); rewrite_config = dict(disable=[name]) switches it off.
+    Raises ConfigError for a bad or reserved name, or a func that is not callable."""
+
+def unregister_pass(name: str) -> bool:
+    """Removes the Python pass registered as `name`; whether there was one."""
 
 def _to_backend(backend: str, ir_files: Sequence[PathLike], work_dir: PathLike,
                 deploy_cfg: ConfigLike, device: str = "cpu") -> List[str]: ...

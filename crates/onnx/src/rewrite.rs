@@ -362,10 +362,12 @@ fn collect_names(g: &GraphProto, used: &mut HashSet<String>) {
     }
 }
 
-/// Rewrite rules by name, with the backends each applies to.
+/// Rewrite rules by name, with the backends each applies to, and whole-model passes of third
+/// parties (a Python function over the serialized model, say) likewise.
 #[derive(Clone, Default)]
 pub struct RewriteRegistry {
     rules: Vec<Arc<dyn Rewrite>>,
+    passes: Vec<(Arc<dyn Pass>, Vec<String>)>,
 }
 
 impl RewriteRegistry {
@@ -394,6 +396,44 @@ impl RewriteRegistry {
         &self.rules
     }
 
+    /// Adds (or replaces, by name) a whole-model pass run for `backends` (empty: every
+    /// backend) after the rules; `rewrite_config.disable` switches it off by name.
+    pub fn register_pass(&mut self, pass: Arc<dyn Pass>, backends: Vec<String>) {
+        self.passes.retain(|(p, _)| p.name() != pass.name());
+        self.passes.push((pass, backends));
+    }
+
+    /// Removes the whole-model pass named `name`; whether there was one.
+    pub fn unregister_pass(&mut self, name: &str) -> bool {
+        let n = self.passes.len();
+        self.passes.retain(|(p, _)| p.name() != name);
+        self.passes.len() != n
+    }
+
+    /// Every registered whole-model pass, with its backends.
+    pub fn passes(&self) -> &[(Arc<dyn Pass>, Vec<String>)] {
+        &self.passes
+    }
+
+    /// The whole-model passes for `backend` that `rewrite_config` leaves on.
+    ///
+    /// # Errors
+    /// As [`RewriteRegistry::for_backend`].
+    pub fn passes_for_backend(
+        &self,
+        backend: &str,
+        deploy_cfg: &DeployConfig,
+    ) -> Result<Vec<Arc<dyn Pass>>> {
+        let switches = RewriteSwitches::from_config(deploy_cfg)?;
+        Ok(self
+            .passes
+            .iter()
+            .filter(|(_, b)| b.is_empty() || b.iter().any(|b| b == backend))
+            .filter(|(p, _)| !switches.disabled(p.name()))
+            .map(|(p, _)| p.clone())
+            .collect())
+    }
+
     /// The rules for `backend` that `deploy_cfg`'s `rewrite_config` leaves on, in registration
     /// order.
     ///
@@ -408,6 +448,7 @@ impl RewriteRegistry {
         let switches = RewriteSwitches::from_config(deploy_cfg)?;
         for n in switches.enable.iter().chain(&switches.disable) {
             if !self.rules.iter().any(|r| r.name() == n)
+                && !self.passes.iter().any(|(p, _)| p.name() == n)
                 && !crate::KNOWN_PASS_NAMES.contains(&n.as_str())
             {
                 return Err(Error::config_key(
@@ -417,6 +458,8 @@ impl RewriteRegistry {
                         self.rules
                             .iter()
                             .map(|r| r.name())
+                            .chain(self.passes.iter().map(|(p, _)| p.name()))
+                            .chain(crate::KNOWN_PASS_NAMES.iter().copied())
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),

@@ -9,6 +9,7 @@
 
 mod convert;
 mod pybackend;
+mod pypass;
 
 use convert::{
     BackendUnavailable, ConfigError, DeviceError, InputMismatch, IntoPy, RdeployError, TensorSpec,
@@ -525,6 +526,7 @@ fn deploy(
     let work_dir = path_arg(work_dir)?;
     let device = device_arg(Some(device))?.unwrap_or_else(Device::cpu);
     let reg = registry();
+    let rewrites = pypass::rewrites();
     let inner = py
         .detach(move || {
             rdeploy::deploy(
@@ -535,6 +537,7 @@ fn deploy(
                 &device,
                 &DeployOptions {
                     force,
+                    rewrites: Some(&rewrites),
                     ..Default::default()
                 },
             )
@@ -893,6 +896,8 @@ fn _rdeploy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(bench_wrapper, m)?)?;
     m.add_function(wrap_pyfunction!(register_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(pypass::register_pass, m)?)?;
+    m.add_function(wrap_pyfunction!(pypass::unregister_pass, m)?)?;
     m.add_function(wrap_pyfunction!(_to_backend, m)?)?;
     m.add_function(wrap_pyfunction!(_build_wrapper, m)?)?;
     m.add_function(wrap_pyfunction!(_backend_check, m)?)?;

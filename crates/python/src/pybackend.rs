@@ -22,7 +22,7 @@ pub struct PyBackend {
 }
 
 /// The Python exception as text: `TypeName: message` (interrupts are kept to re-raise).
-fn describe(py: Python<'_>, e: &PyErr) -> String {
+pub(crate) fn describe(py: Python<'_>, e: &PyErr) -> String {
     crate::convert::keep_if_interrupt(py, e);
     let ty = e
         .get_type(py)

@@ -29,7 +29,8 @@ pub struct DeployOptions<'a> {
 
 /// The graph passes run on the IR before `backend`'s `to_backend`, in order:
 /// `opset_upgrade` (the backend's request, or the default: models below opset 7 to 13), the
-/// `rewrite` rules registered for the backend, `simplify` (when asked for or enabled), then
+/// `rewrite` rules registered for the backend, whole-model passes registered for it (third
+/// parties'), `simplify` (when asked for or enabled), then
 /// the backend's other requests (`fp16`).
 /// `rewrite_config.disable` in the deploy config switches `opset_upgrade` and rules off.
 ///
@@ -57,6 +58,7 @@ pub fn backend_passes(
     if !rules.is_empty() && !switches.disabled("rewrite") {
         out.push(Arc::new(RewritePass { rules }));
     }
+    out.extend(rewrites.passes_for_backend(backend.name(), deploy_cfg)?);
     // `simplify` (constant folding, dead nodes): when the backend asks or the config enables.
     let simplify_asked = requests.iter().any(|r| r.name == "simplify");
     if (simplify_asked || switches.enable.iter().any(|n| n == "simplify"))
@@ -817,6 +819,10 @@ pub fn rewrite_model(
             for n in names {
                 if let Some(r) = rewrites.rules().iter().find(|r| r.name() == n) {
                     rules.push(r.clone());
+                    continue;
+                }
+                if let Some((p, _)) = rewrites.passes().iter().find(|(p, _)| p.name() == n) {
+                    list.push(p.clone());
                     continue;
                 }
                 if !passes.names().contains(&n.as_str()) {
