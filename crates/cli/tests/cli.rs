@@ -1081,3 +1081,74 @@ fn tensor_names_with_slashes_and_colons_work_in_every_option() {
         );
     }
 }
+
+#[test]
+fn rewrite_lists_runs_and_refuses_clearly() {
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&["rewrite", "--list", "--json"])).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "opset_upgrade",
+        "grid_sampler_to_grid_sample",
+        "decompose_lp_pool",
+        "simplify",
+    ] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    // --backend filters: tract gets the decompositions, not the GridSample rule.
+    let tract = ok(&["rewrite", "--list", "--backend", "tract"]);
+    assert!(tract.contains("decompose_lp_pool") && !tract.contains("grid_sampler_to_grid_sample"));
+    // An opset-6 model-suite case, upgraded: the output is plain ONNX at opset 13.
+    let case = conf::test_data_dir().join("onnx-old-opset/test_BatchNorm2d_eval/model.onnx");
+    let dir = conf::tempdir("cli", "rewrite");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("up.onnx");
+    let text = ok(&[
+        "rewrite",
+        s(&case),
+        "--backend",
+        "onnxruntime",
+        "-o",
+        s(&out),
+    ]);
+    assert!(
+        text.contains("opset_upgrade") && text.contains("wrote"),
+        "{text}"
+    );
+    let (_, info) = rdeploy::core::onnx::inspect_file(&out).unwrap();
+    assert_eq!(info.opset(), Some(13));
+    // Unknown pass names, missing models and bad backends are errors naming them.
+    assert!(
+        fails(&[
+            "rewrite",
+            s(&case),
+            "--backend",
+            "tract",
+            "-o",
+            s(&out),
+            "--passes",
+            "nope"
+        ])
+        .contains("'nope'")
+    );
+    assert!(
+        fails(&[
+            "rewrite",
+            "/nonexistent.onnx",
+            "--backend",
+            "tract",
+            "-o",
+            s(&out)
+        ])
+        .contains("/nonexistent.onnx")
+    );
+    assert!(fails(&["rewrite", s(&case), "--backend", "nosuch", "-o", s(&out)]).contains("nosuch"));
+    let (code, _, _) = run(&["rewrite", s(&case)]);
+    assert_eq!(code, 2, "--backend and -o are required without --list");
+    let _ = std::fs::remove_dir_all(&dir);
+}

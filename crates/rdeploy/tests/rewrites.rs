@@ -334,3 +334,101 @@ fn center_crop_pad_runs_on_tract_after_decomposition() {
     }
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// The example of docs/rewrites.md: a third party's rule, registered through the facade's
+/// `DeployOptions::rewrites`, runs for its backend and keeps the output.
+#[test]
+fn a_third_party_rule_runs_for_its_backend() {
+    use rdeploy::passes::{Pattern, Rewrite, RewriteCx};
+    struct HardSwishToMul;
+    impl Rewrite for HardSwishToMul {
+        fn name(&self) -> &str {
+            "hard_swish_to_mul"
+        }
+        fn pattern(&self) -> Pattern {
+            Pattern::op("HardSwish").opsets(14..=i64::MAX)
+        }
+        fn backends(&self) -> &[&str] {
+            &["tract"]
+        }
+        fn description(&self) -> &str {
+            "HardSwish -> x * HardSigmoid(x, 1/6, 0.5)"
+        }
+        fn rewrite(
+            &self,
+            n: &NodeProto,
+            cx: &mut RewriteCx<'_>,
+        ) -> rdeploy::Result<Option<Vec<NodeProto>>> {
+            let h = cx.fresh("hs");
+            Ok(Some(vec![
+                node::node(
+                    "HardSigmoid",
+                    "",
+                    &[&n.input[0]],
+                    &[&h],
+                    vec![node::float("alpha", 1.0 / 6.0), node::float("beta", 0.5)],
+                ),
+                node::node("Mul", n.name(), &[&n.input[0], &h], &[&n.output[0]], vec![]),
+            ]))
+        }
+    }
+    let mut rewrites = rdeploy::RewriteRegistry::builtin();
+    rewrites.register(std::sync::Arc::new(HardSwishToMul));
+    let work = conf::tempdir("tract", "third-party-rule");
+    std::fs::create_dir_all(&work).unwrap();
+    let m = model(
+        14,
+        vec![node::node("HardSwish", "hs", &["x"], &["y"], vec![])],
+        &[Dim::Fixed(2), Dim::Fixed(5)],
+        vec![],
+    );
+    let path = work.join("hs.onnx");
+    rdeploy_core::onnx::save(&m, &path).unwrap();
+    let x = ramp(&[2, 5]);
+    let cfg = rdeploy::Config::from_json(
+        &serde_json::json!({"backend_config": {"type": "tract"}}),
+        Path::new("<test>"),
+    )
+    .unwrap();
+    let registry = rdeploy::builtin_registry();
+    let wd = rdeploy::deploy(
+        &registry,
+        &cfg,
+        &path,
+        &work.join("w"),
+        &rdeploy::Device::cpu(),
+        &rdeploy::DeployOptions {
+            rewrites: Some(&rewrites),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let rewrite = wd
+        .manifest
+        .passes
+        .iter()
+        .find(|p| p.name == "rewrite")
+        .unwrap();
+    assert_eq!(rewrite.outcome.details["hard_swish_to_mul"], 1);
+    let y = rdeploy::load(&wd, &registry, None)
+        .unwrap()
+        .forward(vec![("x".into(), x.clone())])
+        .unwrap()
+        .remove(0)
+        .1;
+    // Reference: the definition, x * max(0, min(1, x/6 + 1/2)).
+    let want: Vec<f32> = x
+        .as_slice::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0))
+        .collect();
+    conf::compare(
+        &y,
+        &Tensor::from_shape_vec(&[2, 5], want).unwrap(),
+        1e-6,
+        1e-6,
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&work);
+}

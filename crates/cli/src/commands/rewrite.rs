@@ -108,17 +108,29 @@ fn list(
             "kind": "rule",
             "backends": r.backends(),
             "matches": format!(
-                "{}{} (opset {}..{})",
+                "{}{}{}",
                 if p.domain.is_empty() { String::new() } else { format!("{}::", p.domain) },
                 p.op_type,
-                p.opsets.start(),
-                if *p.opsets.end() == i64::MAX { String::new() } else { p.opsets.end().to_string() }
+                match (*p.opsets.start(), *p.opsets.end()) {
+                    (1, i64::MAX) => String::new(),
+                    (a, i64::MAX) => format!(" (opset {a} and later)"),
+                    (a, b) => format!(" (opset {a} to {b})"),
+                }
             ),
             "needs_opset": r.needs_opset(),
             "default": r.enabled_by_default(),
             "description": r.description(),
         }));
     }
+    rows.push(json!({
+        "name": "simplify",
+        "kind": "pass",
+        "backends": [],
+        "matches": "shape arithmetic, dead nodes",
+        "needs_opset": null,
+        "default": false,
+        "description": "folds Shape/Gather/Concat/... integer arithmetic whose dims are known, removes dead nodes and unused initializers (rewrite_config.enable=['simplify'])",
+    }));
     rows.push(json!({
         "name": "fp16",
         "kind": "pass",
