@@ -12,6 +12,8 @@
     reason = "test code: a panic is a test failure"
 )]
 
+mod common;
+
 use rdeploy_conformance as conf;
 use rdeploy_core::BackendManager;
 use std::path::Path;
@@ -51,46 +53,7 @@ fn cases() -> Vec<CaseMeta> {
 }
 
 fn run(backend: &dyn BackendManager, c: &CaseMeta, work: &Path) -> Result<(), String> {
-    let cfg = rdeploy::Config::from_json(
-        &serde_json::json!({"backend_config": {"type": backend.name()}}),
-        Path::new("<test>"),
-    )
-    .unwrap();
-    let registry = rdeploy::builtin_registry();
-    let dir = work.join(&c.case.name);
-    let wd = rdeploy::deploy(
-        &registry,
-        &cfg,
-        &c.case.model,
-        &dir,
-        &rdeploy::Device::cpu(),
-        &rdeploy::DeployOptions::default(),
-    )
-    .map_err(|e| format!("deploy: {}", e.report()))?;
-    let w = rdeploy::load(&wd, &registry, None).map_err(|e| format!("load: {}", e.report()))?;
-    for ds in &c.case.data_sets {
-        let named = w
-            .inputs()
-            .iter()
-            .map(|s| s.name.clone())
-            .zip(ds.inputs.iter().cloned())
-            .collect();
-        let outs = w
-            .forward(named)
-            .map_err(|e| format!("forward: {}", e.report()))?;
-        if outs.len() != ds.outputs.len() {
-            return Err(format!(
-                "{} outputs, expected {}",
-                outs.len(),
-                ds.outputs.len()
-            ));
-        }
-        for ((name, got), want) in outs.iter().zip(&ds.outputs) {
-            conf::compare(got, want, c.rtol, c.atol).map_err(|e| format!("output {name}: {e}"))?;
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    common::deploy_case(backend.name(), &c.case, work, c.rtol, c.atol)
 }
 
 /// The ops the issue names: every backend that claims custom ops must run all of them.

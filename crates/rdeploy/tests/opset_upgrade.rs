@@ -9,6 +9,8 @@
     reason = "test code: a panic is a test failure"
 )]
 
+mod common;
+
 use rdeploy_conformance as conf;
 use rdeploy_core::BackendManager;
 use std::path::Path;
@@ -17,47 +19,6 @@ use std::path::Path;
 /// input `[2, 3, 4, 5]` (PyTorch's per-channel slope, which numpy broadcasting in opset 7
 /// cannot express and the opset-6 text does not define for rank 4).
 const INVALID: &[&str] = &["test_PReLU_2d_multiparam"];
-
-fn deploy_and_run(
-    backend: &dyn BackendManager,
-    case: &conf::Case,
-    work: &Path,
-) -> Result<(), String> {
-    let cfg = rdeploy::Config::from_json(
-        &serde_json::json!({"backend_config": {"type": backend.name()}}),
-        Path::new("<test>"),
-    )
-    .unwrap();
-    let dir = work.join(&case.name);
-    let registry = rdeploy::builtin_registry();
-    let wd = rdeploy::deploy(
-        &registry,
-        &cfg,
-        &case.model,
-        &dir,
-        &rdeploy::Device::cpu(),
-        &rdeploy::DeployOptions::default(),
-    )
-    .map_err(|e| format!("deploy: {}", e.report()))?;
-    let w = rdeploy::load(&wd, &registry, None).map_err(|e| format!("load: {}", e.report()))?;
-    for ds in &case.data_sets {
-        let named = w
-            .inputs()
-            .iter()
-            .map(|s| s.name.clone())
-            .zip(ds.inputs.iter().cloned())
-            .collect();
-        let outs = w
-            .forward(named)
-            .map_err(|e| format!("forward: {}", e.report()))?;
-        for ((name, got), want) in outs.iter().zip(&ds.outputs) {
-            // PyTorch's float32 outputs against an engine's: summation order only.
-            conf::compare(got, want, 1e-3, 1e-4).map_err(|e| format!("output {name}: {e}"))?;
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
-}
 
 fn old_opset_suite(backend: &dyn BackendManager) {
     old_opset_suite_skipping(backend, &[]);
@@ -81,7 +42,8 @@ fn old_opset_suite_skipping(backend: &dyn BackendManager, skip: &[&str]) {
         if INVALID.contains(&case.name.as_str()) || skip.contains(&case.name.as_str()) {
             continue;
         }
-        match deploy_and_run(backend, &case, &work) {
+        // PyTorch's float32 outputs against an engine's: summation order only.
+        match common::deploy_case(backend.name(), &case, &work, 1e-3, 1e-4) {
             Ok(()) => passed += 1,
             Err(e) => failures.push(format!("{}: {e}", case.name)),
         }
@@ -122,36 +84,13 @@ fn old_opset_cases_run_on_openvino() {
     old_opset_suite_skipping(&rdeploy_backend_openvino::OpenVinoBackend, &f64_garbage);
 }
 
-use rdeploy_core::onnx::proto::{GraphProto, ModelProto, OperatorSetIdProto};
-use rdeploy_core::{Dim, Tensor};
-use rdeploy_onnx::build::tensor_value_info;
+use rdeploy_core::Tensor;
+use rdeploy_core::onnx::proto::{ModelProto, NodeProto, TensorProto};
 use rdeploy_onnx::node;
 
 /// A one-node float32 model at `opset` from `x` (dims `shape`) to `y`.
-fn one_node(
-    opset: i64,
-    n: rdeploy_core::onnx::proto::NodeProto,
-    shape: &[u64],
-    extra_inits: Vec<rdeploy_core::onnx::proto::TensorProto>,
-) -> ModelProto {
-    let dims: Vec<Dim> = shape.iter().map(|d| Dim::Fixed(*d)).collect();
-    ModelProto {
-        ir_version: Some(4),
-        producer_name: Some("rdeploy-test".into()),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(opset),
-        }],
-        graph: Some(GraphProto {
-            name: Some("g".into()),
-            node: vec![n],
-            input: vec![tensor_value_info("x", 1, Some(&dims))],
-            output: vec![tensor_value_info("y", 1, None)],
-            initializer: extra_inits,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+fn one_node(opset: i64, n: NodeProto, shape: &[u64], inits: Vec<TensorProto>) -> ModelProto {
+    common::model(opset, vec![n], &common::fixed(shape), inits)
 }
 
 /// Deploys `model` on every available backend and returns each backend's output for `x`.
@@ -160,7 +99,6 @@ fn run_everywhere(model: &ModelProto, what: &str, x: &Tensor) -> Vec<(String, Te
     std::fs::create_dir_all(&work).unwrap();
     let path = work.join("model.onnx");
     rdeploy_core::onnx::save(model, &path).unwrap();
-    let registry = rdeploy::builtin_registry();
     let mut out = Vec::new();
     for backend in [
         &rdeploy_backend_tract::TractBackend as &dyn BackendManager,
@@ -170,21 +108,14 @@ fn run_everywhere(model: &ModelProto, what: &str, x: &Tensor) -> Vec<(String, Te
         if !conf::backend_under_test(backend) {
             continue;
         }
-        let cfg = rdeploy::Config::from_json(
-            &serde_json::json!({"backend_config": {"type": backend.name()}}),
-            Path::new("<test>"),
-        )
-        .unwrap();
-        let wd = rdeploy::deploy(
-            &registry,
-            &cfg,
+        let (_, w) = common::deploy(
+            backend.name(),
             &path,
             &work.join(backend.name()),
-            &rdeploy::Device::cpu(),
+            serde_json::json!({}),
             &rdeploy::DeployOptions::default(),
         )
-        .unwrap_or_else(|e| panic!("{what} on {}: {}", backend.name(), e.report()));
-        let w = rdeploy::load(&wd, &registry, None).unwrap();
+        .unwrap_or_else(|e| panic!("{what} on {}: {e}", backend.name()));
         let y = w.forward(vec![("x".into(), x.clone())]).unwrap();
         out.push((backend.name().to_string(), y[0].1.clone()));
     }

@@ -8,52 +8,15 @@
     reason = "test code: a panic is a test failure"
 )]
 
+mod common;
+
 use rdeploy_conformance as conf;
-use rdeploy_core::onnx::proto::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-};
+use rdeploy_core::onnx::proto::NodeProto;
 use rdeploy_core::{BackendManager, Dim, Tensor};
-use rdeploy_onnx::build::tensor_value_info;
 use rdeploy_onnx::node;
 use std::path::Path;
 
-fn model(opset: i64, nodes: Vec<NodeProto>, x_dims: &[Dim], inits: Vec<TensorProto>) -> ModelProto {
-    ModelProto {
-        ir_version: Some(8),
-        producer_name: Some("rdeploy-test".into()),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(opset),
-        }],
-        graph: Some(GraphProto {
-            name: Some("g".into()),
-            node: nodes,
-            input: vec![tensor_value_info("x", 1, Some(x_dims))],
-            output: vec![tensor_value_info("y", 1, None)],
-            initializer: inits,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn i64s(name: &str, v: &[i64]) -> TensorProto {
-    rdeploy_core::onnx::tensor_to_proto(
-        name,
-        &Tensor::from_shape_vec(&[v.len()], v.to_vec()).unwrap(),
-    )
-}
-
-fn ramp(shape: &[usize]) -> Tensor {
-    let n: usize = shape.iter().product();
-    Tensor::from_shape_vec(
-        shape,
-        (0..n)
-            .map(|i| ((i * 29 % 97) as f32) / 13.0 - 3.5)
-            .collect(),
-    )
-    .unwrap()
-}
+use common::{i64s, model, ramp};
 
 /// ONNX Runtime on the original file (no passes): the reference.
 fn reference(path: &Path, work: &Path, x: &Tensor) -> Option<Tensor> {
@@ -79,23 +42,15 @@ fn deployed(
     cfg_extra: serde_json::Value,
     x: &Tensor,
 ) -> (Tensor, Vec<String>) {
-    let mut cfg = serde_json::json!({"backend_config": {"type": backend.name()}});
-    if let (Some(o), Some(e)) = (cfg.as_object_mut(), cfg_extra.as_object()) {
-        o.extend(e.clone());
-    }
-    let cfg = rdeploy::Config::from_json(&cfg, Path::new("<test>")).unwrap();
-    let registry = rdeploy::builtin_registry();
     let dir = work.join(backend.name());
-    let wd = rdeploy::deploy(
-        &registry,
-        &cfg,
+    let (_, w) = common::deploy(
+        backend.name(),
         path,
         &dir,
-        &rdeploy::Device::cpu(),
+        cfg_extra,
         &rdeploy::DeployOptions::default(),
     )
-    .unwrap_or_else(|e| panic!("{}: {}", backend.name(), e.report()));
-    let w = rdeploy::load(&wd, &registry, None).unwrap();
+    .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
     let y = w
         .forward(vec![("x".into(), x.clone())])
         .unwrap()
@@ -385,18 +340,11 @@ fn a_third_party_rule_runs_for_its_backend() {
     let path = work.join("hs.onnx");
     rdeploy_core::onnx::save(&m, &path).unwrap();
     let x = ramp(&[2, 5]);
-    let cfg = rdeploy::Config::from_json(
-        &serde_json::json!({"backend_config": {"type": "tract"}}),
-        Path::new("<test>"),
-    )
-    .unwrap();
-    let registry = rdeploy::builtin_registry();
-    let wd = rdeploy::deploy(
-        &registry,
-        &cfg,
+    let (wd, w) = common::deploy(
+        "tract",
         &path,
         &work.join("w"),
-        &rdeploy::Device::cpu(),
+        serde_json::json!({}),
         &rdeploy::DeployOptions {
             rewrites: Some(&rewrites),
             ..Default::default()
@@ -410,8 +358,7 @@ fn a_third_party_rule_runs_for_its_backend() {
         .find(|p| p.name == "rewrite")
         .unwrap();
     assert_eq!(rewrite.outcome.details["hard_swish_to_mul"], 1);
-    let y = rdeploy::load(&wd, &registry, None)
-        .unwrap()
+    let y = w
         .forward(vec![("x".into(), x.clone())])
         .unwrap()
         .remove(0)
