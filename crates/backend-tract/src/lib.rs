@@ -20,6 +20,11 @@
 //! or ops that need concrete shapes) falls back to one optimized plan per distinct input shape,
 //! built on first use and cached. `to_backend` checks that tract can load and optimize the
 //! model, so unsupported operators are reported at deploy time, not at first inference.
+//!
+//! Threads: tract's matrix products run on a pool of `backend_config.common_config.num_threads`
+//! threads (`intra_op_num_threads`, ONNX Runtime's name, is read too; default: every core
+//! this process may use), through tract-linalg's multithreaded executor; `1` runs on the
+//! calling thread. Pools are shared by wrappers with the same thread count.
 
 mod custom_ops;
 
@@ -30,6 +35,7 @@ use rdeploy_core::{
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::{
     Datum, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, TValue, TVec,
     TractResult, TypedRunnableModel,
@@ -171,9 +177,10 @@ impl BackendManager for TractBackend {
         device: &Device,
         input_names: &[String],
         output_names: &[String],
-        _deploy_cfg: &DeployConfig,
+        deploy_cfg: &DeployConfig,
     ) -> Result<Box<dyn Wrapper>> {
         device.ensure_supported(NAME, self.device_kinds())?;
+        let executor = executor(threads(deploy_cfg)?);
         let path = rdeploy_core::single_file(NAME, "tract's build_wrapper", backend_files)?;
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
         let sig = rdeploy_core::select_signature(
@@ -201,7 +208,11 @@ impl BackendManager for TractBackend {
                 ));
             }
         };
-        Ok(Box::new(TractWrapper { sig, plan }))
+        Ok(Box::new(TractWrapper {
+            sig,
+            plan,
+            executor,
+        }))
     }
 }
 
@@ -217,6 +228,50 @@ enum Plan {
 pub struct TractWrapper {
     sig: Signature,
     plan: Plan,
+    executor: Executor,
+}
+
+/// `backend_config.common_config.num_threads` (or `intra_op_num_threads`), else every core
+/// this process may use (`std::thread::available_parallelism`).
+///
+/// # Errors
+/// [`Error::Config`] naming the key for a value that is not a whole number from 1 to 1024.
+pub fn threads(deploy_cfg: &DeployConfig) -> Result<usize> {
+    for key in ["num_threads", "intra_op_num_threads"] {
+        let full = format!("backend_config.common_config.{key}");
+        match deploy_cfg.get(&full) {
+            None | Some(serde_json::Value::Null) => continue,
+            Some(v) => {
+                return v
+                    .as_u64()
+                    .filter(|n| (1..=1024).contains(n))
+                    .map(|n| n as usize)
+                    .ok_or_else(|| {
+                        Error::config_key(
+                            full,
+                            format!("must be a whole number of threads from 1 to 1024, not {v}"),
+                        )
+                    });
+            }
+        }
+    }
+    Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The executor for `n` threads: one rayon pool per thread count, shared by every wrapper
+/// (a pool per model would multiply idle threads).
+fn executor(n: usize) -> Executor {
+    if n <= 1 {
+        return Executor::SingleThread;
+    }
+    static POOLS: Mutex<Vec<(usize, Executor)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, e)) = pools.iter().find(|(k, _)| *k == n) {
+        return e.clone();
+    }
+    let e = Executor::multithread_with_name(n, "rdeploy-tract");
+    pools.push((n, e.clone()));
+    e
 }
 
 fn to_tract(t: Tensor) -> TValue {
@@ -316,7 +371,7 @@ impl Wrapper for TractWrapper {
         let plan = self.plan_for(&inputs)?;
         let values: TVec<TValue> = inputs.into_iter().map(to_tract).collect();
         let outs = rdeploy_core::guard::catch_engine_panic(NAME, "inference", || {
-            plan.run(values)
+            multithread_tract_scope(self.executor.clone(), || plan.run(values))
                 .map_err(|e| engine_err("inference failed", e))
         })?;
         outs.into_iter()
