@@ -100,3 +100,52 @@ def test_mmdeploy_grid_sampler_model_deploys_with_no_op_library(tmp_path, backen
     w = rdeploy.load(wd)
     out = w.forward(dict(zip([s.name for s in w.inputs], ins)))
     np.testing.assert_allclose(list(out.values())[0], want, rtol=1e-4, atol=1e-5)
+
+
+def test_register_pass_backends_take_a_name_and_must_exist(tmp_path):
+    model = str(tmp_path / "relu.onnx")
+    relu_model(model)
+    rdeploy.register_pass("one_name", relu_to_abs, backends="ort")  # an alias, as a string
+    try:
+        wd = rdeploy.deploy(dict(backend_config=dict(type="onnxruntime")), model, str(tmp_path / "w"))
+        np.testing.assert_array_equal(rdeploy.load(wd).forward({"x": X})["y"], np.abs(X))
+    finally:
+        rdeploy.unregister_pass("one_name")
+    with pytest.raises(rdeploy.ConfigError, match="not registered"):
+        rdeploy.register_pass("typo", relu_to_abs, backends=["onnxrt"])
+    with pytest.raises(rdeploy.ConfigError, match="empty"):
+        rdeploy.register_pass("none", relu_to_abs, backends=[])
+
+
+def test_a_pass_cannot_deploy_from_inside(tmp_path):
+    model = str(tmp_path / "relu.onnx")
+    relu_model(model)
+
+    def reentrant(b):
+        rdeploy.deploy(dict(backend_config=dict(type="tract")), model, str(tmp_path / "inner"))
+        return None
+
+    rdeploy.register_pass("reentrant", reentrant, backends=["tract"])
+    try:
+        with pytest.raises(rdeploy.ModelError, match="inside a graph pass"):
+            rdeploy.deploy(dict(backend_config=dict(type="tract")), model, str(tmp_path / "outer"))
+    finally:
+        rdeploy.unregister_pass("reentrant")
+
+
+def test_a_pass_must_keep_the_signature(tmp_path):
+    model = str(tmp_path / "relu.onnx")
+    relu_model(model)
+
+    def rename(b):
+        m = onnx.load_from_string(b)
+        m.graph.output[0].name = "z"
+        m.graph.node[-1].output[0] = "z"
+        return m.SerializeToString()
+
+    rdeploy.register_pass("rename", rename, backends=["tract"])
+    try:
+        with pytest.raises(rdeploy.ModelError, match="'rename' changed the model's inputs/outputs"):
+            rdeploy.deploy(dict(backend_config=dict(type="tract")), model, str(tmp_path / "w"))
+    finally:
+        rdeploy.unregister_pass("rename")

@@ -566,6 +566,11 @@ fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result
                 .iter()
                 .map(|&d| d.max(0) as usize)
                 .collect();
+            // An empty output (NMS that keeps nothing) has no buffer: the binding's
+            // get_raw_data would build a slice from a null pointer (a panic that aborts).
+            if shape.contains(&0) {
+                return Ok(Tensor::zeros(dtype, &shape));
+            }
             Tensor::from_le_bytes(dtype, &shape, ov.get_raw_data().map_err(read)?)
         })
         .collect()

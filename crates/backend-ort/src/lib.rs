@@ -236,7 +236,7 @@ const BUILTIN_DOMAINS: &[&str] = &[
 /// The `domain::Op` operators of the model at `path` that only a custom-op library can provide
 /// (outside ONNX Runtime's own domains, and not functions the model defines), sorted, once
 /// each.
-fn custom_domain_ops(path: &Path) -> Vec<String> {
+fn custom_domain_ops(path: &Path, include_rdeploy_ops: bool) -> Vec<String> {
     let Ok(model) = rdeploy_core::onnx::load(path) else {
         return Vec::new();
     };
@@ -251,8 +251,9 @@ fn custom_domain_ops(path: &Path) -> Vec<String> {
         .iter()
         .flat_map(|g| &g.node)
         .filter(|n| !BUILTIN_DOMAINS.contains(&n.domain()) && !local(n.domain(), n.op_type()))
-        // rdeploy's own kernels (the mmdeploy/mmcv domains) need no library.
-        .filter(|n| rdeploy_ops::find(n.domain(), n.op_type()).is_none())
+        // rdeploy's own kernels (the mmdeploy/mmcv domains) need no library, unless a
+        // library took their domain.
+        .filter(|n| include_rdeploy_ops || rdeploy_ops::find(n.domain(), n.op_type()).is_none())
         .map(|n| format!("{}::{}", n.domain(), n.op_type()))
         .collect();
     ops.sort();
@@ -265,7 +266,12 @@ fn custom_domain_ops(path: &Path) -> Vec<String> {
 fn model_load_error(path: &Path, libs: &[PathBuf], e: &dyn std::fmt::Display) -> Error {
     let text = e.to_string();
     let mut msg = format!("ONNX Runtime cannot load it: {text}");
-    let custom = custom_domain_ops(path);
+    // ONNX Runtime names a missing op `domain:op`; one of rdeploy's is missing only when a
+    // library took its domain.
+    let rdeploy_op_missing = rdeploy_ops::all()
+        .iter()
+        .any(|d| text.contains(&format!("{}:{}(", d.domain, d.op_type)));
+    let custom = custom_domain_ops(path, !libs.is_empty() && rdeploy_op_missing);
     let named = custom.iter().any(|op| {
         op.rsplit("::")
             .next()
@@ -286,6 +292,14 @@ fn model_load_error(path: &Path, libs: &[PathBuf], e: &dyn std::fmt::Display) ->
                 "The libraries of {CUSTOM_OPS_KEY} ({}) did not register them all: add the library that implements them",
                 names.join(", ")
             ));
+            if custom.iter().any(|op| {
+                op.split_once("::")
+                    .is_some_and(|(d, o)| rdeploy_ops::find(d, o).is_some())
+            }) {
+                msg.push_str(
+                    ". rdeploy's own kernels of the mmdeploy/mmcv ops stepped aside because a library registers the same domain (MMDeploy's op library does): that library must provide them all",
+                );
+            }
         }
     }
     Error::model(path, msg)
@@ -382,6 +396,29 @@ fn build_session(
     libs: &[PathBuf],
     save_optimized: Option<&Path>,
 ) -> Result<Session> {
+    // rdeploy's mmdeploy/mmcv kernels sit beside the config's libraries; a library that
+    // registers one of those domains itself (MMDeploy's libmmdeploy_onnxruntime_ops.so) makes
+    // ONNX Runtime refuse the pair ("Domain already set in registry"), and then its kernels
+    // take the place of rdeploy's.
+    match session_with(path, device, s, libs, save_optimized, true) {
+        Err(e) if !libs.is_empty() && e.to_string().contains("Domain already set") => {
+            tracing::info!(
+                "onnxruntime: a custom_ops library registers the mmdeploy/mmcv domain itself; its kernels replace rdeploy's"
+            );
+            session_with(path, device, s, libs, save_optimized, false)
+        }
+        r => r,
+    }
+}
+
+fn session_with(
+    path: &Path,
+    device: &Device,
+    s: &SessionSettings,
+    libs: &[PathBuf],
+    save_optimized: Option<&Path>,
+    builtin_ops: bool,
+) -> Result<Session> {
     rdeploy_core::guard::catch_engine_panic(NAME, "creating a session", || {
         let rt = runtime().map_err(|reason| Error::BackendUnavailable {
             backend: NAME.into(),
@@ -441,10 +478,8 @@ fn build_session(
                 .with_execution_providers([ep])
                 .map_err(|e| step("the CUDA execution provider", e.into()))?;
         }
-        // MMDeploy's and mmcv's custom ops (the `mmdeploy`/`mmcv` domains), built in, unless
-        // the config loads its own op libraries (MMDeploy's libmmdeploy_onnxruntime_ops.so
-        // registers the same domains; its kernels then take the place of rdeploy's).
-        let builtin = if libs.is_empty() {
+        // MMDeploy's and mmcv's custom ops (the `mmdeploy`/`mmcv` domains), built in.
+        let builtin = if builtin_ops {
             custom_ops::domains().map_err(|e| ort_err("rdeploy's custom-op domains", e))?
         } else {
             Vec::new()

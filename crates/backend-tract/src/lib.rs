@@ -94,13 +94,50 @@ fn load_inference_model(path: &Path, output_names: &[String]) -> Result<Inferenc
 /// Optimizes and plans a model; tract panics (on malformed models) become errors too.
 fn optimize(model: InferenceModel) -> std::result::Result<Arc<TypedRunnableModel>, String> {
     let planned = rdeploy_core::guard::catch_engine_panic(NAME, "optimizing", || {
-        let r: TractResult<_> = model.into_optimized().and_then(|m| m.into_runnable());
+        let typed = model
+            .into_typed()
+            .map_err(|e| Error::backend(NAME, format!("{e:#}")))?;
+        // Before tract's optimizer, which allocates whole output-sized tables (Resize).
+        fits_in_memory(&typed).map_err(|m| Error::backend(NAME, m))?;
+        let r: TractResult<_> = typed.into_optimized().and_then(|m| m.into_runnable());
         r.map_err(|e| Error::backend(NAME, format!("{e:#}")))
     });
     planned.map_err(|e| match e {
         Error::Backend { msg, .. } => msg,
         other => other.to_string(),
     })
+}
+
+/// Fails when a value of the plan, at its known shape, is larger than the memory available:
+/// tract would abort the process allocating it (a `Resize` by 1e9, say).
+fn fits_in_memory(model: &tract_onnx::prelude::TypedModel) -> std::result::Result<(), String> {
+    let Some(avail) = rdeploy_core::files::memory_available() else {
+        return Ok(());
+    };
+    for node in model.nodes() {
+        for o in &node.outputs {
+            let Some(dims) = o.fact.shape.as_concrete() else {
+                continue;
+            };
+            let bytes = dims
+                .iter()
+                .try_fold(o.fact.datum_type.size_of() as u128, |a, d| {
+                    a.checked_mul(*d as u128)
+                })
+                .unwrap_or(u128::MAX);
+            if bytes > u128::from(avail) {
+                return Err(format!(
+                    "node '{}' ({}) would produce a value of shape {:?} ({} bytes), more than the {} bytes of memory available; check the model's sizes and scales, or the input shape",
+                    node.name,
+                    node.op().name(),
+                    dims,
+                    bytes,
+                    avail
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn has_unfixed_dims(info: &[TensorInfo]) -> bool {
@@ -124,14 +161,24 @@ impl BackendManager for TractBackend {
         Ok(TRACT_VERSION.to_string())
     }
 
+    fn ir_passes(&self, _deploy_cfg: &DeployConfig) -> Result<Vec<rdeploy_core::PassRequest>> {
+        // tract is tested on opset 9 to 18 and lacks Upsample-7/9 and TopK-1: models below
+        // opset 10 are upgraded to 13 (rdeploy's adapters keep their meaning).
+        Ok(vec![rdeploy_core::PassRequest {
+            name: "opset_upgrade".into(),
+            options: serde_json::json!({"below": 10, "target": 13}),
+        }])
+    }
+
     fn to_backend(
         &self,
         ir_files: &[PathBuf],
-        _deploy_cfg: &DeployConfig,
+        deploy_cfg: &DeployConfig,
         _work_dir: &Path,
         device: &Device,
     ) -> Result<Vec<PathBuf>> {
         device.ensure_supported(NAME, self.device_kinds())?;
+        refuse_custom_op_libraries(deploy_cfg)?;
         let path = rdeploy_core::single_file(NAME, "tract's to_backend", ir_files)?;
         let (_, info) = rdeploy_core::onnx::inspect_file(path)?;
         if let Some(o) = info
@@ -258,6 +305,19 @@ pub fn threads(deploy_cfg: &DeployConfig) -> Result<usize> {
     Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// tract cannot load ONNX Runtime custom-op libraries: refused with the reason, rather than
+/// failing later on the op they would have provided.
+fn refuse_custom_op_libraries(deploy_cfg: &DeployConfig) -> Result<()> {
+    match deploy_cfg.get("backend_config.custom_ops") {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(serde_json::Value::Array(a)) if a.is_empty() => Ok(()),
+        Some(_) => Err(Error::config_key(
+            "backend_config.custom_ops",
+            "tract cannot load custom-op libraries (they are ONNX Runtime's C API); MMDeploy's and mmcv's ops need none on tract (rdeploy runs them itself). Remove the key, or deploy on onnxruntime",
+        )),
+    }
+}
+
 /// The executor for `n` threads: one rayon pool per thread count, shared by every wrapper
 /// (a pool per model would multiply idle threads).
 fn executor(n: usize) -> Executor {
@@ -265,7 +325,9 @@ fn executor(n: usize) -> Executor {
         return Executor::SingleThread;
     }
     static POOLS: Mutex<Vec<(usize, Executor)>> = Mutex::new(Vec::new());
-    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut pools = POOLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some((_, e)) = pools.iter().find(|(k, _)| *k == n) {
         return e.clone();
     }

@@ -74,7 +74,15 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    // tract's importer warns about a model's opset range each time it parses one, also when
+    // rdeploy only uses it to infer shapes for another backend; rdeploy upgrades such models
+    // for tract itself. Its other messages keep the level asked for.
+    let level = if level.contains('=') {
+        level.to_string()
+    } else {
+        format!("{level},tract_onnx::model=error")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1152,3 +1152,33 @@ fn rewrite_lists_runs_and_refuses_clearly() {
     assert_eq!(code, 2, "--backend and -o are required without --list");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn custom_ops_resolve_against_a_config_named_by_bare_file_name() {
+    let dir = conf::tempdir("cli", "bare-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("cfg.py"),
+        "backend_config = dict(type='onnxruntime', custom_ops=['libs/libmyops.so'])\n",
+    )
+    .unwrap();
+    let (code, _, err) = {
+        let o = rdeploy()
+            .current_dir(&dir)
+            .args(["config", "check", "cfg.py"])
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, 1, "{err}");
+    // The path is resolved (and reported missing), not "cannot make an empty path absolute".
+    assert!(
+        err.contains("libs/libmyops.so") && err.contains("not found"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -501,22 +501,38 @@ impl Config {
             }
         };
         // The config file's folder when there is a file, else the current directory.
-        let base = match self.path.parent().filter(|_| self.path.is_file()) {
+        // (`cfg.py` has the empty parent: the current directory.)
+        let base = match self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && self.path.is_file())
+        {
             Some(dir) => std::path::absolute(dir),
             None => std::env::current_dir(),
         }
         .map_err(|e| Error::io("cannot resolve custom_ops against", &self.path, e))?;
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::Str(s) if !s.trim().is_empty() => Ok(base.join(s)),
-                other => Err(self.key_err(
-                    &format!("{KEY}[{i}]"),
-                    format!("must be a non-empty path to a shared library, not {other}"),
-                )),
-            })
-            .collect()
+        let mut out: Vec<PathBuf> = Vec::with_capacity(items.len());
+        for (i, v) in items.into_iter().enumerate() {
+            let p = match v {
+                Value::Str(s) if !s.trim().is_empty() => base.join(s),
+                other => {
+                    return Err(self.key_err(
+                        &format!("{KEY}[{i}]"),
+                        format!("must be a non-empty path to a shared library, not {other}"),
+                    ));
+                }
+            };
+            // The same library named twice (or through a link) is loaded once: ONNX Runtime
+            // refuses a domain registered twice.
+            let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => a == b,
+            };
+            if !out.iter().any(|o| same(o, &p)) {
+                out.push(p);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -280,6 +280,21 @@ fn custom_ops_resolve_against_the_config_file() {
 }
 
 #[test]
+fn the_same_custom_op_library_twice_is_loaded_once() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "libs/libmy.so", "not really a library");
+    let p = write(
+        d.path(),
+        "cfg.py",
+        "backend_config = dict(custom_ops=['libs/libmy.so', 'libs/../libs/libmy.so', 'libs/libmy.so'])\n",
+    );
+    assert_eq!(
+        Config::from_file(&p).unwrap().custom_ops().unwrap().len(),
+        1
+    );
+}
+
+#[test]
 fn custom_ops_of_the_wrong_type_name_the_key() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "a.py", "backend_config = dict(custom_ops=3)\n");

@@ -55,6 +55,19 @@ pub fn install_panic_hook() {
     }));
 }
 
+/// Keeps the process's panic hook but silences it for panics inside [`catch_engine_panic`]
+/// (they become errors): for hosts that keep their own hook, such as the Python package,
+/// where the default hook would print every caught engine panic and its backtrace.
+pub fn quiet_engine_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if IN_ENGINE.with(|c| c.get()) > 0 {
+            return;
+        }
+        previous(info);
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

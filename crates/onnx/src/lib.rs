@@ -113,7 +113,9 @@ pub struct PassRecord {
     pub ms: f64,
 }
 
-/// Runs passes in order over `model`, logging each, and returns their records.
+/// Runs passes in order over `model`, logging each, and returns their records. In the
+/// `backend` stage a pass must keep the graph's input and output names (the manifest's
+/// signature), so one that renames or drops them fails here, named.
 ///
 /// # Errors
 /// The first pass's error; the model is then partly transformed and must be dropped.
@@ -124,9 +126,46 @@ pub fn run_passes(
     cx: &PassContext<'_>,
 ) -> Result<Vec<PassRecord>> {
     let mut records = Vec::with_capacity(passes.len());
+    let names = |m: &ModelProto| -> (Vec<String>, Vec<String>) {
+        let g = m.graph.as_ref();
+        let inits: std::collections::HashSet<&str> = g
+            .iter()
+            .flat_map(|g| &g.initializer)
+            .map(|t| t.name())
+            .collect();
+        (
+            g.iter()
+                .flat_map(|g| &g.input)
+                .map(|v| v.name())
+                .filter(|n| !inits.contains(n))
+                .map(str::to_string)
+                .collect(),
+            g.iter()
+                .flat_map(|g| &g.output)
+                .map(|v| v.name().to_string())
+                .collect(),
+        )
+    };
+    let signature = (stage == "backend").then(|| names(model));
     for p in passes {
         let started = std::time::Instant::now();
         let outcome = p.run(model, cx)?;
+        if let Some(before) = &signature {
+            let after = names(model);
+            if &after != before {
+                return Err(Error::model(
+                    cx.model_path,
+                    format!(
+                        "the graph pass '{}' changed the model's inputs/outputs from {:?} -> {:?} to {:?} -> {:?}; a pass must keep the names the deploy's signature uses",
+                        p.name(),
+                        before.0,
+                        before.1,
+                        after.0,
+                        after.1
+                    ),
+                ));
+            }
+        }
         let ms = started.elapsed().as_secs_f64() * 1e3;
         tracing::info!(
             "pass {} ({stage}): {}{}",

@@ -8,31 +8,79 @@ pub fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name() == name)
 }
 
-/// An `INT` attribute's value.
+/// The attribute's declared type (`None` when the exporter left it unset).
+fn ty(a: &AttributeProto) -> Option<AttributeType> {
+    a.r#type.and_then(|t| AttributeType::try_from(t).ok())
+}
+
+/// An `INT` attribute's value (`None` when absent or of another type).
 pub fn attr_int(node: &NodeProto, name: &str) -> Option<i64> {
-    attr(node, name).and_then(|a| a.i)
+    attr(node, name)
+        .filter(|a| matches!(ty(a), None | Some(AttributeType::Int)))
+        .and_then(|a| a.i)
 }
 
-/// A `FLOAT` attribute's value.
+/// A `FLOAT` attribute's value (`None` when absent or of another type).
 pub fn attr_float(node: &NodeProto, name: &str) -> Option<f32> {
-    attr(node, name).and_then(|a| a.f)
+    attr(node, name)
+        .filter(|a| matches!(ty(a), None | Some(AttributeType::Float)))
+        .and_then(|a| a.f)
 }
 
-/// An `INTS` attribute's values (`None` when absent).
+/// An `INTS` attribute's values (`None` when absent or of another type); a single `INT` reads
+/// as one value, as ONNX Runtime's attribute reader and MMDeploy's kernels take it.
 pub fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
-    attr(node, name).map(|a| a.ints.clone())
+    let a = attr(node, name)?;
+    match ty(a) {
+        Some(AttributeType::Ints) => Some(a.ints.clone()),
+        Some(AttributeType::Int) => a.i.map(|i| vec![i]),
+        None if !a.ints.is_empty() => Some(a.ints.clone()),
+        None => a.i.map(|i| vec![i]),
+        _ => None,
+    }
 }
 
-/// A `FLOATS` attribute's values (`None` when absent).
+/// A `FLOATS` attribute's values (`None` when absent or of another type).
 pub fn attr_floats(node: &NodeProto, name: &str) -> Option<Vec<f32>> {
-    attr(node, name).map(|a| a.floats.clone())
+    let a = attr(node, name)?;
+    match ty(a) {
+        Some(AttributeType::Floats) | None => Some(a.floats.clone()),
+        Some(AttributeType::Float) => a.f.map(|f| vec![f]),
+        _ => None,
+    }
 }
 
-/// A `STRING` attribute's value, as UTF-8 (lossy).
+/// A `STRING` attribute's value, as UTF-8 (lossy; `None` when absent or of another type).
 pub fn attr_string(node: &NodeProto, name: &str) -> Option<String> {
     attr(node, name)
+        .filter(|a| matches!(ty(a), None | Some(AttributeType::String)))
         .and_then(|a| a.s.as_ref())
         .map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+/// The attribute `name` when present with a type other than `want` (for errors: a rule
+/// must not read a mistyped attribute as absent).
+pub fn mistyped(node: &NodeProto, name: &str, want: AttributeType) -> Option<String> {
+    let a = attr(node, name)?;
+    match ty(a) {
+        Some(t) if t != want && !(want == AttributeType::Ints && t == AttributeType::Int) => {
+            Some(format!(
+                "attribute '{name}' is {}, expected {}",
+                t.as_str_name(),
+                want.as_str_name()
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// `node`'s name with `_suffix`, or empty for an unnamed node.
+pub fn suffixed(name: &str, suffix: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("{name}_{suffix}")
+    }
 }
 
 /// Removes the attributes named in `names` from `node`.

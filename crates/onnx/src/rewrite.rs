@@ -466,6 +466,17 @@ impl RewriteRegistry {
                 ));
             }
         }
+        for r in &self.rules {
+            if switches.enable.iter().any(|n| n == r.name())
+                && !(r.backends().is_empty() || r.backends().contains(&backend))
+            {
+                tracing::warn!(
+                    "rewrite_config.enable names '{}', which is for {} only, not {backend}: it does not run",
+                    r.name(),
+                    r.backends().join(", ")
+                );
+            }
+        }
         Ok(self
             .rules
             .iter()
@@ -510,6 +521,34 @@ impl RewriteSwitches {
                 "must be a dict, e.g. dict(disable=['opset_upgrade'])",
             )
         })?;
+        // A misspelt key would otherwise switch nothing, silently.
+        for k in obj.keys() {
+            if !["enable", "disable", "opset_upgrade"].contains(&k.as_str()) {
+                return Err(Error::config_key(
+                    format!("rewrite_config.{k}"),
+                    "is not a key rdeploy reads; rewrite_config takes enable, disable and opset_upgrade",
+                ));
+            }
+        }
+        match obj.get("opset_upgrade") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::Object(o)) => {
+                for k in o.keys() {
+                    if !["target", "below"].contains(&k.as_str()) {
+                        return Err(Error::config_key(
+                            format!("rewrite_config.opset_upgrade.{k}"),
+                            "is not a key rdeploy reads; opset_upgrade takes target and below",
+                        ));
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(Error::config_key(
+                    "rewrite_config.opset_upgrade",
+                    format!("must be a dict such as dict(target=13), not {other}"),
+                ));
+            }
+        }
         let list = |key: &str| -> Result<Vec<String>> {
             match obj.get(key) {
                 None | Some(serde_json::Value::Null) => Ok(Vec::new()),
@@ -569,45 +608,69 @@ impl Pass for RewritePass {
     }
 
     fn run(&self, model: &mut ModelProto, cx: &PassContext<'_>) -> Result<PassOutcome> {
+        let relocate = |e: Error| match e {
+            Error::Model { path, msg, source } if path.as_os_str() == "<graph>" => Error::Model {
+                path: cx.model_path.to_path_buf(),
+                msg,
+                source,
+            },
+            other => other,
+        };
         let mut out = PassOutcome::default();
-        // Upgrade first when a rule that would fire needs a newer default-domain opset.
-        let ops: HashSet<(String, String)> = model
-            .graph
-            .iter()
-            .flat_map(all_nodes)
-            .map(|n| (node::domain(n).to_string(), n.op_type().to_string()))
-            .collect();
-        let need = self
+        let current = crate::upgrade::default_opset(model);
+        // Rules whose replacement needs a newer opset run only when the model may be upgraded
+        // (`rewrite_config.disable=['opset_upgrade']` keeps its opset).
+        let may_upgrade = !RewriteSwitches::from_config(cx.deploy_cfg)?.disabled("opset_upgrade");
+        let rules: Vec<&dyn Rewrite> = self
             .rules
             .iter()
-            .filter(|r| {
-                let p = r.pattern();
-                ops.contains(&(p.domain.clone(), p.op_type.clone()))
-            })
+            .map(|r| r.as_ref())
+            .filter(|r| may_upgrade || r.needs_opset().is_none_or(|n| n <= current))
+            .collect();
+        // A dry run on a copy: which rules fire (they may decline on attributes), and so
+        // whether an upgrade is needed at all.
+        let mut trial = model.clone();
+        let facts = Facts::of(model);
+        let fired = apply(&mut trial, &rules, &facts).map_err(relocate)?;
+        if fired.is_empty() {
+            return Ok(out);
+        }
+        let need = rules
+            .iter()
+            .filter(|r| fired.contains_key(r.name()))
             .filter_map(|r| r.needs_opset())
             .max();
-        let current = crate::upgrade::default_opset(model);
-        if let Some(need) = need
-            && need > current
-        {
-            let up = crate::OpsetUpgradePass {
-                below: None,
-                target: need,
-            };
-            let o = up.run(model, cx)?;
-            out.notes.extend(o.notes);
-            out.details.insert("upgraded_to_opset".into(), need.into());
-            out.changed = true;
-        }
-        let facts = Facts::of(model);
-        let rules: Vec<&dyn Rewrite> = self.rules.iter().map(|r| r.as_ref()).collect();
-        let counts = apply(model, &rules, &facts)?;
+        let counts = match need {
+            Some(need) if need > current => {
+                let up = crate::OpsetUpgradePass {
+                    below: None,
+                    target: need,
+                };
+                up.run(model, cx)?;
+                out.notes.push(format!(
+                    "rewrite: the model was upgraded from opset {current} to {need} for {}",
+                    rules
+                        .iter()
+                        .filter(|r| fired.contains_key(r.name()) && r.needs_opset() == Some(need))
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                out.details.insert("upgraded_to_opset".into(), need.into());
+                let facts = Facts::of(model);
+                apply(model, &rules, &facts).map_err(relocate)?
+            }
+            _ => {
+                *model = trial;
+                fired
+            }
+        };
         for (name, n) in &counts {
             out.notes
                 .push(format!("rewrite: {name} replaced {n} node(s)"));
             out.details.insert(name.clone(), (*n).into());
         }
-        out.changed |= !counts.is_empty();
+        out.changed = !counts.is_empty();
         Ok(out)
     }
 }
@@ -640,12 +703,30 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// The facts of `model` (declared ones win over inferred ones).
+    /// The facts of `model`: the declared shapes of graph inputs and initializers (they define
+    /// the values), tract's analysis, and the declared value infos and outputs where the
+    /// analysis found nothing (an exporter's intermediate shapes can be stale).
     pub fn of(model: &ModelProto) -> Facts {
-        let mut f = crate::shapes::infer_values(model);
         let d = declared(model);
-        f.shapes.extend(d.shapes);
-        f.elem_types.extend(d.elem_types);
+        let mut f = d.clone();
+        let inferred = crate::shapes::infer_values(model);
+        f.shapes.extend(inferred.shapes);
+        f.elem_types.extend(inferred.elem_types);
+        if let Some(g) = &model.graph {
+            for name in g
+                .input
+                .iter()
+                .map(|v| v.name())
+                .chain(g.initializer.iter().map(|t| t.name()))
+            {
+                if let Some(s) = d.shapes.get(name) {
+                    f.shapes.insert(name.to_string(), s.clone());
+                }
+                if let Some(e) = d.elem_types.get(name) {
+                    f.elem_types.insert(name.to_string(), *e);
+                }
+            }
+        }
         f
     }
 }

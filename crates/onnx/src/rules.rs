@@ -9,6 +9,7 @@
 use crate::node::{self, attr_float, attr_int, attr_ints, attr_string};
 use crate::rewrite::{Pattern, Rewrite, RewriteCx};
 use rdeploy_core::onnx::proto::NodeProto;
+use rdeploy_core::onnx::proto::attribute_proto::AttributeType;
 use rdeploy_core::{Error, Result};
 use std::sync::Arc;
 
@@ -32,10 +33,29 @@ pub fn builtin() -> Vec<Arc<dyn Rewrite>> {
 /// Engines without `LpPool` and `CenterCropPad` (tract 0.23; measured by the ONNX node suite).
 const LACK_LP_POOL: &[&str] = &["tract"];
 
+/// Fails naming the first of `attrs` (name, expected type) that `n` has with another type.
+fn typed(n: &NodeProto, attrs: &[(&str, AttributeType)]) -> Result<()> {
+    for (name, t) in attrs {
+        if let Some(m) = node::mistyped(n, name, *t) {
+            return Err(bad(n, m));
+        }
+    }
+    Ok(())
+}
+
 fn bad(n: &NodeProto, msg: impl std::fmt::Display) -> Error {
+    let op = match node::domain(n) {
+        "" => n.op_type().to_string(),
+        d => format!("{d}::{}", n.op_type()),
+    };
+    // The rewrite pass puts the model file in place of "<graph>".
     Error::model(
         "<graph>",
-        format!("{}::{} node '{}': {msg}", n.domain(), n.op_type(), n.name()),
+        format!(
+            "{op} node '{}' (output '{}'): {msg}",
+            n.name(),
+            n.output.first().map(String::as_str).unwrap_or("")
+        ),
     )
 }
 
@@ -68,6 +88,14 @@ impl Rewrite for GridSamplerToGridSample {
         if n.input.len() != 2 || n.output.len() != 1 {
             return Err(bad(n, "expected inputs (input, grid) and one output"));
         }
+        typed(
+            n,
+            &[
+                ("interpolation_mode", AttributeType::Int),
+                ("padding_mode", AttributeType::Int),
+                ("align_corners", AttributeType::Int),
+            ],
+        )?;
         // Opset 20 renamed the modes (bilinear -> linear, bicubic -> cubic).
         let new_names = cx.opset >= 20;
         let mode = match attr_int(n, "interpolation_mode").unwrap_or(0) {
@@ -85,6 +113,9 @@ impl Rewrite for GridSamplerToGridSample {
             m => return Err(bad(n, format!("padding_mode {m} is not 0, 1 or 2"))),
         };
         let ac = attr_int(n, "align_corners").unwrap_or(0);
+        if !(0..=1).contains(&ac) {
+            return Err(bad(n, format!("align_corners {ac} is not 0 or 1")));
+        }
         Ok(Some(vec![node::node(
             "GridSample",
             n.name(),
@@ -132,6 +163,16 @@ impl Rewrite for ModulatedDeformConvToDeformConv {
                 "expected inputs (input, offset, mask, weight[, bias]) and one output",
             ));
         }
+        typed(
+            n,
+            &[
+                ("stride", AttributeType::Ints),
+                ("padding", AttributeType::Ints),
+                ("dilation", AttributeType::Ints),
+                ("groups", AttributeType::Int),
+                ("deform_groups", AttributeType::Int),
+            ],
+        )?;
         let pair = |name: &str, default: i64| -> Result<Vec<i64>> {
             let v = attr_ints(n, name).unwrap_or_else(|| vec![default, default]);
             match v.len() {
@@ -273,7 +314,10 @@ impl Rewrite for MmcvNmsToNonMaxSuppression {
         Pattern::custom("mmcv", "NonMaxSuppression")
     }
     fn backends(&self) -> &[&str] {
-        STANDARD_OP_ENGINES
+        // Only where rdeploy has no kernel: ONNX Runtime runs rdeploy's, identical to tract's
+        // on degenerate input too (inverted boxes, NaN scores), which the standard op orders
+        // and normalises differently.
+        &["openvino"]
     }
     fn needs_opset(&self) -> Option<i64> {
         Some(11)
@@ -288,7 +332,18 @@ impl Rewrite for MmcvNmsToNonMaxSuppression {
         if attr_int(n, "offset").unwrap_or(0) != 0 {
             return Ok(None);
         }
-        let iou = attr_float(n, "iou_threshold").unwrap_or(0.5);
+        typed(
+            n,
+            &[
+                ("iou_threshold", AttributeType::Float),
+                ("offset", AttributeType::Int),
+            ],
+        )?;
+        // mmcv's kernel's default; the standard op takes [0, 1] only.
+        let iou = attr_float(n, "iou_threshold").unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&iou) {
+            return Ok(None);
+        }
         let (b, s) = (n.input[0].clone(), n.input[1].clone());
         let (b3, s3, sel, col) = (
             cx.fresh(&format!("{b}_b")),
@@ -361,7 +416,10 @@ impl Rewrite for DecomposeLpPool {
         if attr_int(n, "ceil_mode").unwrap_or(0) != 0
             || attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|v| *v != 1))
         {
-            return Ok(None);
+            return Err(bad(
+                n,
+                "LpPool with ceil_mode=1 or dilations has no exact decomposition into primitive ops, and this backend has no LpPool kernel; deploy it on onnxruntime or openvino",
+            ));
         }
         // Opset 1 wrote p as a float; later opsets as an int.
         let p = attr_int(n, "p")
@@ -442,6 +500,12 @@ impl Rewrite for DecomposeCenterCropPad {
             return Ok(None);
         };
         let target: Vec<i64> = target.to_f64_vec().iter().map(|v| *v as i64).collect();
+        if target.iter().any(|t| *t < 0) {
+            return Err(bad(
+                n,
+                format!("target shape {target:?} has a negative size"),
+            ));
+        }
         let rank = dims.len() as i64;
         let axes: Vec<i64> = match attr_ints(n, "axes") {
             Some(a) => a
@@ -505,7 +569,7 @@ impl Rewrite for DecomposeCenterCropPad {
             let p = cx.add_i64("pads", &pads);
             out.push(node::node(
                 "Pad",
-                &suffixed(n.name(), "pad"),
+                &node::suffixed(n.name(), "pad"),
                 &[&cur, &p],
                 &[&y],
                 vec![],
@@ -515,13 +579,5 @@ impl Rewrite for DecomposeCenterCropPad {
             out.push(node::node("Identity", n.name(), &[&x], &[&y], vec![]));
         }
         Ok(Some(out))
-    }
-}
-
-fn suffixed(name: &str, s: &str) -> String {
-    if name.is_empty() {
-        String::new()
-    } else {
-        format!("{name}_{s}")
     }
 }

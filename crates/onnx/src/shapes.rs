@@ -37,13 +37,15 @@ pub fn infer_outputs(model: &ModelProto) -> Result<Vec<Option<Vec<Dim>>>, String
             })
             .collect();
     let bytes = prost::Message::encode_to_vec(model);
-    let analysed = std::panic::catch_unwind(|| -> TractResult<TypedModel> {
+    // tract panics on some malformed graphs: caught quietly (rdeploy's panic hook stays
+    // silent inside catch_engine_panic), reported as a failed analysis.
+    let analysed = rdeploy_core::guard::catch_engine_panic("tract", "shape analysis", || {
         tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())?
-            .into_typed()
+            .model_for_read(&mut bytes.as_slice())
+            .and_then(|m| m.into_typed())
+            .map_err(|e| rdeploy_core::Error::backend("tract", format!("{e:#}")))
     })
-    .map_err(|_| "tract's analysis failed internally".to_string())?
-    .map_err(|e| format!("{e:#}"))?;
+    .map_err(|e| e.to_string())?;
     let outputs = analysed
         .output_outlets()
         .map_err(|e| format!("{e:#}"))?
@@ -79,13 +81,21 @@ pub fn infer_outputs(model: &ModelProto) -> Result<Vec<Option<Vec<Dim>>>, String
 pub fn infer_values(model: &ModelProto) -> crate::rewrite::Facts {
     let mut out = crate::rewrite::Facts::default();
     let bytes = prost::Message::encode_to_vec(model);
-    let Ok(Ok(mut m)) =
-        std::panic::catch_unwind(|| tract_onnx::onnx().model_for_read(&mut bytes.as_slice()))
-    else {
+    // Shapes from the inputs alone: an exporter's intermediate value infos can be stale.
+    let Ok(mut m) = rdeploy_core::guard::catch_engine_panic("tract", "shape analysis", || {
+        tract_onnx::onnx()
+            .with_ignore_value_info(true)
+            .with_ignore_output_shapes(true)
+            .model_for_read(&mut bytes.as_slice())
+            .map_err(|e| rdeploy_core::Error::backend("tract", format!("{e:#}")))
+    }) else {
         return out;
     };
     // Analysis stops at the first node it cannot type; what it found before stays.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.analyse(false)));
+    let _ = rdeploy_core::guard::catch_engine_panic("tract", "shape analysis", || {
+        let _ = m.analyse(false);
+        Ok(())
+    });
     for node in m.nodes() {
         for (ix, o) in node.outputs.iter().enumerate() {
             let Some(label) = m.outlet_label(OutletId::new(node.id, ix)) else {

@@ -348,8 +348,10 @@ fn eval(
                     "Sub" => x.checked_sub(y),
                     "Mul" => x.checked_mul(y),
                     // Integer Div truncates (ONNX follows C for integers); float Div must not.
-                    _ if a.elem == 1 => (y != 0 && x % y == 0).then(|| x / y),
-                    _ => (y != 0).then(|| x / y),
+                    _ if a.elem == 1 => (y != 0 && x.checked_rem(y)? == 0)
+                        .then(|| x.checked_div(y))
+                        .flatten(),
+                    _ => x.checked_div(y),
                 }
             };
             let (dims, v) = if a.v.len() == b.v.len() && a.dims == b.dims {
@@ -398,7 +400,10 @@ fn eval(
                     }
                 })
                 .collect();
-            let known_prod: i64 = dims.iter().filter(|d| **d > 0).product();
+            let known_prod = dims
+                .iter()
+                .filter(|d| **d > 0)
+                .try_fold(1i64, |a, d| a.checked_mul(*d))?;
             if let Some(p) = dims.iter().position(|d| *d == -1) {
                 if known_prod == 0 || total % known_prod != 0 {
                     return None;
@@ -409,7 +414,7 @@ fn eval(
                 .iter()
                 .map(|d| usize::try_from(*d).ok())
                 .collect::<Option<_>>()?;
-            if dims.iter().product::<usize>() != x.v.len() {
+            if dims.iter().try_fold(1usize, |a, d| a.checked_mul(*d)) != Some(x.v.len()) {
                 return None;
             }
             Val { dims, ..x.clone() }
@@ -445,13 +450,24 @@ fn eval(
             if d == 0 {
                 return None;
             }
-            let count = ((l - s) as f64 / d as f64).ceil().max(0.0) as usize;
-            if count > MAX_FOLDED {
+            // In i128: the span of two i64s overflows i64.
+            let span = i128::from(l) - i128::from(s);
+            let d128 = i128::from(d);
+            let count = if span == 0 || (span > 0) != (d128 > 0) {
+                0
+            } else {
+                (span + d128 - d128.signum()) / d128
+            };
+            if !(0..=MAX_FOLDED as i128).contains(&count) {
                 return None;
             }
             Val {
                 elem: input(0)?.elem,
-                ..Val::vec((0..count as i64).map(|i| s + i * d).collect())
+                ..Val::vec(
+                    (0..count as i64)
+                        .map(|i| i.checked_mul(d).and_then(|v| v.checked_add(s)))
+                        .collect::<Option<Vec<_>>>()?,
+                )
             }
         }
         _ => return None,

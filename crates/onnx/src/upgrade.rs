@@ -144,11 +144,19 @@ impl Pass for OpsetUpgradePass {
 
     fn is_noop(&self, model: &ModelProto) -> bool {
         let from = default_opset(model);
-        from >= self.target || self.below.is_some_and(|b| from >= b)
+        from >= 1 && (from >= self.target || self.below.is_some_and(|b| from >= b))
     }
 
     fn run(&self, model: &mut ModelProto, cx: &PassContext<'_>) -> Result<PassOutcome> {
         let from = default_opset(model);
+        if from < 1 {
+            return Err(Error::model(
+                cx.model_path,
+                format!(
+                    "the model imports the default ONNX domain at opset {from}; opset versions start at 1, so its operators' meaning is unknown (write the opset the exporter used in opset_import)"
+                ),
+            ));
+        }
         let mut out = PassOutcome::default();
         out.details.insert("from".into(), from.into());
         let wanted = match self.below {
@@ -267,7 +275,7 @@ impl Rewrite for UpgradeRule {
                     }
                     if trailing > 0 {
                         let b = n.input[1].clone();
-                        n.input[1] = append_ones(cx, &b, rb, trailing as usize, &mut before);
+                        n.input[1] = append_ones(cx, &b, rb, trailing as usize, to, &mut before);
                     }
                 }
                 if node::attr(&n, "broadcast").is_some() || node::attr(&n, "axis").is_some() {
@@ -280,40 +288,67 @@ impl Rewrite for UpgradeRule {
                 changed = true;
             }
             "PRelu" if crosses(7) => {
-                if let (Some(rx), Some(slope)) = (cx.rank(&n.input[0]), cx.shape(&n.input[1]))
-                    && rx >= 3
-                    && slope.len() == 1
-                    && slope[0] != Some(1)
-                {
-                    let s = n.input[1].clone();
-                    n.input[1] = append_ones(cx, &s, 1, rx - 2, &mut before);
-                    changed = true;
+                let slope = cx.shape(&n.input[1]);
+                let per_channel = slope
+                    .as_ref()
+                    .is_some_and(|s| s.len() == 1 && s[0] != Some(1));
+                if per_channel {
+                    // Opset 6 applied a [C] slope along axis 1; numpy broadcasting needs
+                    // [C, 1, ...], so the input's rank must be known.
+                    let rx = cx.rank(&n.input[0]).ok_or_else(|| {
+                        bad("the rank of input X is unknown, so the per-channel slope cannot be aligned with axis 1; give the model full shapes (onnx.shape_inference)".into())
+                    })?;
+                    if rx >= 3 {
+                        let s = n.input[1].clone();
+                        n.input[1] = append_ones(cx, &s, 1, rx - 2, to, &mut before);
+                        changed = true;
+                    }
                 }
             }
             "BatchNormalization" if crosses(7) || crosses(9) => {
-                if attr_int(&n, "spatial").is_some_and(|s| s != 1) && crosses(9) {
-                    return Err(bad("spatial=0 (per-activation statistics) has no form in opset 9 and later; export the model with spatial=1".into()));
+                if attr_int(&n, "spatial").is_some_and(|s| s != 1) {
+                    return Err(bad("spatial=0 (per-activation statistics) is not upgraded: opset 9 and later have no such form and engines read it differently before; export the model with spatial=1".into()));
                 }
                 let extra = n.output.iter().skip(1).any(|o| !o.is_empty());
                 if extra && to >= 14 {
                     return Err(bad("training-mode outputs (running mean/var) are used; rdeploy deploys inference graphs".into()));
                 }
-                remove_attrs(&mut n, &["is_test", "spatial"]);
+                remove_attrs(&mut n, &["is_test"]);
+                if crosses(9) {
+                    remove_attrs(&mut n, &["spatial"]);
+                }
                 changed = true;
             }
             "Dropout" if crosses(7) || crosses(12) => {
                 let mask_used = n.output.get(1).is_some_and(|o| !o.is_empty());
                 if mask_used {
                     remove_attrs(&mut n, &["is_test"]);
-                    if crosses(12)
-                        && let Some(r) = attr_float(&n, "ratio")
-                    {
-                        remove_attrs(&mut n, &["ratio"]);
-                        let t =
-                            Tensor::from_shape_vec(&[], vec![r]).map_err(|e| bad(e.to_string()))?;
-                        let name = cx.add_constant("ratio", &t);
-                        n.input.truncate(1);
-                        n.input.push(name);
+                    if crosses(12) {
+                        if let Some(r) = attr_float(&n, "ratio") {
+                            remove_attrs(&mut n, &["ratio"]);
+                            let t = Tensor::from_shape_vec(&[], vec![r])
+                                .map_err(|e| bad(e.to_string()))?;
+                            let name = cx.add_constant("ratio", &t);
+                            n.input.truncate(1);
+                            n.input.push(name);
+                        }
+                        // The mask was of the input's type before opset 12 and is bool from
+                        // 12: cast it back for its readers.
+                        let mask = n.output[1].clone();
+                        let bool_mask = cx.fresh(&format!("{mask}_bool"));
+                        n.output[1] = bool_mask.clone();
+                        let to_type = cx.elem_type(&n.input[0]).unwrap_or(1);
+                        let cast = node::node(
+                            "Cast",
+                            "",
+                            &[&bool_mask],
+                            &[&mask],
+                            vec![node::int("to", i64::from(to_type))],
+                        );
+                        let mut out = before;
+                        out.push(n);
+                        out.push(cast);
+                        return Ok(Some(out));
                     }
                 } else {
                     // Inference-mode Dropout is the identity.
@@ -396,6 +431,10 @@ impl Rewrite for UpgradeRule {
                     n.input.push(s);
                     changed = true;
                 }
+                changed |= split_count(&mut n, to);
+            }
+            "Split" if from < 18 => {
+                changed |= split_count(&mut n, to);
             }
             "Upsample" if to >= 10 => {
                 n = upsample_to_resize(&n, from, to, cx).map_err(bad)?;
@@ -489,6 +528,11 @@ impl Rewrite for UpgradeRule {
                 let axis = attr_int(&n, "axis").unwrap_or(1);
                 let x = n.input[0].clone();
                 let shape = cx.shape(&x);
+                if let Some(r) = shape.as_ref().map(|s| s.len() as i64)
+                    && !(-r..r).contains(&axis)
+                {
+                    return Err(bad(format!("axis {axis} is outside the input's rank {r}")));
+                }
                 let per_axis = shape.as_ref().and_then(|s| {
                     let r = s.len() as i64;
                     let a = if axis < 0 { axis + r } else { axis };
@@ -510,16 +554,22 @@ impl Rewrite for UpgradeRule {
                         return Ok(Some(vec![
                             node::node(
                                 "Flatten",
-                                &suffixed(&name, "flatten"),
+                                &node::suffixed(&name, "flatten"),
                                 &[&x],
                                 &[&flat],
                                 vec![node::int("axis", axis)],
                             ),
                             node::node(&op, &name, &[&flat], &[&soft], vec![node::int("axis", 1)]),
-                            node::node("Shape", &suffixed(&name, "shape"), &[&x], &[&shp], vec![]),
+                            node::node(
+                                "Shape",
+                                &node::suffixed(&name, "shape"),
+                                &[&x],
+                                &[&shp],
+                                vec![],
+                            ),
                             node::node(
                                 "Reshape",
-                                &suffixed(&name, "reshape"),
+                                &node::suffixed(&name, "reshape"),
                                 &[&soft, &shp],
                                 &[&y],
                                 vec![],
@@ -542,14 +592,6 @@ impl Rewrite for UpgradeRule {
     }
 }
 
-fn suffixed(name: &str, s: &str) -> String {
-    if name.is_empty() {
-        String::new()
-    } else {
-        format!("{name}_{s}")
-    }
-}
-
 /// A FLOATS attribute as `Vec<f32>`, when present and non-empty.
 fn attr_floats_or(n: &NodeProto, name: &str) -> Option<Vec<f32>> {
     node::attr_floats(n, name).filter(|v| !v.is_empty())
@@ -562,6 +604,7 @@ fn append_ones(
     b: &str,
     rank: usize,
     extra: usize,
+    opset: i64,
     before: &mut Vec<NodeProto>,
 ) -> String {
     if let Some(t) = cx.constant(b) {
@@ -573,7 +616,7 @@ fn append_ones(
     }
     let axes: Vec<i64> = (rank..rank + extra).map(|a| a as i64).collect();
     let out = cx.fresh(&format!("{b}_unsqueezed"));
-    let node = if cx.opset >= 13 {
+    let node = if opset >= 13 {
         let a = cx.add_i64("axes", &axes);
         node::node("Unsqueeze", "", &[b, &a], &[&out], vec![])
     } else {
@@ -627,6 +670,11 @@ fn upsample_to_resize(
     cx: &mut RewriteCx<'_>,
 ) -> std::result::Result<NodeProto, String> {
     let mode = attr_string(n, "mode").unwrap_or_else(|| "nearest".into());
+    if !matches!(mode.as_str(), "nearest" | "linear" | "bilinear") {
+        return Err(format!(
+            "mode '{mode}' is not one of Upsample's modes (nearest, linear)"
+        ));
+    }
     let scales = if from < 9 {
         let s = match attr_floats_or(n, "scales") {
             Some(s) => s,
@@ -638,6 +686,9 @@ fn upsample_to_resize(
                 vec![1.0, 1.0, h, w]
             }
         };
+        if s.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(format!("scales {s:?} must be positive, finite numbers"));
+        }
         cx.add_f32("scales", &s)
     } else {
         n.input
@@ -687,4 +738,17 @@ fn cast_code(s: &str) -> Option<i64> {
         "UINT64" => 13,
         _ => return None,
     })
+}
+
+/// From opset 18 a `Split` with no `split` input states its output count (`num_outputs`).
+fn split_count(n: &mut NodeProto, to: i64) -> bool {
+    if to < 18
+        || n.input.get(1).is_some_and(|s| !s.is_empty())
+        || node::attr(n, "num_outputs").is_some()
+    {
+        return false;
+    }
+    n.input.truncate(1);
+    node::set_attr(n, node::int("num_outputs", n.output.len() as i64));
+    true
 }

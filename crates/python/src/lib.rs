@@ -31,7 +31,7 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(r)
 });
 
-fn registry() -> Registry {
+pub(crate) fn registry() -> Registry {
     match REGISTRY.read() {
         Ok(r) => r.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
@@ -494,6 +494,7 @@ fn check_env(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
             "version": b.version,
             "reason": b.reason,
             "devices": b.devices,
+            "custom_ops": b.custom_ops,
         })).collect::<Vec<_>>(),
     });
     json_to_py(py, &v)
@@ -521,6 +522,7 @@ fn deploy(
     device: &str,
     force: bool,
 ) -> PyResult<WorkDir> {
+    pypass::refuse_inside_pass()?;
     let config = config_arg(deploy_cfg)?;
     let model = path_arg(model)?;
     let work_dir = path_arg(work_dir)?;
@@ -863,6 +865,8 @@ fn _rdeploy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // under the logger names of their modules (`rdeploy`, `rdeploy_onnx`...).
     // Levels are not cached, so `logging.getLogger(...).setLevel` takes effect at once.
     let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers)?.install();
+    // Engine panics caught as errors are not printed (with a backtrace) on stderr.
+    rdeploy::guard::quiet_engine_panics();
     let py = m.py();
     // Engines installed as wheels are found in this interpreter's own package folders.
     let sys = py.import("sys")?;

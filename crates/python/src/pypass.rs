@@ -41,10 +41,11 @@ impl Pass for PyPass {
             )
         };
         let out: Option<Vec<u8>> = Python::attach(|py| {
-            let r = self
-                .func
-                .call1(py, (PyBytes::new(py, &bytes),))
-                .map_err(|e| fail(format!("raised {}", crate::pybackend::describe(py, &e))))?;
+            IN_PASS.with(|c| c.set(c.get() + 1));
+            let r = self.func.call1(py, (PyBytes::new(py, &bytes),));
+            IN_PASS.with(|c| c.set(c.get().saturating_sub(1)));
+            let r =
+                r.map_err(|e| fail(format!("raised {}", crate::pybackend::describe(py, &e))))?;
             let r = r.bind(py);
             if r.is_none() {
                 return Ok(None);
@@ -88,9 +89,41 @@ impl Pass for PyPass {
 pub(crate) fn register_pass(
     name: &str,
     func: Bound<'_, PyAny>,
-    backends: Option<Vec<String>>,
+    backends: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     use crate::convert::ConfigError;
+    // One name or a list of names, each a registered backend (aliases become their names).
+    let backends: Vec<String> = match backends {
+        None => Vec::new(),
+        Some(b) if b.is_none() => Vec::new(),
+        Some(b) => {
+            let names: Vec<String> = match b.extract::<String>() {
+                Ok(one) => vec![one],
+                Err(_) => b.extract::<Vec<String>>().map_err(|_| {
+                    ConfigError::new_err(format!(
+                        "backends of the pass '{name}' must be a backend name or a list of them"
+                    ))
+                })?,
+            };
+            if names.is_empty() {
+                return Err(ConfigError::new_err(format!(
+                    "backends of the pass '{name}' is empty; pass None for every backend"
+                )));
+            }
+            let reg = crate::registry();
+            names
+                .iter()
+                .map(|n| {
+                    reg.get(n).map(|b| b.name().to_string()).map_err(|_| {
+                        ConfigError::new_err(format!(
+                            "the pass '{name}' names backend '{n}', which is not registered (known: {})",
+                            reg.names().join(", ")
+                        ))
+                    })
+                })
+                .collect::<PyResult<_>>()?
+        }
+    };
     if name.is_empty()
         || !name
             .chars()
@@ -121,7 +154,25 @@ pub(crate) fn register_pass(
         Ok(r) => r,
         Err(poisoned) => poisoned.into_inner(),
     };
-    r.register_pass(Arc::new(pass), backends.unwrap_or_default());
+    r.register_pass(Arc::new(pass), backends);
+    Ok(())
+}
+
+thread_local! {
+    /// How many Python passes this thread is inside.
+    static IN_PASS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A deploy from inside a Python pass would run that pass again, without end: refused.
+///
+/// # Errors
+/// RuntimeError when called from inside a pass.
+pub(crate) fn refuse_inside_pass() -> PyResult<()> {
+    if IN_PASS.with(|c| c.get()) > 0 {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "rdeploy.deploy was called from inside a graph pass registered with register_pass; a pass must transform the model bytes it is given, not deploy",
+        ));
+    }
     Ok(())
 }
 

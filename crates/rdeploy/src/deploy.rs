@@ -155,9 +155,23 @@ pub fn deploy(
     let model_bytes = prost::Message::encode_to_vec(&model);
     let model_sha = hex(&Sha256::digest(&model_bytes));
     drop(model_bytes);
+    // The graph passes and rules that would run (third parties' included): another set is
+    // another deploy.
+    let pass_names: Vec<String> = passes_for_backend
+        .iter()
+        .map(|p| p.name().to_string())
+        .chain(
+            rewrites
+                .for_backend(backend.name(), &deploy_cfg)
+                .map_err(|e| locate_config_error(e, config))?
+                .iter()
+                .map(|r| r.name().to_string()),
+        )
+        .collect();
     let cache_key = {
         let mut h = Sha256::new();
         for part in [
+            pass_names.join(",").as_str(),
             model_sha.as_str(),
             &serde_json::to_string(&deploy_cfg.0).unwrap_or_default(),
             backend.name(),
@@ -170,8 +184,20 @@ pub fn deploy(
             h.update([0u8]);
         }
         // A rebuilt custom-op library is a new deploy (the work dir holds a copy of the old).
+        // Only regular files are read (a FIFO or /dev/zero would never end).
         for lib in &custom_ops {
-            let sha = hash_file(lib).map_or_else(|_| "missing".to_string(), |(sha, _)| sha);
+            let sha = match rdeploy_core::files::regular_file_size(lib) {
+                Ok(_) => hash_file(lib).map_or_else(|_| "missing".to_string(), |(sha, _)| sha),
+                Err(why) => {
+                    return Err(locate_config_error(
+                        Error::config_key(
+                            "backend_config.custom_ops",
+                            format!("the custom-op library {}: {why}", lib.display()),
+                        ),
+                        config,
+                    ));
+                }
+            };
             h.update(sha.as_bytes());
             h.update([0u8]);
         }
@@ -392,7 +418,7 @@ pub fn deploy(
                 source_model: SourceModel {
                     path: model_path.display().to_string(),
                     sha256: model_sha,
-                    opset: info.opset(),
+                    opset: source_info.opset(),
                     producer: model.producer_name().to_string(),
                 },
                 config_file: config.path.display().to_string(),

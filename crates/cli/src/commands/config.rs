@@ -21,11 +21,20 @@ pub(crate) fn check(registry: &Registry, path: &Path) -> Result<()> {
     let cfg = Config::from_file(path)?;
     let mut problems = Vec::new();
     match cfg.backend_type() {
-        Ok(b) => {
-            if let Err(e) = registry.get(&b) {
-                problems.push(format!("backend_config.type: {e}"));
+        Ok(b) => match registry.get(&b) {
+            Err(e) => problems.push(format!("backend_config.type: {e}")),
+            // The graph passes the deploy would run: rewrite_config and pass options checked.
+            Ok(backend) => {
+                if let Err(e) = rdeploy::backend_passes(
+                    backend.as_ref(),
+                    &cfg.deploy_config(),
+                    &rdeploy::PassRegistry::builtin(),
+                    &rdeploy::RewriteRegistry::builtin(),
+                ) {
+                    problems.push(e.to_string());
+                }
             }
-        }
+        },
         Err(e) => problems.push(e.to_string()),
     }
     if let Err(e) = cfg.onnx_config() {

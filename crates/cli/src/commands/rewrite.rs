@@ -131,18 +131,35 @@ fn list(
         "default": false,
         "description": "folds Shape/Gather/Concat/... integer arithmetic whose dims are known, removes dead nodes and unused initializers (rewrite_config.enable=['simplify'])",
     }));
+    if backend.is_none_or(|b| b == "onnxruntime") {
+        rows.push(json!({
+            "name": "fp16",
+            "kind": "pass",
+            "backends": ["onnxruntime"],
+            "matches": "float32 computation",
+            "needs_opset": null,
+            "default": false,
+            "description": "float32 to float16, asked for by precision='fp16' (not switched by rewrite_config)",
+        }));
+    }
     rows.push(json!({
-        "name": "fp16",
+        "name": "rewrite",
         "kind": "pass",
-        "backends": ["onnxruntime"],
-        "matches": "float32 computation",
+        "backends": [],
+        "matches": "the rules above",
         "needs_opset": null,
-        "default": false,
-        "description": "float32 to float16, asked for by precision='fp16'",
+        "default": true,
+        "description": "all the rules for the backend at once (rewrite_config.disable=['rewrite'] turns them all off)",
     }));
     if json {
         return out(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
     }
+    let width = rows
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
     let mut s = String::new();
     for r in &rows {
         let backends = r["backends"]
@@ -156,11 +173,16 @@ fn list(
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "all".into());
         s.push_str(&format!(
-            "{:<32} {:<5} {:<22} {}\n    {}\n",
+            "{:<width$}  {:<4}  {:<20}  {}{}\n    {}\n",
             r["name"].as_str().unwrap_or(""),
             r["kind"].as_str().unwrap_or(""),
             backends,
             r["matches"].as_str().unwrap_or(""),
+            if r["default"] == json!(false) {
+                "  (off by default)"
+            } else {
+                ""
+            },
             r["description"].as_str().unwrap_or("")
         ));
     }
