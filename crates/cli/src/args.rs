@@ -151,8 +151,25 @@ pub struct InferArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// A work dir written by `rdeploy deploy`.
+    /// A work dir written by `rdeploy deploy`, or an ONNX model: then it is deployed for each
+    /// of --backends into a temporary folder and they are ranked on the same inputs, their
+    /// timed calls interleaved (--rounds) so machine noise falls on all alike.
+    #[arg(value_name = "WORK_DIR|MODEL.onnx")]
     pub work_dir: PathBuf,
+    /// With a model: the backends to rank, comma separated, or `all` (every available one).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub backends: Vec<String>,
+    /// With a model: a deploy config for every backend (its backend_config.type is replaced).
+    #[arg(long, value_name = "CFG")]
+    pub config: Option<PathBuf>,
+    /// With a model: engine threads for every backend (tract num_threads, ONNX Runtime
+    /// intra_op_num_threads, OpenVINO inference_num_threads), for a fair comparison.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// With a model: the timed calls of each backend are split into this many blocks, run in
+    /// turn across backends.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: u32,
     #[command(flatten)]
     pub input: InputSource,
     /// Untimed runs first (caches, lazy allocation, JIT).

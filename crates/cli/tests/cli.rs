@@ -1182,3 +1182,64 @@ fn custom_ops_resolve_against_a_config_named_by_bare_file_name() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_ranks_backends_on_a_model() {
+    let model = root().join("tests/data/small-cnn.onnx");
+    let backends = if ort_available() {
+        "tract,onnxruntime"
+    } else {
+        "tract"
+    };
+    let out = ok(&[
+        "bench",
+        s(&model),
+        "--backends",
+        backends,
+        "--iters",
+        "20",
+        "--rounds",
+        "4",
+        "--warmup",
+        "2",
+        "--threads",
+        "1",
+        "--shape",
+        "batch=2",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ranked = v["ranked"].as_array().unwrap();
+    assert_eq!(ranked.len(), backends.split(',').count(), "{v}");
+    let mut last = 0.0;
+    for (i, r) in ranked.iter().enumerate() {
+        assert_eq!(r["rank"], i + 1);
+        let rep = &r["report"];
+        assert_eq!(rep["iters"], 20);
+        let p50 = rep["latency_ms"]["p50"].as_f64().unwrap();
+        assert!(p50 > 0.0 && p50 >= last, "ranked by p50: {v}");
+        last = p50;
+        assert!(rep["latency_ms"]["std"].as_f64().is_some());
+        assert_eq!(
+            rep["input_shapes"][0][1][0], 2,
+            "--shape reaches every backend"
+        );
+        assert!(r["deploy_ms"].as_f64().unwrap() > 0.0);
+    }
+    // A backend that cannot deploy is listed as failed; the others are still ranked.
+    let out = ok(&[
+        "bench",
+        s(&model),
+        "--backends",
+        "tract,nosuch",
+        "--iters",
+        "4",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ranked"].as_array().unwrap().len(), 1);
+    assert_eq!(v["failed"][0]["backend"], "nosuch");
+    // The plain table names the columns.
+    let text = ok(&["bench", s(&model), "--backends", "tract", "--iters", "4"]);
+    assert!(text.contains("p50 ms") && text.contains("tract"), "{text}");
+}

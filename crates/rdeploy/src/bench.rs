@@ -39,6 +39,8 @@ impl Default for BenchOptions<'_> {
 pub struct Percentiles {
     /// Arithmetic mean.
     pub mean: f64,
+    /// Standard deviation (population).
+    pub std: f64,
     /// Smallest.
     pub min: f64,
     /// Median.
@@ -57,6 +59,7 @@ impl Percentiles {
         if v.is_empty() {
             return Percentiles {
                 mean: 0.0,
+                std: 0.0,
                 min: 0.0,
                 p50: 0.0,
                 p90: 0.0,
@@ -66,8 +69,11 @@ impl Percentiles {
         }
         v.sort_by(f64::total_cmp);
         let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64;
         Percentiles {
-            mean: v.iter().sum::<f64>() / v.len() as f64,
+            mean,
+            std: var.sqrt(),
             min: v[0],
             p50: at(0.5),
             p90: at(0.9),
@@ -116,7 +122,20 @@ pub fn bench(
     inputs: &NamedTensors,
     options: &BenchOptions<'_>,
 ) -> Result<BenchReport> {
-    if options.iters == 0 || options.concurrency == 0 {
+    if options.iters == 0 {
+        return Err(Error::config_key("iters", "must be at least 1"));
+    }
+    let m = measure(wrapper, inputs, options)?;
+    Ok(report(wrapper, inputs, options, m))
+}
+
+/// Warmup, then `options.iters` timed calls (0: warmup only).
+fn measure(
+    wrapper: &dyn Wrapper,
+    inputs: &NamedTensors,
+    options: &BenchOptions<'_>,
+) -> Result<Measured> {
+    if options.concurrency == 0 {
         return Err(Error::config_key(
             if options.iters == 0 {
                 "iters"
@@ -202,10 +221,8 @@ pub fn bench(
             })
             .collect()
     });
-    let (mut latency, mut execute) = (
-        Vec::with_capacity(options.iters),
-        Vec::with_capacity(options.iters),
-    );
+    let mut m = Measured::default();
+    let (latency, execute) = (&mut m.latency, &mut m.execute);
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     for r in results {
         let (v, start, end) = r?;
@@ -216,23 +233,55 @@ pub fn bench(
         first = Some(first.map_or(start, |f| f.min(start)));
         last = Some(last.map_or(end, |l| l.max(end)));
     }
-    let timed_wall = match (first, last) {
+    m.wall_s = match (first, last) {
         (Some(f), Some(l)) => (l - f).as_secs_f64(),
         _ => 0.0,
     };
+    Ok(m)
+}
+
+/// Raw timings of one or more measured phases.
+#[derive(Clone, Debug, Default)]
+struct Measured {
+    latency: Vec<f64>,
+    execute: Vec<f64>,
+    /// Wall time of the timed phases, in seconds.
+    wall_s: f64,
+}
+
+impl Measured {
+    fn extend(&mut self, o: Measured) {
+        self.latency.extend(o.latency);
+        self.execute.extend(o.execute);
+        self.wall_s += o.wall_s;
+    }
+}
+
+fn report(
+    wrapper: &dyn Wrapper,
+    inputs: &NamedTensors,
+    options: &BenchOptions<'_>,
+    m: Measured,
+) -> BenchReport {
+    let Measured {
+        latency,
+        execute,
+        wall_s: timed_wall,
+    } = m;
+    let iters = latency.len();
     let overhead = latency
         .iter()
         .zip(&execute)
         .map(|(l, e)| l - e)
         .sum::<f64>()
         / latency.len().max(1) as f64;
-    Ok(BenchReport {
+    BenchReport {
         backend: wrapper.backend().to_string(),
         backend_version: String::new(),
         device: wrapper.device().to_string(),
         warmup: options.warmup,
         iters: options.iters,
-        concurrency: threads,
+        concurrency: options.concurrency,
         settings: wrapper
             .settings()
             .into_iter()
@@ -246,9 +295,60 @@ pub fn bench(
         execute_ms: Percentiles::of(execute),
         overhead_ms_mean: overhead,
         throughput_per_s: if timed_wall > 0.0 {
-            options.iters as f64 / timed_wall
+            iters as f64 / timed_wall
         } else {
             0.0
         },
-    })
+    }
+}
+
+/// Benchmarks several loaded models on the same inputs, interleaved: after each one's warmup,
+/// `rounds` rounds each run every model for `iters / rounds` timed calls, the order rotating
+/// every round, so machine noise (another process, frequency changes) falls on all alike.
+/// Returns one report per model, in the order given.
+///
+/// # Errors
+/// As [`bench`], for the first model that fails.
+pub fn bench_interleaved(
+    runs: &[(&dyn Wrapper, &NamedTensors)],
+    options: &BenchOptions<'_>,
+    rounds: usize,
+) -> Result<Vec<BenchReport>> {
+    let rounds = rounds.clamp(1, options.iters.max(1));
+    let mut measured: Vec<Measured> = vec![Measured::default(); runs.len()];
+    for (w, inputs) in runs {
+        measure(
+            *w,
+            inputs,
+            &BenchOptions {
+                iters: 0,
+                ..*options
+            },
+        )?;
+    }
+    for round in 0..rounds {
+        let per = options.iters / rounds + usize::from(round < options.iters % rounds);
+        if per == 0 {
+            continue;
+        }
+        for k in 0..runs.len() {
+            let i = (k + round) % runs.len();
+            let (w, inputs) = runs[i];
+            let m = measure(
+                w,
+                inputs,
+                &BenchOptions {
+                    warmup: 0,
+                    iters: per,
+                    ..*options
+                },
+            )?;
+            measured[i].extend(m);
+        }
+    }
+    Ok(runs
+        .iter()
+        .zip(measured)
+        .map(|((w, inputs), m)| report(*w, inputs, options, m))
+        .collect())
 }
