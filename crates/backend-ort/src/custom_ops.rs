@@ -34,10 +34,7 @@ pub(crate) fn domains() -> ort::Result<Vec<OperatorDomain>> {
 
 /// The names `domain::op_type` of the ops [`domains`] provides, for `check-env`.
 pub(crate) fn names() -> Vec<String> {
-    rdeploy_ops::all()
-        .iter()
-        .map(OpDef::qualified_name)
-        .collect()
+    rdeploy_ops::qualified_names()
 }
 
 fn element_type(d: DType) -> TensorElementType {

@@ -36,10 +36,7 @@ pub(crate) fn register(reg: &mut OnnxOpRegister) {
 
 /// The names `domain::op_type` of the ops registered, for `check-env`.
 pub(crate) fn names() -> Vec<String> {
-    rdeploy_ops::all()
-        .iter()
-        .map(OpDef::qualified_name)
-        .collect()
+    rdeploy_ops::qualified_names()
 }
 
 fn build(

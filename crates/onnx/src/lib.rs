@@ -91,6 +91,12 @@ pub trait Pass: Send + Sync {
     /// [`Error::Model`] naming the model file when the graph cannot be transformed.
     fn run(&self, model: &mut ModelProto, cx: &PassContext<'_>) -> Result<PassOutcome>;
 
+    /// What identifies the pass's behaviour in a work dir's cache key: its name by default; a
+    /// pass made of parts (the rewrite rules) names them too.
+    fn identity(&self) -> String {
+        self.name().to_string()
+    }
+
     /// Whether the pass would certainly leave `model` unchanged (a cheap look, so callers can
     /// skip copying the model); `false` when unsure.
     fn is_noop(&self, model: &ModelProto) -> bool {

@@ -74,6 +74,19 @@ pub fn mistyped(node: &NodeProto, name: &str, want: AttributeType) -> Option<Str
     }
 }
 
+/// `Op node 'name' (output 'y')`, with a custom domain as `domain::Op`: how errors name a node.
+pub fn describe(n: &NodeProto) -> String {
+    let op = match domain(n) {
+        "" => n.op_type().to_string(),
+        d => format!("{d}::{}", n.op_type()),
+    };
+    format!(
+        "{op} node '{}' (output '{}')",
+        n.name(),
+        n.output.first().map(String::as_str).unwrap_or("")
+    )
+}
+
 /// `node`'s name with `_suffix`, or empty for an unnamed node.
 pub fn suffixed(name: &str, suffix: &str) -> String {
     if name.is_empty() {

@@ -187,6 +187,37 @@ impl RewriteCx<'_> {
         self.add_constant(hint, &t)
     }
 
+    /// Adds a scalar (0-d) initializer holding `v` in the element type of the value `like`
+    /// (float32 when unknown): an attribute turned into an input must keep its operand's type.
+    ///
+    /// # Errors
+    /// When `v` cannot be cast to that type.
+    pub fn add_scalar_like(&mut self, hint: &str, like: &str, v: f32) -> Result<String> {
+        let t = Tensor::from_shape_vec(&[], vec![v])?;
+        let dt = match self.elem_type(like) {
+            Some(10) => rdeploy_core::DType::F16,
+            Some(11) => rdeploy_core::DType::F64,
+            Some(6) => rdeploy_core::DType::I32,
+            Some(7) => rdeploy_core::DType::I64,
+            Some(3) => rdeploy_core::DType::I8,
+            Some(2) => rdeploy_core::DType::U8,
+            _ => return Ok(self.add_constant(hint, &t)),
+        };
+        let t = t.cast(dt, rdeploy_core::Cast::Unchecked)?;
+        Ok(self.add_constant(hint, &t))
+    }
+
+    /// `Unsqueeze(x, axes) -> y` in the form of default-domain `opset` (axes as an input from
+    /// 13, an attribute before).
+    pub fn unsqueeze(&mut self, x: &str, axes: &[i64], y: &str, opset: i64) -> NodeProto {
+        if opset >= 13 {
+            let a = self.add_i64("axes", axes);
+            node::node("Unsqueeze", "", &[x, &a], &[y], vec![])
+        } else {
+            node::node("Unsqueeze", "", &[x], &[y], vec![node::ints("axes", axes)])
+        }
+    }
+
     /// The ONNX element type of a value (`TensorProto.DataType`), when known.
     pub fn elem_type(&self, name: &str) -> Option<i32> {
         self.facts
@@ -591,6 +622,11 @@ pub struct RewritePass {
 impl Pass for RewritePass {
     fn name(&self) -> &str {
         "rewrite"
+    }
+
+    fn identity(&self) -> String {
+        let names: Vec<&str> = self.rules.iter().map(|r| r.name()).collect();
+        format!("rewrite[{}]", names.join(","))
     }
 
     fn is_noop(&self, model: &ModelProto) -> bool {

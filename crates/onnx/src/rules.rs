@@ -44,19 +44,8 @@ fn typed(n: &NodeProto, attrs: &[(&str, AttributeType)]) -> Result<()> {
 }
 
 fn bad(n: &NodeProto, msg: impl std::fmt::Display) -> Error {
-    let op = match node::domain(n) {
-        "" => n.op_type().to_string(),
-        d => format!("{d}::{}", n.op_type()),
-    };
     // The rewrite pass puts the model file in place of "<graph>".
-    Error::model(
-        "<graph>",
-        format!(
-            "{op} node '{}' (output '{}'): {msg}",
-            n.name(),
-            n.output.first().map(String::as_str).unwrap_or("")
-        ),
-    )
+    Error::model("<graph>", format!("{}: {msg}", node::describe(n)))
 }
 
 /// `grid_sampler` (mmdeploy / mmcv) -> `GridSample`-16: the same bilinear/nearest/bicubic
@@ -356,8 +345,8 @@ impl Rewrite for MmcvNmsToNonMaxSuppression {
         let two = cx.add_i64("two", &[2]);
         let flat = cx.add_i64("shape", &[-1]);
         Ok(Some(vec![
-            unsqueeze(cx, &b, &[0], &b3),
-            unsqueeze(cx, &s, &[0, 1], &s3),
+            cx.unsqueeze(&b, &[0], &b3, cx.opset),
+            cx.unsqueeze(&s, &[0, 1], &s3, cx.opset),
             node::node(
                 "NonMaxSuppression",
                 n.name(),
@@ -374,16 +363,6 @@ impl Rewrite for MmcvNmsToNonMaxSuppression {
             ),
             node::node("Reshape", "", &[&col, &flat], &[&n.output[0]], vec![]),
         ]))
-    }
-}
-
-/// `Unsqueeze(x, axes)` in the form of the graph's opset (axes as input from 13).
-fn unsqueeze(cx: &mut RewriteCx<'_>, x: &str, axes: &[i64], y: &str) -> NodeProto {
-    if cx.opset >= 13 {
-        let a = cx.add_i64("axes", axes);
-        node::node("Unsqueeze", "", &[x, &a], &[y], vec![])
-    } else {
-        node::node("Unsqueeze", "", &[x], &[y], vec![node::ints("axes", axes)])
     }
 }
 
@@ -430,22 +409,13 @@ impl Rewrite for DecomposeLpPool {
             return Err(bad(n, format!("p = {p} is not positive")));
         }
         let size: i64 = kernel.iter().product();
-        let elem = cx.elem_type(&n.input[0]);
-        let scalar = |cx: &mut RewriteCx<'_>, hint: &str, v: f32| -> Result<String> {
-            let t = rdeploy_core::Tensor::from_shape_vec(&[], vec![v])?;
-            let t = match elem {
-                Some(11) => t.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?,
-                Some(10) => t.cast(rdeploy_core::DType::F16, rdeploy_core::Cast::Unchecked)?,
-                _ => t,
-            };
-            Ok(cx.add_constant(hint, &t))
-        };
+        let x = n.input[0].clone();
         let (pc, inv, k) = (
-            scalar(cx, "p", p)?,
-            scalar(cx, "inv_p", 1.0 / p)?,
-            scalar(cx, "window", size as f32)?,
+            cx.add_scalar_like("p", &x, p)?,
+            cx.add_scalar_like("inv_p", &x, 1.0 / p)?,
+            cx.add_scalar_like("window", &x, size as f32)?,
         );
-        let x = &n.input[0];
+        let x = &x;
         let (a, ap, avg, sum) = (
             cx.fresh(&format!("{x}_abs")),
             cx.fresh(&format!("{x}_pow")),

@@ -33,7 +33,7 @@ use crate::node::{self, attr_float, attr_int, attr_ints, attr_string, remove_att
 use crate::rewrite::{Facts, Pattern, Rewrite, RewriteCx};
 use crate::{Pass, PassContext, PassOutcome};
 use rdeploy_core::onnx::proto::{ModelProto, NodeProto, OperatorSetIdProto};
-use rdeploy_core::{DType, Error, Result, Tensor};
+use rdeploy_core::{Error, Result, Tensor};
 
 /// The opset the pass upgrades to unless configured: the first with today's `Softmax`,
 /// `Squeeze`/`Unsqueeze` and `Split` forms, read by every engine rdeploy runs.
@@ -239,12 +239,7 @@ impl Rewrite for UpgradeRule {
             remove_attrs(&mut n, &["consumed_inputs"]);
             changed = true;
         }
-        let what = format!(
-            "{} node '{}' (output '{}')",
-            n.op_type(),
-            n.name(),
-            n.output.first().map(String::as_str).unwrap_or("")
-        );
+        let what = node::describe(&n);
         let bad = |msg: String| {
             Error::model(
                 &self.model_path,
@@ -403,9 +398,10 @@ impl Rewrite for UpgradeRule {
                     let p = cx.add_i64("pads", &pads);
                     n.input.push(p);
                     if value != 0.0 {
-                        let t = scalar_like(cx.elem_type(&n.input[0]), value)
+                        let x = n.input[0].clone();
+                        let v = cx
+                            .add_scalar_like("pad_value", &x, value)
                             .map_err(|e| bad(e.to_string()))?;
-                        let v = cx.add_constant("pad_value", &t);
                         n.input.push(v);
                     }
                     changed = true;
@@ -490,21 +486,21 @@ impl Rewrite for UpgradeRule {
                 let max = attr_float(&n, "max");
                 remove_attrs(&mut n, &["min", "max"]);
                 n.input.truncate(1);
-                let et = cx.elem_type(&n.input[0]);
+                let x = n.input[0].clone();
                 match (min, max) {
                     (None, None) => {}
                     _ => {
                         let lo = match min {
-                            Some(v) => {
-                                let t = scalar_like(et, v).map_err(|e| bad(e.to_string()))?;
-                                cx.add_constant("clip_min", &t)
-                            }
+                            Some(v) => cx
+                                .add_scalar_like("clip_min", &x, v)
+                                .map_err(|e| bad(e.to_string()))?,
                             None => String::new(),
                         };
                         n.input.push(lo);
                         if let Some(v) = max {
-                            let t = scalar_like(et, v).map_err(|e| bad(e.to_string()))?;
-                            let hi = cx.add_constant("clip_max", &t);
+                            let hi = cx
+                                .add_scalar_like("clip_max", &x, v)
+                                .map_err(|e| bad(e.to_string()))?;
                             n.input.push(hi);
                         }
                     }
@@ -616,18 +612,7 @@ fn append_ones(
     }
     let axes: Vec<i64> = (rank..rank + extra).map(|a| a as i64).collect();
     let out = cx.fresh(&format!("{b}_unsqueezed"));
-    let node = if opset >= 13 {
-        let a = cx.add_i64("axes", &axes);
-        node::node("Unsqueeze", "", &[b, &a], &[&out], vec![])
-    } else {
-        node::node(
-            "Unsqueeze",
-            "",
-            &[b],
-            &[&out],
-            vec![node::ints("axes", &axes)],
-        )
-    };
+    let node = cx.unsqueeze(b, &axes, &out, opset);
     before.push(node);
     out
 }
@@ -703,21 +688,6 @@ fn upsample_to_resize(
         vec![n.input[0].clone(), scales]
     };
     Ok(r)
-}
-
-/// A scalar of ONNX element type `elem` (float32 when unknown) holding `v`.
-fn scalar_like(elem: Option<i32>, v: f32) -> Result<Tensor> {
-    let t = Tensor::from_shape_vec(&[], vec![v])?;
-    let dt = match elem {
-        Some(10) => DType::F16,
-        Some(11) => DType::F64,
-        Some(6) => DType::I32,
-        Some(7) => DType::I64,
-        Some(3) => DType::I8,
-        Some(2) => DType::U8,
-        _ => return Ok(t),
-    };
-    t.cast(dt, rdeploy_core::Cast::Unchecked)
 }
 
 /// `TensorProto.DataType` of an opset-1 `Cast`'s type name.

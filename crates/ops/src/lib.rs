@@ -164,6 +164,11 @@ pub fn all() -> &'static [OpDef] {
     &OPS
 }
 
+/// `domain::op_type` of every op this crate implements (what engines list in `check-env`).
+pub fn qualified_names() -> Vec<String> {
+    OPS.iter().map(OpDef::qualified_name).collect()
+}
+
 /// The op registered as `domain::op_type` (exact, case-sensitive names as in the ONNX node).
 pub fn find(domain: &str, op_type: &str) -> Option<&'static OpDef> {
     OPS.iter()

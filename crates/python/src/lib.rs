@@ -722,6 +722,21 @@ fn bench_wrapper<'py>(
     json_to_py(py, &v)
 }
 
+/// Fails unless `name` is letters, digits, '-' and '_' (what a registered backend or pass may be
+/// called: it appears in configs, logs and file names).
+pub(crate) fn plain_name(kind: &str, name: &str) -> PyResult<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ConfigError::new_err(format!(
+            "'{name}' is not a {kind} name: use letters, digits, '-' and '_'"
+        )));
+    }
+    Ok(())
+}
+
 /// Registers a backend written in Python under `name`, usable by deploy, load, compare and
 /// bench in this process like a built-in one. `manager` (a class or an instance) has MMDeploy's
 /// manager methods: `is_available()`, `get_version()`, `to_backend(ir_files, work_dir,
@@ -732,15 +747,7 @@ fn bench_wrapper<'py>(
 /// Raises ConfigError when the name is taken or not a valid backend name.
 #[pyfunction]
 fn register_backend(name: &str, manager: Bound<'_, PyAny>) -> PyResult<()> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ConfigError::new_err(format!(
-            "'{name}' is not a backend name: use letters, digits, '-' and '_'"
-        )));
-    }
+    plain_name("backend", name)?;
     for m in ["is_available", "to_backend", "build_wrapper"] {
         if !manager.hasattr(m)? {
             return Err(ConfigError::new_err(format!(

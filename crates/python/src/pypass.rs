@@ -124,15 +124,7 @@ pub(crate) fn register_pass(
                 .collect::<PyResult<_>>()?
         }
     };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(ConfigError::new_err(format!(
-            "'{name}' is not a pass name: use letters, digits, '-' and '_'"
-        )));
-    }
+    crate::plain_name("pass", name)?;
     let builtin = RewriteRegistry::builtin();
     if rdeploy::passes::KNOWN_PASS_NAMES.contains(&name)
         || builtin.rules().iter().any(|r| r.name() == name)

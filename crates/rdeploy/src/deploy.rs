@@ -157,17 +157,7 @@ pub fn deploy(
     drop(model_bytes);
     // The graph passes and rules that would run (third parties' included): another set is
     // another deploy.
-    let pass_names: Vec<String> = passes_for_backend
-        .iter()
-        .map(|p| p.name().to_string())
-        .chain(
-            rewrites
-                .for_backend(backend.name(), &deploy_cfg)
-                .map_err(|e| locate_config_error(e, config))?
-                .iter()
-                .map(|r| r.name().to_string()),
-        )
-        .collect();
+    let pass_names: Vec<String> = passes_for_backend.iter().map(|p| p.identity()).collect();
     let cache_key = {
         let mut h = Sha256::new();
         for part in [

@@ -26,6 +26,16 @@ fn save(m: &rdeploy_core::onnx::proto::ModelProto, work: &Path, name: &str) -> s
     p
 }
 
+/// `y = Relu(x)`, `x: [2]`, opset 13.
+fn relu_model() -> rdeploy_core::onnx::proto::ModelProto {
+    model(
+        13,
+        vec![node::node("Relu", "", &["x"], &["y"], vec![])],
+        &[Dim::Fixed(2)],
+        vec![],
+    )
+}
+
 fn deploy_err(backend: &str, path: &Path, dir: &Path, extra: serde_json::Value) -> String {
     match common::deploy(
         backend,
@@ -318,13 +328,7 @@ fn tract_refuses_values_larger_than_memory() {
 #[test]
 fn rewrite_config_typos_are_errors() {
     let work = conf::tempdir("tract", "typos");
-    let m = model(
-        13,
-        vec![node::node("Relu", "", &["x"], &["y"], vec![])],
-        &[Dim::Fixed(2)],
-        vec![],
-    );
-    let p = save(&m, &work, "m.onnx");
+    let p = save(&relu_model(), &work, "m.onnx");
     for (cfg, key) in [
         (
             serde_json::json!({"disabled": ["simplify"]}),
@@ -359,13 +363,7 @@ fn rewrite_config_typos_are_errors() {
 #[test]
 fn the_passes_that_run_are_part_of_the_work_dirs_identity() {
     let work = conf::tempdir("tract", "pass-identity");
-    let m = model(
-        13,
-        vec![node::node("Relu", "", &["x"], &["y"], vec![])],
-        &[Dim::Fixed(2)],
-        vec![],
-    );
-    let p = save(&m, &work, "m.onnx");
+    let p = save(&relu_model(), &work, "m.onnx");
     let dir = work.join("w");
     let plain = rdeploy::DeployOptions::default();
     let (first, _) = common::deploy("tract", &p, &dir, serde_json::json!({}), &plain).unwrap();
