@@ -16,3 +16,6 @@ pub mod proto;
 pub mod repository;
 
 pub use model_config::ModelSettings;
+pub use repository::{
+    ExportOptions, Exported, Platform, Repository, RepositoryModel, export_triton,
+};
