@@ -17,7 +17,7 @@ pub mod v2;
 
 use error::ServeError;
 use metrics::Metrics;
-use model::{ModelVersion, PoolOptions};
+use model::{ModelVersion, PoolOptions, VersionSpec};
 use rdeploy_core::{Registry, Tensor};
 use rdeploy_serving::Repository;
 use std::collections::BTreeMap;
@@ -111,26 +111,49 @@ impl State {
                     }
                 );
                 versions.push(ModelVersion::start(
-                    &m.name,
-                    *v,
-                    &wd.manifest.backend,
-                    m.config.clone(),
-                    m.settings.clone(),
+                    VersionSpec {
+                        name: m.name.clone(),
+                        version: *v,
+                        backend: wd.manifest.backend.clone(),
+                        config: m.config.clone(),
+                        settings: m.settings.clone(),
+                    },
                     wrappers,
                     &PoolOptions {
                         queue_capacity: options.queue_size,
+                        metrics: metrics.clone(),
                     },
-                    metrics.clone(),
                 ));
             }
             models.insert(m.name.clone(), versions);
         }
-        Ok(State {
+        Ok(State::new(
+            models.into_values().flatten().collect(),
+            metrics,
+            options,
+        ))
+    }
+
+    /// A state over model versions already started (by [`ModelVersion::start`]) with the
+    /// same `metrics`.
+    pub fn new(
+        versions: Vec<Arc<ModelVersion>>,
+        metrics: Arc<Metrics>,
+        options: ServeOptions,
+    ) -> State {
+        let mut models: BTreeMap<String, Vec<Arc<ModelVersion>>> = BTreeMap::new();
+        for v in versions {
+            models.entry(v.name.clone()).or_default().push(v);
+        }
+        for vs in models.values_mut() {
+            vs.sort_by_key(|v| v.version);
+        }
+        State {
             models,
             metrics,
             options,
             stopping: AtomicBool::new(false),
-        })
+        }
     }
 
     /// Every served model version, by name then version.

@@ -108,31 +108,47 @@ impl std::fmt::Debug for ModelVersion {
 
 /// How a model version's pool is set up.
 pub struct PoolOptions {
-    /// Requests that may wait at once; more get 503/UNAVAILABLE.
+    /// Requests that may wait at once when the config sets no
+    /// `default_queue_policy.max_queue_size`; more get 503/UNAVAILABLE.
     pub queue_capacity: usize,
+    /// Where the pool records its metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// What a model version is: its name, version, backend and config.
+pub struct VersionSpec {
+    /// The model's name.
+    pub name: String,
+    /// The version.
+    pub version: u64,
+    /// The backend its work dir was deployed for.
+    pub backend: String,
+    /// The full config.
+    pub config: rdeploy_serving::proto::ModelConfig,
+    /// Its checked serving settings.
+    pub settings: ModelSettings,
 }
 
 impl ModelVersion {
     /// Starts one thread per wrapper, all fed by one bounded queue.
     pub fn start(
-        name: &str,
-        version: u64,
-        backend: &str,
-        config: rdeploy_serving::proto::ModelConfig,
-        settings: ModelSettings,
+        spec: VersionSpec,
         wrappers: Vec<Arc<dyn Wrapper>>,
         opts: &PoolOptions,
-        metrics: Arc<Metrics>,
     ) -> Arc<ModelVersion> {
-        let capacity = if settings
+        let VersionSpec {
+            name,
+            version,
+            backend,
+            config,
+            settings,
+        } = spec;
+        let configured = settings
             .dynamic_batching
             .as_ref()
-            .is_some_and(|d| d.max_queue_size > 0)
-        {
-            settings
-                .dynamic_batching
-                .as_ref()
-                .map_or(0, |d| d.max_queue_size)
+            .map_or(0, |d| d.max_queue_size);
+        let capacity = if configured > 0 {
+            configured
         } else {
             opts.queue_capacity
         }
@@ -147,16 +163,16 @@ impl ModelVersion {
                 device: rdeploy_core::Device::cpu(),
             });
         let mv = Arc::new(ModelVersion {
-            name: name.to_string(),
+            name: name.clone(),
             version,
-            backend: backend.to_string(),
+            backend,
             settings,
             config,
             signature,
             stats: Stats::default(),
             queue: tx,
             capacity,
-            metrics,
+            metrics: opts.metrics.clone(),
         });
         for (i, w) in wrappers.into_iter().enumerate() {
             let (rx, weak) = (rx.clone(), Arc::downgrade(&mv));
