@@ -182,7 +182,11 @@ fn entry(
             panic_message(&panic)
         )),
     };
-    new_error(api, failure.code, &format!("rdeploy: {what}: {}", failure.msg))
+    new_error(
+        api,
+        failure.code,
+        &format!("rdeploy: {what}: {}", failure.msg),
+    )
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -667,64 +671,49 @@ unsafe fn execute(
             engine_calls: 0,
         }
     });
-    let mut success = Vec::with_capacity(requests.len());
-    for ((&request, &response), result) in requests.iter().zip(&responses).zip(executed.results) {
-        if response.is_null() {
-            success.push(false);
-            continue;
-        }
-        let sent = match result {
-            Ok(outputs) => catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: a valid request and its response, not yet sent.
-                unsafe { write_outputs(api, request, response, outputs) }
-            }))
-            .unwrap_or_else(|panic| Err(panic_message(&panic)))
-            .map_err(|e| (TRITONSERVER_ERROR_INTERNAL, e)),
-            Err(RequestError::Invalid(e)) => Err((TRITONSERVER_ERROR_INVALID_ARG, e)),
-            Err(RequestError::Failed(e)) => Err((TRITONSERVER_ERROR_INTERNAL, e)),
-        };
-        let error = match &sent {
-            Ok(()) => null_mut(),
-            Err((code, msg)) => new_error(api, *code, &format!("rdeploy: {msg}")),
-        };
-        // SAFETY: the response is sent once and not touched after; the error stays ours.
-        let r = unsafe {
-            (api.TRITONBACKEND_ResponseSend)(response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, error)
-        };
-        if !error.is_null() {
-            // SAFETY: our error object, freed once after Triton copied it.
-            unsafe { (api.TRITONSERVER_ErrorDelete)(error) };
-        }
-        if let Err(e) = check(api, r, "TRITONBACKEND_ResponseSend") {
+    // Outputs go into the responses first; statistics are reported before anything is sent,
+    // so that a client holding its response sees them counted.
+    let errors: Vec<Option<(TRITONSERVER_Error_Code, String)>> = requests
+        .iter()
+        .zip(&responses)
+        .zip(executed.results)
+        .map(|((&request, &response), result)| {
+            if response.is_null() {
+                return Some((TRITONSERVER_ERROR_INTERNAL, "no response object".into()));
+            }
+            match result {
+                Ok(outputs) => catch_unwind(AssertUnwindSafe(|| {
+                    // SAFETY: a valid request and its response, not yet sent.
+                    unsafe { write_outputs(api, request, response, outputs) }
+                }))
+                .unwrap_or_else(|panic| Err(panic_message(&panic)))
+                .err()
+                .map(|e| (TRITONSERVER_ERROR_INTERNAL, e)),
+                Err(RequestError::Invalid(e)) => Some((TRITONSERVER_ERROR_INVALID_ARG, e)),
+                Err(RequestError::Failed(e)) => Some((TRITONSERVER_ERROR_INTERNAL, e)),
+            }
+        })
+        .collect();
+    let exec_end_ns = now_ns();
+    let report = |err: *mut TRITONSERVER_Error, what: &str| {
+        if let Err(e) = check(api, err, what) {
             log(api, TRITONSERVER_LOG_ERROR, &format!("{}: {e}", inst.name));
         }
-        success.push(sent.is_ok());
-    }
-    let exec_end_ns = now_ns();
-    for (&request, ok) in requests.iter().zip(success) {
-        // SAFETY: valid requests, reported before being released once.
-        let (stat, release) = unsafe {
-            (
-                (api.TRITONBACKEND_ModelInstanceReportStatistics)(
-                    instance,
-                    request,
-                    ok,
-                    exec_start_ns,
-                    executed.compute_start_ns,
-                    executed.compute_end_ns,
-                    exec_end_ns,
-                ),
-                (api.TRITONBACKEND_RequestRelease)(request, TRITONSERVER_REQUEST_RELEASE_ALL),
+    };
+    for (&request, error) in requests.iter().zip(&errors) {
+        // SAFETY: a valid instance and request, not yet released.
+        let err = unsafe {
+            (api.TRITONBACKEND_ModelInstanceReportStatistics)(
+                instance,
+                request,
+                error.is_none(),
+                exec_start_ns,
+                executed.compute_start_ns,
+                executed.compute_end_ns,
+                exec_end_ns,
             )
         };
-        for (err, what) in [
-            (stat, "TRITONBACKEND_ModelInstanceReportStatistics"),
-            (release, "TRITONBACKEND_RequestRelease"),
-        ] {
-            if let Err(e) = check(api, err, what) {
-                log(api, TRITONSERVER_LOG_ERROR, &format!("{}: {e}", inst.name));
-            }
-        }
+        report(err, "TRITONBACKEND_ModelInstanceReportStatistics");
     }
     if executed.batch_size > 0 {
         // SAFETY: a valid instance.
@@ -738,9 +727,33 @@ unsafe fn execute(
                 exec_end_ns,
             )
         };
-        if let Err(e) = check(api, err, "TRITONBACKEND_ModelInstanceReportBatchStatistics") {
-            log(api, TRITONSERVER_LOG_ERROR, &format!("{}: {e}", inst.name));
+        report(err, "TRITONBACKEND_ModelInstanceReportBatchStatistics");
+    }
+    for ((&request, &response), error) in requests.iter().zip(&responses).zip(errors) {
+        if !response.is_null() {
+            let error = match error {
+                None => null_mut(),
+                Some((code, msg)) => new_error(api, code, &format!("rdeploy: {msg}")),
+            };
+            // SAFETY: the response is sent once and not touched after; the error stays ours.
+            let err = unsafe {
+                (api.TRITONBACKEND_ResponseSend)(
+                    response,
+                    TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+                    error,
+                )
+            };
+            if !error.is_null() {
+                // SAFETY: our error object, freed once after Triton copied it.
+                unsafe { (api.TRITONSERVER_ErrorDelete)(error) };
+            }
+            report(err, "TRITONBACKEND_ResponseSend");
         }
+        // SAFETY: a valid request, released once and not used after.
+        let err = unsafe {
+            (api.TRITONBACKEND_RequestRelease)(request, TRITONSERVER_REQUEST_RELEASE_ALL)
+        };
+        report(err, "TRITONBACKEND_RequestRelease");
     }
 }
 
@@ -847,7 +860,9 @@ unsafe fn read_inputs(api: &Api, request: *mut TRITONBACKEND_Request) -> Request
                 })?;
             if len > 0 && !ptr.is_null() {
                 // SAFETY: Triton's host buffer of `len` bytes, valid while the request is.
-                data.extend_from_slice(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) });
+                data.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+                });
             }
         }
         let t = Tensor::from_le_bytes(dtype, &dims, &data).map_err(|e| invalid(e.report()))?;

@@ -162,10 +162,7 @@ fn group_by_trailing_dims(valid: Vec<Valid>) -> Vec<Vec<Valid>> {
 }
 
 /// One engine call for a group of requests; per request, its outputs or the error.
-fn run_group(
-    wrapper: &dyn Wrapper,
-    group: Vec<Valid>,
-) -> Vec<(usize, RequestResult)> {
+fn run_group(wrapper: &dyn Wrapper, group: Vec<Valid>) -> Vec<(usize, RequestResult)> {
     let indices: Vec<usize> = group.iter().map(|v| v.index).collect();
     let fail = |msg: String| -> Vec<(usize, RequestResult)> {
         indices
@@ -348,13 +345,23 @@ mod tests {
         let e = run(
             &w,
             true,
-            vec![req(1, 0.0), wrong_dtype, wrong_shape, unreadable, req(1, 5.0)],
+            vec![
+                req(1, 0.0),
+                wrong_dtype,
+                wrong_shape,
+                unreadable,
+                req(1, 5.0),
+            ],
             clock,
         );
         assert_eq!(*w.calls.lock().unwrap(), vec![2]);
         assert_eq!(y(&e.results[4]), vec![10.0, 12.0]);
         let err = |i: usize| e.results[i].as_ref().unwrap_err().to_string();
-        assert!(err(1).contains("'x'") && err(1).contains("f64"), "{}", err(1));
+        assert!(
+            err(1).contains("'x'") && err(1).contains("f64"),
+            "{}",
+            err(1)
+        );
         assert!(err(2).contains("'x'") && err(2).contains('3'), "{}", err(2));
         assert_eq!(err(3), "input 'x': in GPU memory");
     }
@@ -377,7 +384,10 @@ mod tests {
         let e = run(&w, true, vec![req(1, 0.0), req(1, 1.0)], clock);
         for r in &e.results {
             let msg = r.as_ref().unwrap_err().to_string();
-            assert!(msg.contains("kernel bug") && msg.contains("2 requests"), "{msg}");
+            assert!(
+                msg.contains("kernel bug") && msg.contains("2 requests"),
+                "{msg}"
+            );
         }
     }
 
@@ -399,6 +409,9 @@ mod tests {
         let w = Sums(Double::new());
         let e = run(&w, true, vec![req(1, 0.0), req(1, 1.0)], clock);
         let msg = e.results[0].as_ref().unwrap_err().to_string();
-        assert!(msg.contains("output 'y'") && msg.contains("max_batch_size"), "{msg}");
+        assert!(
+            msg.contains("output 'y'") && msg.contains("max_batch_size"),
+            "{msg}"
+        );
     }
 }

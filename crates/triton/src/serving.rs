@@ -142,7 +142,10 @@ mod tests {
     fn datatype_names_round_trip() {
         for d in DType::ALL {
             assert_eq!(datatype::from_v2_name(datatype::v2_name(d)), Some(d));
-            assert_eq!(datatype::from_triton_type(datatype::triton_type(d)), Some(d));
+            assert_eq!(
+                datatype::from_triton_type(datatype::triton_type(d)),
+                Some(d)
+            );
         }
         assert_eq!(datatype::from_v2_name("BYTES"), None);
         assert_eq!(datatype::from_triton_type("TYPE_STRING"), None);

@@ -230,9 +230,7 @@ fn triton_serves_rdeploy_models_on_three_engines() {
     )
     .unwrap();
     let param = |cfg: &str| {
-        format!(
-            "parameters {{ key: \"deploy_config\" value: {{ string_value: \"{cfg}\" }} }}\n"
-        )
+        format!("parameters {{ key: \"deploy_config\" value: {{ string_value: \"{cfg}\" }} }}\n")
     };
     for (name, cfg) in [
         ("cnn_at_load_base", "configs/_base_/backends/openvino.py"),
@@ -263,7 +261,10 @@ fn triton_serves_rdeploy_models_on_three_engines() {
     }
     let mut cmd = Command::new(&server_bin);
     cmd.arg(format!("--model-repository={}", repo.display()))
-        .arg(format!("--backend-directory={}", dir.path().join("backends").display()))
+        .arg(format!(
+            "--backend-directory={}",
+            dir.path().join("backends").display()
+        ))
         .arg(format!("--http-port={http_port}"))
         .arg(format!("--grpc-port={grpc_port}"))
         .arg(format!("--metrics-port={metrics_port}"))
