@@ -63,6 +63,60 @@ pub enum Command {
     /// The output is plain ONNX any tool can open. Rules are switched per deploy config with
     /// rewrite_config = dict(disable=[...], enable=[...]); see docs/rewrites.md.
     Rewrite(RewriteArgs),
+    /// Write a deployed work dir into a serving engine's model layout.
+    #[command(subcommand)]
+    Export(ExportCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCmd {
+    /// Write a Triton Inference Server model repository entry for a work dir:
+    /// <REPO>/<NAME>/config.pbtxt and the version folder <REPO>/<NAME>/<VERSION>/.
+    ///
+    /// With --platform rdeploy (default) the entry uses rdeploy's Triton backend
+    /// (libtriton_rdeploy.so, backend: "rdeploy") and the version folder is the work dir, served
+    /// on its deployed engine. With --platform native it uses Triton's own backend:
+    /// onnxruntime_onnx with model.onnx for onnxruntime work dirs, openvino with
+    /// model.xml/model.bin for openvino ones. The version folder is assembled beside its place
+    /// and renamed in, so a failed export leaves nothing half-written. See docs/serving.md.
+    Triton(ExportTritonArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportTritonArgs {
+    /// The deployed work dir (holding deploy.json).
+    pub work_dir: PathBuf,
+    /// The model repository (created if missing).
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// The model's name in the repository (default: the work dir's folder name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The version folder, a positive integer.
+    #[arg(long, default_value_t = 1)]
+    pub version: u64,
+    /// Largest batch Triton sends per execution; 0 = no batching. Above 0 the first dim of
+    /// every input and output must be variable and is left out of the config's dims.
+    #[arg(long, default_value_t = 0)]
+    pub max_batch_size: usize,
+    /// Model instances Triton runs at once (instance_group count, KIND_CPU).
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    /// Turn on Triton's dynamic batcher (needs --max-batch-size > 0).
+    #[arg(long)]
+    pub dynamic_batching: bool,
+    /// How long the dynamic batcher waits for a batch to fill, in microseconds.
+    #[arg(long, default_value_t = 100)]
+    pub max_queue_delay_us: u64,
+    /// rdeploy (rdeploy's Triton backend) or native (Triton's onnxruntime/openvino backends).
+    #[arg(long, default_value = "rdeploy", value_parser = ["rdeploy", "native"])]
+    pub platform: String,
+    /// Replace an existing version folder, and a config.pbtxt with other settings.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON (paths and the config) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -5,10 +5,11 @@ mod check_env;
 mod compare;
 mod config;
 mod deploy;
+mod export;
 mod infer;
 mod rewrite;
 
-use crate::args::{Command, ConfigCmd, InputSource};
+use crate::args::{Command, ConfigCmd, ExportCmd, InputSource};
 use anyhow::{Result, bail};
 use rdeploy::inputs::random_inputs;
 use rdeploy::{Manifest, Registry};
@@ -24,6 +25,7 @@ pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
         Command::Config(ConfigCmd::Print { config, json }) => config::print(&config, json),
         Command::Config(ConfigCmd::Check { config }) => config::check(registry, &config),
         Command::Rewrite(a) => rewrite::run(registry, a),
+        Command::Export(ExportCmd::Triton(a)) => export::triton(a),
     }
 }
 
