@@ -37,7 +37,6 @@
 pub mod ffi;
 pub mod model;
 pub mod run;
-pub mod serving;
 
 use ffi::*;
 use model::ModelConfig;

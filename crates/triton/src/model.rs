@@ -10,8 +10,8 @@
 //!   library). It is deployed at load into `<model_dir>/<version>/rdeploy_work/` (written
 //!   atomically, and reused while model and config are unchanged).
 
-use crate::serving::datatype;
 use rdeploy::{Config, DType, DeployOptions, Device, Dim, Registry, TensorInfo, WorkDir};
+use rdeploy_serving::datatype;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

@@ -6,9 +6,9 @@
 //! outputs split back by each request's row count. Without batching each request runs alone.
 //! A request that fails validation gets its own error and does not stop the others.
 
-use crate::serving::batch;
 use rdeploy::core::validate_inputs;
 use rdeploy::{NamedTensors, Tensor, Wrapper};
+use rdeploy_serving::batch;
 
 /// Why a request got no outputs.
 #[derive(Clone, Debug, PartialEq, Eq)]

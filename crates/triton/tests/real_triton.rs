@@ -146,7 +146,8 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
-/// A model's `config.pbtxt` for small-cnn (input `image`, output `probs`).
+/// A hand-written `config.pbtxt` for small-cnn (input `image`, output `probs`), for what
+/// `rdeploy export triton` does not write: open dims, and version folders without a work dir.
 fn config_pbtxt(name: &str, max_batch_size: u32, extra: &str) -> String {
     let (input_dims, output_dims) = if max_batch_size > 0 {
         ("[ 3, 32, 32 ]", "[ 10 ]")
@@ -207,20 +208,27 @@ fn triton_serves_rdeploy_models_on_three_engines() {
     std::fs::create_dir_all(&backends).unwrap();
     std::os::unix::fs::symlink(backend_library(), backends.join("libtriton_rdeploy.so")).unwrap();
 
-    // The repository: one batching model per engine (work dirs deployed by rdeploy), a
-    // non-batching one with open dims, and two version folders holding only model.onnx,
-    // deployed at load with a built-in base config and with a config file of the model's.
+    // The repository: one batching model per engine, deployed by rdeploy and written by
+    // `rdeploy export triton`'s library function; a non-batching one with open dims (so that
+    // shapes reach the backend unchecked by Triton); and two version folders holding only
+    // model.onnx, deployed at load with a built-in base config and with a config file.
     let repo = dir.path().join("models");
     let engines = ["tract", "onnxruntime", "openvino"];
     let mut batched = Vec::new();
     for backend in engines {
         let name = format!("cnn_{backend}");
-        deploy(backend, &onnx, &repo.join(&name).join("1"));
-        std::fs::write(
-            repo.join(&name).join("config.pbtxt"),
-            config_pbtxt(&name, 8, ""),
-        )
-        .unwrap();
+        let work = dir.path().join("work").join(backend);
+        deploy(backend, &onnx, &work);
+        let options = rdeploy_serving::ExportOptions {
+            name: Some(name.clone()),
+            max_batch_size: 8,
+            dynamic_batching: true,
+            // Long enough for the concurrent clients' requests to meet in the queue.
+            max_queue_delay_us: 100_000,
+            ..Default::default()
+        };
+        rdeploy_serving::export_triton(&work, &repo, &options)
+            .unwrap_or_else(|e| panic!("exporting {name}: {}", e.report()));
         batched.push(name);
     }
     deploy("tract", &onnx, &repo.join("cnn_plain/1"));
