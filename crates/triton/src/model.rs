@@ -307,22 +307,23 @@ fn check_tensors(
         }
         let model_dims = if batching { &dims[1..] } else { &dims[..] };
         for (&cd, md) in c.dims.iter().zip(model_dims) {
-            if let (Some(f), true) = (md.fixed(), cd >= 0) {
-                if f != cd as u64 {
-                    return Err(mismatch());
-                }
+            if let (Some(f), true) = (md.fixed(), cd >= 0)
+                && f != cd as u64
+            {
+                return Err(mismatch());
             }
         }
-        if batching && kind == "input" {
-            if let Some(Dim::Fixed(n)) = dims.first() {
-                return Err(format!(
-                    "the deployed model's input '{}' has a fixed first dim of {n}, but \
+        if batching
+            && kind == "input"
+            && let Some(Dim::Fixed(n)) = dims.first()
+        {
+            return Err(format!(
+                "the deployed model's input '{}' has a fixed first dim of {n}, but \
                      max_batch_size > 0 joins requests along it; deploy with a dynamic batch \
                      dim (onnx_config dynamic_axes={{'{}': {{0: 'batch'}}}}) or set \
                      max_batch_size: 0",
-                    c.name, c.name
-                ));
-            }
+                c.name, c.name
+            ));
         }
     }
     Ok(())
