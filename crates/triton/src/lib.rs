@@ -40,7 +40,7 @@ pub mod run;
 
 use ffi::*;
 use model::ModelConfig;
-use rdeploy::{Device, NamedTensors, Registry, Tensor, WorkDir, Wrapper};
+use rdeploy::{Device, NamedTensors, Registry, WorkDir, Wrapper};
 use run::{RequestError, RequestResult};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -809,62 +809,37 @@ unsafe fn read_inputs(api: &Api, request: *mut TRITONBACKEND_Request) -> Request
             };
             (string(name), shape)
         };
-        let invalid = |msg: String| RequestError::Invalid(format!("input '{name}': {msg}"));
-        let dtype = model::dtype_of_code(&name, datatype).map_err(RequestError::Invalid)?;
-        let dims: Vec<usize> = shape
-            .iter()
-            .map(|&d| usize::try_from(d))
-            .collect::<Result<_, _>>()
-            .map_err(|_| invalid(format!("shape {shape:?} has a negative dim")))?;
-        let size = usize::try_from(byte_size)
-            .map_err(|_| invalid(format!("{byte_size} bytes do not fit in memory")))?;
-        let mut data = Vec::new();
-        data.try_reserve_exact(size)
-            .map_err(|_| invalid(format!("cannot allocate {size} bytes")))?;
-        for b in 0..buffers {
+        let buffers = (0..buffers).map(|b| {
             let mut ptr = std::ptr::null();
             let mut len = 0u64;
             let mut memory = TRITONSERVER_MEMORY_CPU;
             let mut memory_id = 0i64;
             // SAFETY: valid out-pointers; the buffer belongs to the input.
-            check(
-                api,
-                unsafe {
-                    (api.TRITONBACKEND_InputBuffer)(
-                        input,
-                        b,
-                        &mut ptr,
-                        &mut len,
-                        &mut memory,
-                        &mut memory_id,
-                    )
-                },
-                "TRITONBACKEND_InputBuffer",
-            )
-            .map_err(failed)?;
+            let err = unsafe {
+                (api.TRITONBACKEND_InputBuffer)(
+                    input,
+                    b,
+                    &mut ptr,
+                    &mut len,
+                    &mut memory,
+                    &mut memory_id,
+                )
+            };
+            check(api, err, "TRITONBACKEND_InputBuffer")?;
             if memory != TRITONSERVER_MEMORY_CPU && memory != TRITONSERVER_MEMORY_CPU_PINNED {
-                return Err(invalid(format!(
-                    "buffer {b} of {buffers} is in GPU memory (device {memory_id}); the rdeploy \
-                     backend reads inputs from CPU memory only (send the data in the request, \
-                     or from system shared memory)"
-                )));
+                return Ok(run::Buffer::Device(memory_id));
             }
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&l| data.len() + l <= size)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "its buffers hold more than the {size} bytes announced"
-                    ))
-                })?;
-            if len > 0 && !ptr.is_null() {
-                // SAFETY: Triton's host buffer of `len` bytes, valid while the request is.
-                data.extend_from_slice(unsafe {
-                    std::slice::from_raw_parts(ptr.cast::<u8>(), len)
-                });
+            let len = usize::try_from(len).map_err(|_| format!("a buffer of {len} bytes"))?;
+            if len == 0 || ptr.is_null() {
+                return Ok(run::Buffer::Host(&[]));
             }
-        }
-        let t = Tensor::from_le_bytes(dtype, &dims, &data).map_err(|e| invalid(e.report()))?;
+            // SAFETY: Triton's host buffer of `len` bytes, valid while the request is (it is
+            // copied before the request is released).
+            Ok(run::Buffer::Host(unsafe {
+                std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+            }))
+        });
+        let t = run::input_tensor(&name, datatype, &shape, byte_size, buffers)?;
         named.push((name, t));
     }
     Ok(named)

@@ -60,6 +60,64 @@ struct Valid {
     rows: usize,
 }
 
+/// One buffer of a request's input, as Triton hands it over.
+#[derive(Clone, Copy, Debug)]
+pub enum Buffer<'a> {
+    /// Bytes in host memory (Triton's CPU or pinned memory).
+    Host(&'a [u8]),
+    /// Bytes in GPU memory (the device id), which this backend does not read.
+    Device(i64),
+}
+
+/// A request's input tensor from Triton's description of it: its `TRITONSERVER_DataType`
+/// code, shape, announced byte size and buffers (one or more, joined in order).
+///
+/// # Errors
+/// [`RequestError::Invalid`] naming the input for a datatype rdeploy does not run (`BYTES`),
+/// a negative dim, a buffer in GPU memory, or bytes that do not fill the shape;
+/// [`RequestError::Failed`] when Triton fails to hand over a buffer.
+pub fn input_tensor<'a>(
+    name: &str,
+    datatype: u32,
+    shape: &[i64],
+    byte_size: u64,
+    buffers: impl ExactSizeIterator<Item = Result<Buffer<'a>, String>>,
+) -> Result<Tensor, RequestError> {
+    let invalid = |msg: String| RequestError::Invalid(format!("input '{name}': {msg}"));
+    let dtype = crate::model::dtype_of_code(name, datatype).map_err(RequestError::Invalid)?;
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .map_err(|_| invalid(format!("shape {shape:?} has a negative dim")))?;
+    let size = usize::try_from(byte_size)
+        .map_err(|_| invalid(format!("{byte_size} bytes do not fit in memory")))?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(size)
+        .map_err(|_| invalid(format!("cannot allocate {size} bytes")))?;
+    let count = buffers.len();
+    for (b, buffer) in buffers.enumerate() {
+        match buffer.map_err(|e| RequestError::Failed(format!("input '{name}': {e}")))? {
+            Buffer::Device(id) => {
+                return Err(invalid(format!(
+                    "buffer {b} of {count} is in GPU memory (device {id}); the rdeploy backend \
+                     reads inputs from CPU memory only (send the data in the request, or in \
+                     system shared memory)"
+                )));
+            }
+            Buffer::Host(bytes) => {
+                if data.len() + bytes.len() > size {
+                    return Err(invalid(format!(
+                        "its buffers hold more than the {size} bytes announced"
+                    )));
+                }
+                data.extend_from_slice(bytes);
+            }
+        }
+    }
+    Tensor::from_le_bytes(dtype, &dims, &data).map_err(|e| invalid(e.report()))
+}
+
 /// Runs `requests` (each already read into named tensors, or the error reading it) on
 /// `wrapper`, batching them along dim 0 when `batching`. `clock` gives the nanosecond
 /// timestamps Triton's statistics take.
@@ -309,6 +367,49 @@ mod tests {
         let outs = r.as_ref().unwrap();
         assert_eq!(outs[0].0, "y");
         outs[0].1.as_slice::<f32>().unwrap().to_vec()
+    }
+
+    #[test]
+    fn an_input_is_joined_from_its_buffers() {
+        let bytes: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let parts = [
+            Ok(Buffer::Host(&bytes[..6])),
+            Ok(Buffer::Host(&[])),
+            Ok(Buffer::Host(&bytes[6..])),
+        ];
+        let t = input_tensor("x", 11, &[2, 2], 16, parts.into_iter()).unwrap();
+        assert_eq!(t.as_slice::<f32>().unwrap(), &[1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn inputs_triton_cannot_hand_over_as_host_numbers_are_refused() {
+        let e = |r: Result<Tensor, RequestError>| r.unwrap_err().to_string();
+        let host = |b: &'static [u8]| Ok(Buffer::Host(b));
+        let gpu = input_tensor(
+            "x",
+            11,
+            &[1],
+            4,
+            [host(&[0, 0]), Ok(Buffer::Device(1))].into_iter(),
+        );
+        assert!(e(gpu.clone()).contains("input 'x': buffer 1 of 2 is in GPU memory"));
+        assert!(matches!(gpu, Err(RequestError::Invalid(_))));
+        let bytes = input_tensor("s", 13, &[1], 4, [host(&[0; 4])].into_iter());
+        assert!(e(bytes).contains("input 's' is BYTES"));
+        let short = input_tensor("x", 11, &[2], 8, [host(&[0; 4])].into_iter());
+        assert!(e(short).contains("input 'x'"));
+        let long = input_tensor("x", 11, &[1], 4, [host(&[0; 8])].into_iter());
+        assert!(e(long).contains("more than the 4 bytes"));
+        let negative = input_tensor("x", 11, &[-1], 0, std::iter::empty());
+        assert!(e(negative).contains("negative"));
+        let failed = input_tensor("x", 11, &[1], 4, [Err("gone".to_string())].into_iter());
+        assert_eq!(
+            failed.unwrap_err(),
+            RequestError::Failed("input 'x': gone".into())
+        );
     }
 
     #[test]

@@ -44,7 +44,9 @@ fn find_triton(python: &Path) -> Result<(PathBuf, PathBuf), String> {
         .output()
         .map_err(|e| format!("running {}: {e}", python.display()))?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        // The exception's line (`ModuleNotFoundError: No module named 'tritonclient'`).
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.trim().lines().last().unwrap_or_default().to_string());
     }
     let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let server = root.join("tritonserver/bin/tritonserver");
@@ -225,6 +227,8 @@ fn triton_serves_rdeploy_models_on_three_engines() {
             dynamic_batching: true,
             // Long enough for the concurrent clients' requests to meet in the queue.
             max_queue_delay_us: 100_000,
+            // Two instances (two wrappers run at once) on one engine, one on the others.
+            instances: if backend == "onnxruntime" { 2 } else { 1 },
             ..Default::default()
         };
         rdeploy_serving::export_triton(&work, &repo, &options)
