@@ -63,9 +63,69 @@ pub enum Command {
     /// The output is plain ONNX any tool can open. Rules are switched per deploy config with
     /// rewrite_config = dict(disable=[...], enable=[...]); see docs/rewrites.md.
     Rewrite(RewriteArgs),
+    /// Serve a work dir, or a Triton-layout model repository of work dirs, over the Open
+    /// Inference Protocol (KServe v2): HTTP and gRPC, as KServe and Triton clients speak it.
+    ///
+    /// HTTP: /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/versions/V][/ready|/config|/stats],
+    /// POST /v2/models/NAME[/versions/V]/infer (JSON tensors or the binary data extension),
+    /// /metrics (Prometheus). gRPC: inference.GRPCInferenceService. A repository's
+    /// config.pbtxt sets each model's max_batch_size, dynamic_batching and instance_group.
+    /// Listens on loopback unless --host says otherwise; SIGINT/SIGTERM stop accepting and
+    /// finish requests in flight. See docs/serving.md.
+    Serve(ServeArgs),
     /// Write a deployed work dir into a serving engine's model layout.
     #[command(subcommand)]
     Export(ExportCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A work dir (holding deploy.json), or a model repository (<model>/config.pbtxt and
+    /// <model>/<version>/ work dirs, as `rdeploy export triton` writes).
+    pub path: PathBuf,
+    /// Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// HTTP port.
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// gRPC port.
+    #[arg(long, default_value_t = 8001)]
+    pub grpc_port: u16,
+    /// Serve HTTP only.
+    #[arg(long)]
+    pub no_grpc: bool,
+    /// Require `Authorization: Bearer <TOKEN>` (gRPC metadata `authorization`) on every
+    /// request but the health checks.
+    #[arg(long, env = "RDEPLOY_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Largest request body (HTTP) or message (gRPC) in bytes; larger get 413 /
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_request_bytes: usize,
+    /// Seconds a request may wait for its answer (queue + engine); later get 504 /
+    /// DEADLINE_EXCEEDED.
+    #[arg(long, default_value_t = 60.0)]
+    pub request_timeout: f64,
+    /// Requests that may wait per model version (when its config sets no
+    /// default_queue_policy.max_queue_size); more get 503 / UNAVAILABLE.
+    #[arg(long, default_value_t = 256)]
+    pub queue_size: usize,
+    /// For a single work dir: the model's name (default: the folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// For a single work dir: largest batch per engine call (0 = no batching).
+    #[arg(long, default_value_t = 0)]
+    pub max_batch_size: usize,
+    /// For a single work dir: model instances (engine wrappers) running at once.
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    /// For a single work dir: join queued requests into batches (needs --max-batch-size).
+    #[arg(long)]
+    pub dynamic_batching: bool,
+    /// For a single work dir: microseconds a batch waits to fill.
+    #[arg(long, default_value_t = 100)]
+    pub max_queue_delay_us: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -57,11 +57,7 @@ pub fn split(t: Tensor, sizes: &[usize]) -> Result<Vec<Tensor>> {
     if sizes.len() == 1 {
         return Ok(vec![t]);
     }
-    let row_bytes = if total == 0 {
-        0
-    } else {
-        t.as_bytes().len() / total
-    };
+    let row_bytes = t.as_bytes().len().checked_div(total).unwrap_or(0);
     let mut out = Vec::with_capacity(sizes.len());
     let mut at = 0;
     for &n in sizes {

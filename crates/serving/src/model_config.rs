@@ -158,6 +158,22 @@ pub fn to_pbtxt(cfg: &proto::ModelConfig) -> Result<String> {
     Ok(format!("{}\n", text.trim_end()))
 }
 
+/// `cfg` as JSON the way Triton's model-configuration endpoint returns it (proto field names,
+/// 64-bit integers as strings, defaults left out).
+///
+/// # Errors
+/// Only when the built-in descriptor is unusable (a build defect).
+pub fn to_json(cfg: &proto::ModelConfig) -> Result<serde_json::Value> {
+    let mut msg = DynamicMessage::new(descriptor()?);
+    msg.transcode_from(cfg)
+        .map_err(|e| Error::Tensor(format!("model config does not encode: {e}")))?;
+    let opts = prost_reflect::SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(true);
+    msg.serialize_with_options(serde_json::value::Serializer, &opts)
+        .map_err(|e| Error::Tensor(format!("model config does not encode as JSON: {e}")))
+}
+
 /// One input or output as a server checks it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorSpec {

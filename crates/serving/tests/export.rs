@@ -1,6 +1,12 @@
 //! `export_triton` and `Repository::open` on a real deployed work dir (tract, the small CNN of
 //! the test data with a variable batch dim).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test: a panic is a failure with its message"
+)]
+
 use rdeploy_serving::model_config::{self, CONFIG_FILE};
 use rdeploy_serving::{ExportOptions, Platform, Repository, export_triton};
 use std::path::{Path, PathBuf};

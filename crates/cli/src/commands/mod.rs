@@ -8,6 +8,7 @@ mod deploy;
 mod export;
 mod infer;
 mod rewrite;
+mod serve;
 
 use crate::args::{Command, ConfigCmd, ExportCmd, InputSource};
 use anyhow::{Result, bail};
@@ -26,6 +27,7 @@ pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
         Command::Config(ConfigCmd::Check { config }) => config::check(registry, &config),
         Command::Rewrite(a) => rewrite::run(registry, a),
         Command::Export(ExportCmd::Triton(a)) => export::triton(a),
+        Command::Serve(a) => serve::run(registry, a),
     }
 }
 
