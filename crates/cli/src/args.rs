@@ -100,7 +100,7 @@ pub struct ServeArgs {
     #[arg(long, env = "RDEPLOY_SERVE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Largest request body (HTTP) or message (gRPC) in bytes; larger get 413 /
-    /// RESOURCE_EXHAUSTED.
+    /// OUT_OF_RANGE.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_request_bytes: usize,
     /// Seconds a request may wait for its answer (queue + engine); later get 504 /

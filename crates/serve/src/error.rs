@@ -16,7 +16,8 @@ pub enum ServeError {
     Unauthorized(String),
     /// The request did not finish within the request timeout: 504 / `DEADLINE_EXCEEDED`.
     Timeout(String),
-    /// The body exceeds the size limit: 413 / `RESOURCE_EXHAUSTED`.
+    /// The body exceeds the size limit: 413 (gRPC: tonic answers `OUT_OF_RANGE` itself before
+    /// a handler runs; this variant maps to `RESOURCE_EXHAUSTED` where rdeploy raises it).
     TooLarge(String),
     /// The engine failed on valid input: 500 / `INTERNAL`.
     Internal(String),

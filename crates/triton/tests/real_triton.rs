@@ -1,7 +1,7 @@
 //! The real Triton test: the `tritonserver` of the `nvidia-pytriton` wheel (installed into
 //! `.venv` by `scripts/install-triton.sh`) loads `libtriton_rdeploy.so` from a backend directory
 //! and serves small-cnn.onnx deployed on tract, onnxruntime and openvino; NVIDIA's
-//! `tritonclient` (HTTP and gRPC, `tests/triton_client.py`) checks outputs against Python
+//! `tritonclient` (HTTP and gRPC, the shared `tests/kserve_client.py`) checks outputs against Python
 //! onnxruntime's, dynamic batching under concurrent clients, and bad requests.
 //!
 //! Skips (with a note) when Triton or its client is not installed, unless
@@ -301,7 +301,7 @@ fn triton_serves_rdeploy_models_on_three_engines() {
     server.wait_ready(http_port);
 
     let out = Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/triton_client.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/kserve_client.py"))
         .arg(format!("--http=127.0.0.1:{http_port}"))
         .arg(format!("--grpc=127.0.0.1:{grpc_port}"))
         .arg(format!("--onnx={}", onnx.display()))

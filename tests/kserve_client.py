@@ -1,10 +1,14 @@
-"""The client half of crates/triton/tests/real_triton.rs: talks to a running tritonserver that
-serves small-cnn.onnx through libtriton_rdeploy.so, with NVIDIA's tritonclient over HTTP and gRPC,
-and checks every output against Python onnxruntime on the source ONNX model.
+"""The client half of the real-client serving tests: NVIDIA's tritonclient over HTTP and gRPC
+against a running KServe v2 server that serves small-cnn.onnx, checking every output against
+Python onnxruntime on the source ONNX model. Used for both servers:
+
+- `--server triton` (crates/triton/tests/real_triton.rs): tritonserver with libtriton_rdeploy.so;
+- `--server rdeploy` (crates/serve/tests/tritonclient.rs): `rdeploy serve`, plus the checks of
+  its own limits (unknown version, malformed JSON, oversized bodies and messages).
 
 Exits non-zero with the reason on the first failure; on success prints one JSON line (the last
 line of stdout) with the figures: per batching model, requests sent concurrently vs the
-executions Triton's statistics count for them.
+executions the server's statistics count for them.
 """
 
 import argparse
@@ -37,6 +41,8 @@ def parse_args():
     p.add_argument("--other", default="", help="comma-separated further models to check")
     p.add_argument("--threads", type=int, default=16)
     p.add_argument("--per-thread", type=int, default=4)
+    p.add_argument("--server", choices=["triton", "rdeploy"], default="triton")
+    p.add_argument("--max-request-bytes", type=int, default=0, help="rdeploy serve's body limit")
     return p.parse_args()
 
 
@@ -151,14 +157,66 @@ def main():
             summary["errors"][name] = msg
             if "'image'" not in msg:
                 raise AssertionError(f"{name}: the error does not name input 'image': {msg}")
-            if name.startswith("backend") and "rdeploy" not in msg:
+            if a.server == "triton" and name.startswith("backend") and "rdeploy" not in msg:
                 raise AssertionError(f"{name}: not the rdeploy backend's error: {msg}")
             continue
         raise AssertionError(f"{name}: the bad request succeeded")
+    if a.server == "rdeploy":
+        summary["errors"].update(rdeploy_limits(a, http, grpc, batched[0]))
     x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
     check(http_infer(http, a.plain, x), x, f"{a.plain} after bad requests")
 
     print(json.dumps(summary))
+
+
+def rdeploy_limits(a, http, grpc, model):
+    """rdeploy serve's own answers: each bad request gets the status and a message naming it."""
+    import urllib.error
+    import urllib.request
+
+    def post(path, body, headers=None):
+        req = urllib.request.Request(f"http://{a.http}{path}", data=body, headers=headers or {}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    seen = {}
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    cases = {
+        "unknown_version_http": (lambda: post(f"/v2/models/{model}/versions/9/infer", b"{}"), 404, "no version '9'"),
+        "unknown_model_http": (lambda: post("/v2/models/nope/infer", b"{}"), 404, "unknown model 'nope'"),
+        "malformed_json_http": (lambda: post(f"/v2/models/{model}/infer", b"{\"inputs\": [}"), 400, "malformed"),
+        "oversized_http": (lambda: post(f"/v2/models/{model}/infer", b" " * (a.max_request_bytes + 1)), 413, "larger than"),
+    }
+    for name, (call, status, want) in cases.items():
+        got, body = call()
+        msg = json.loads(body).get("error", "")
+        if got != status or want not in msg:
+            raise AssertionError(f"{name}: got {got} {msg!r}, expected {status} with {want!r}")
+        seen[name] = msg
+    grpc_cases = {
+        "unknown_version_grpc": (lambda: grpc.infer(model, [grpc_input(x)], model_version="9"), "NOT_FOUND"),
+        "unknown_model_grpc": (lambda: grpc.infer("nope", [grpc_input(x)]), "NOT_FOUND"),
+        "oversized_grpc": (lambda: grpc.infer(model, [grpc_input(np.zeros((a.max_request_bytes // 4 // 3072 + 1, 3, 32, 32), np.float32))]), "OUT_OF_RANGE"),
+    }
+    for name, (call, code) in grpc_cases.items():
+        try:
+            call()
+        except InferenceServerException as e:
+            if code not in str(e.status()):
+                raise AssertionError(f"{name}: got {e.status()} {e}, expected {code}")
+            seen[name] = str(e)
+            continue
+        raise AssertionError(f"{name}: the bad request succeeded")
+    return seen
+
+
+def grpc_input(x):
+    i = grpcclient.InferInput("image", list(x.shape), "FP32")
+    i.set_data_from_numpy(x)
+    return i
 
 
 def model_stats(http, model):
@@ -174,5 +232,5 @@ if __name__ == "__main__":
     try:
         main()
     except Exception as e:  # noqa: BLE001 - one readable line for the Rust test
-        print(f"triton_client.py: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"kserve_client.py: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)

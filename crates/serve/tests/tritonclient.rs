@@ -1,0 +1,213 @@
+//! `rdeploy serve` with the official client: small-cnn.onnx deployed on tract, onnxruntime and
+//! openvino, served in-process over real sockets, and NVIDIA's `tritonclient` (HTTP and gRPC,
+//! the shared `tests/kserve_client.py`) checks every output against Python onnxruntime,
+//! dynamic batching under 16 concurrent clients (executions < requests), and bad requests.
+//! Then a graceful shutdown: a request in flight when shutdown begins still gets its answer.
+//!
+//! Skips (with a note) when tritonclient is not installed, unless `RDEPLOY_REQUIRE_BACKENDS`
+//! is set (CI sets it), then fails.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test: a panic is a failure with its message"
+)]
+
+use rdeploy_serve::{ServeOptions, State};
+use rdeploy_serving::{ExportOptions, Repository, export_triton};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("VIRTUAL_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv"))
+        .join("bin/python")
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn deploy(backend: &str, work_dir: &Path) {
+    let cfg = rdeploy::Config::from_json(
+        &serde_json::json!({"backend_config": {"type": backend}}),
+        Path::new("<test>"),
+    )
+    .unwrap();
+    rdeploy::deploy(
+        &rdeploy::builtin_registry(),
+        &cfg,
+        &workspace().join("tests/data/small-cnn.onnx"),
+        work_dir,
+        &rdeploy::Device::cpu(),
+        &rdeploy::DeployOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("deploying for {backend}: {}", e.report()));
+}
+
+/// A server running on its own runtime thread; `stop()` triggers the graceful shutdown and
+/// waits for `serve` to return.
+struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Running {
+    fn start(state: Arc<State>) -> Running {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(rdeploy_serve::serve(state, async move {
+                let _ = rx.await;
+            }))
+        });
+        Running {
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.thread.take().map_or(Ok(()), |t| t.join().unwrap())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn wait_ready(addr: SocketAddr) {
+    for _ in 0..200 {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let _ = write!(
+                s,
+                "GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            if r.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("rdeploy serve on {addr} not ready");
+}
+
+#[test]
+fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
+    let probe = Command::new(python())
+        .args([
+            "-c",
+            "import tritonclient.grpc, tritonclient.http, onnxruntime",
+        ])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = probe
+            .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+            .unwrap_or_else(|e| e.to_string());
+        let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
+        assert!(
+            required.trim().is_empty(),
+            "tritonclient is required (RDEPLOY_REQUIRE_BACKENDS={required}): {why}; run scripts/install-triton.sh"
+        );
+        eprintln!("skipping: {why} (run scripts/install-triton.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("models");
+    let mut batched = Vec::new();
+    for backend in ["tract", "onnxruntime", "openvino"] {
+        let work = dir.path().join("work").join(backend);
+        deploy(backend, &work);
+        let name = format!("cnn_{backend}");
+        let options = ExportOptions {
+            name: Some(name.clone()),
+            max_batch_size: 8,
+            dynamic_batching: true,
+            max_queue_delay_us: 100_000,
+            instances: if backend == "onnxruntime" { 2 } else { 1 },
+            ..Default::default()
+        };
+        export_triton(&work, &repo, &options)
+            .unwrap_or_else(|e| panic!("exporting {name}: {}", e.report()));
+        batched.push(name);
+    }
+    // No config.pbtxt: made from the work dir's manifest (max_batch_size 0).
+    deploy("tract", &repo.join("cnn_plain/1"));
+
+    let max_request_bytes = 1 << 20;
+    let (http, grpc) = (free_addr(), free_addr());
+    let options = ServeOptions {
+        http,
+        grpc: Some(grpc),
+        max_request_bytes,
+        ..Default::default()
+    };
+    let r = Repository::open(&repo, &ExportOptions::default()).unwrap();
+    let state = Arc::new(State::load(&r, &rdeploy::builtin_registry(), options).unwrap());
+    let mut server = Running::start(state.clone());
+    wait_ready(http);
+
+    let out = Command::new(python())
+        .arg(workspace().join("tests/kserve_client.py"))
+        .arg("--server=rdeploy")
+        .arg(format!("--http={http}"))
+        .arg(format!("--grpc={grpc}"))
+        .arg(format!(
+            "--onnx={}",
+            workspace().join("tests/data/small-cnn.onnx").display()
+        ))
+        .arg(format!("--batched={}", batched.join(",")))
+        .arg("--plain=cnn_plain")
+        .arg(format!("--max-request-bytes={max_request_bytes}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kserve_client.py failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", stdout.lines().last().unwrap_or_default());
+
+    // Graceful shutdown: a request waiting in the batcher (100 ms queue delay) when shutdown
+    // begins still gets its 200; then the server returns and the port is closed.
+    let body = serde_json::json!({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": vec![0.5; 3072]}]}).to_string();
+    let mut s = TcpStream::connect(http).unwrap();
+    write!(s, "POST /v2/models/cnn_tract/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let stopping = std::thread::spawn(move || server.stop());
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request during shutdown: {answer}"
+    );
+    stopping.join().unwrap().unwrap();
+    assert!(
+        TcpStream::connect(http).is_err(),
+        "still accepting after shutdown"
+    );
+    assert!(!state.ready());
+}
