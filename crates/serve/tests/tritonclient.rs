@@ -211,3 +211,86 @@ fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
     );
     assert!(!state.ready());
 }
+
+/// The `native` entries parse with Triton's own compiled `model_config.proto`
+/// (`tritonclient.grpc.model_config_pb2`) and describe the work dir's signature.
+#[test]
+fn native_configs_parse_with_tritons_model_config_proto() {
+    let probe = Command::new(python())
+        .args(["-c", "import tritonclient.grpc.model_config_pb2"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
+        assert!(
+            required.trim().is_empty(),
+            "tritonclient is required: run scripts/install-triton.sh"
+        );
+        eprintln!("skipping: tritonclient is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("models");
+    for (backend, platform, file) in [
+        ("onnxruntime", "onnxruntime_onnx", "model.onnx"),
+        ("openvino", "openvino", "model.xml"),
+    ] {
+        let work = dir.path().join(backend);
+        deploy(backend, &work);
+        let name = format!("native_{backend}");
+        let opts = ExportOptions {
+            name: Some(name.clone()),
+            platform: rdeploy_serving::Platform::Native,
+            max_batch_size: 4,
+            dynamic_batching: true,
+            ..Default::default()
+        };
+        let e = export_triton(&work, &repo, &opts).unwrap();
+        assert!(
+            e.version_dir.join(file).is_file(),
+            "{file} in {}",
+            e.version_dir.display()
+        );
+        let manifest = rdeploy::WorkDir::open(&work).unwrap().manifest;
+        let script = r#"
+import json, sys
+from google.protobuf import text_format
+import tritonclient.grpc.model_config_pb2 as mc
+c = text_format.Parse(open(sys.argv[1]).read(), mc.ModelConfig())
+print(json.dumps({"platform": c.platform or c.backend, "max_batch_size": c.max_batch_size,
+  "inputs": [[t.name, mc.DataType.Name(t.data_type), list(t.dims)] for t in c.input],
+  "outputs": [[t.name, mc.DataType.Name(t.data_type), list(t.dims)] for t in c.output],
+  "delay": c.dynamic_batching.max_queue_delay_microseconds}))
+"#;
+        let out = Command::new(python())
+            .args(["-c", script])
+            .arg(e.model_dir.join("config.pbtxt"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let sig = |ts: &[rdeploy_core::TensorInfo]| -> serde_json::Value {
+            ts.iter()
+                .map(|t| {
+                    let dims: Vec<i64> = t.shape.as_ref().unwrap()[1..]
+                        .iter()
+                        .map(|d| d.fixed().map_or(-1, |n| n as i64))
+                        .collect();
+                    serde_json::json!([
+                        t.name,
+                        rdeploy_serving::datatype::triton_type(t.dtype),
+                        dims
+                    ])
+                })
+                .collect()
+        };
+        assert_eq!(got["platform"], platform);
+        assert_eq!(got["max_batch_size"], 4);
+        assert_eq!(got["inputs"], sig(&manifest.inputs));
+        assert_eq!(got["outputs"], sig(&manifest.outputs));
+        assert_eq!(got["delay"], 100);
+    }
+}
