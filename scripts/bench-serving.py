@@ -104,8 +104,12 @@ def ensure_python_backend_env():
 
 
 def triton_paths():
-    import pytriton  # noqa: F401  (from scripts/install-triton.sh)
-    root = pathlib.Path(sys.modules["pytriton"].__file__).parent / "tritonserver"
+    # pytriton is installed with --no-deps for its server binary only: find it, never import it.
+    import importlib.util
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None:
+        raise SystemExit("nvidia-pytriton is missing: run scripts/install-triton.sh")
+    root = pathlib.Path(spec.submodule_search_locations[0]) / "tritonserver"
     return root, root.parent.parent / "nvidia_pytriton.libs"
 
 
@@ -156,9 +160,12 @@ def body_file(tmp, input_name, shape, output_names):
 def load(port, model, lua, conns, duration):
     threads = min(conns, 2)
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--timeout", "30s",
+        ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(duration))}s", "--timeout", "30s",
          "-s", str(lua), f"http://127.0.0.1:{port}/v2/models/{model}/infer"],
-        check=True, capture_output=True, text=True).stdout
+        capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"wrk failed: {out.stderr or out.stdout}")
+    out = out.stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     r = json.loads(line[len("RESULT "):])
     r["throughput"] = r["requests"] / (r["duration_us"] / 1e6)
@@ -170,7 +177,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=pathlib.Path, default=ROOT / "target/bench-models/resnet18.onnx")
     ap.add_argument("--levels", default="1,2,4,8,16,32,64")
-    ap.add_argument("--duration", type=float, default=30)
+    ap.add_argument("--duration", type=int, default=30, help="seconds per level and server")
     ap.add_argument("--threads", type=int, default=1, help="engine intra-op threads, everywhere")
     ap.add_argument("--max-batch-size", type=int, default=8)
     ap.add_argument("--queue-delay-us", type=int, default=2000)
@@ -204,7 +211,7 @@ def main():
         onnx_cfg.write_text(f"_base_ = ['{cfg}']\nonnx_config = dict(dynamic_axes={{'{inp.name}': {{0: 'batch'}}, "
                             + ", ".join(f"'{o}': {{0: 'batch'}}" for o in outputs) + "})\n")
         wd = tmp / "wd"
-        run([str(a.rdeploy), "deploy", str(onnx_cfg), str(a.model), "--work-dir", str(wd)],
+        run([str(a.rdeploy), "--log-level", "warn", "deploy", str(onnx_cfg), str(a.model), "--work-dir", str(wd)],
             stdout=subprocess.DEVNULL)
         repo = tmp / "repo"
         for name, batching in (("rd_batch", True), ("rd_nobatch", False)):
