@@ -85,7 +85,7 @@ pub struct ServeArgs {
     pub path: PathBuf,
     /// Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).
     #[arg(long, default_value = "127.0.0.1")]
-    pub host: std::net::IpAddr,
+    pub host: String,
     /// HTTP port.
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
@@ -111,13 +111,17 @@ pub struct ServeArgs {
     /// default_queue_policy.max_queue_size); more get 503 / UNAVAILABLE.
     #[arg(long, default_value_t = 256)]
     pub queue_size: usize,
+    /// Seconds connections may take to finish after SIGINT/SIGTERM before the server exits
+    /// anyway.
+    #[arg(long, default_value_t = 30.0)]
+    pub shutdown_grace: f64,
     /// For a single work dir: the model's name (default: the folder's name).
     #[arg(long)]
     pub name: Option<String>,
     /// For a single work dir: largest batch per engine call (0 = no batching).
     #[arg(long, default_value_t = 0)]
     pub max_batch_size: usize,
-    /// For a single work dir: model instances (engine wrappers) running at once.
+    /// For a single work dir: model instances (engine wrappers) running at once (1-64).
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
     /// For a single work dir: join queued requests into batches (needs --max-batch-size).

@@ -172,8 +172,17 @@ fn from_contents(
     }
 }
 
-fn inputs_of(req: &pb::ModelInferRequest) -> Result<Vec<(String, Tensor)>, ServeError> {
+fn inputs_of(
+    m: &ModelVersion,
+    req: &pb::ModelInferRequest,
+) -> Result<Vec<(String, Tensor)>, ServeError> {
     let raw = !req.raw_input_contents.is_empty();
+    if raw && let Some(t) = req.inputs.iter().find(|t| t.contents.is_some()) {
+        return Err(ServeError::BadRequest(format!(
+            "input '{}' has typed contents and the request has raw_input_contents; send one form",
+            t.name
+        )));
+    }
     if raw && req.raw_input_contents.len() != req.inputs.len() {
         return Err(ServeError::BadRequest(format!(
             "{} raw_input_contents for {} inputs: give raw contents for every input or none",
@@ -186,6 +195,7 @@ fn inputs_of(req: &pb::ModelInferRequest) -> Result<Vec<(String, Tensor)>, Serve
         .enumerate()
         .map(|(i, t)| {
             let dtype = crate::v2::dtype_of(&t.name, &t.datatype)?;
+            State::check_datatype(m, &t.name, dtype)?;
             let shape = crate::v2::shape_of(&t.name, &t.shape, dtype)?;
             let tensor = if raw {
                 crate::v2::tensor_from_raw(&t.name, dtype, &shape, &req.raw_input_contents[i])?
@@ -441,7 +451,7 @@ impl Service {
         m: &ModelVersion,
         r: &pb::ModelInferRequest,
     ) -> Result<pb::ModelInferResponse, ServeError> {
-        let inputs = inputs_of(r)?;
+        let inputs = inputs_of(m, r)?;
         let outputs =
             (!r.outputs.is_empty()).then(|| r.outputs.iter().map(|o| o.name.clone()).collect());
         let outs = self.state.infer(m, Inference { inputs, outputs }).await?;

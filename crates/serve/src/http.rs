@@ -87,6 +87,14 @@ pub fn router(state: Shared) -> Router {
                 "no such endpoint; see docs/serving.md for the routes".into(),
             ))
         })
+        .method_not_allowed_fallback(|req: Request| async move {
+            let msg = format!("{} is not allowed on {}", req.method(), req.uri().path());
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(json!({ "error": msg })),
+            )
+                .into_response()
+        })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -123,7 +131,7 @@ async fn server_metadata() -> Response {
     axum::Json(json!({
         "name": "rdeploy",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "statistics", "model_configuration", "model_repository"],
+        "extensions": ["binary_tensor_data", "statistics", "model_configuration"],
     }))
     .into_response()
 }
@@ -282,15 +290,23 @@ fn split_body<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(&'a [u8], &'a 
 
 /// The inputs of a parsed request, binary parts taken in order from `binary`.
 fn inputs_of(
+    m: &ModelVersion,
     req: &InferRequest,
     mut binary: &[u8],
 ) -> Result<Vec<(String, rdeploy_core::Tensor)>, ServeError> {
     let mut out = Vec::with_capacity(req.inputs.len());
     for i in &req.inputs {
         let dtype = v2::dtype_of(&i.name, &i.datatype)?;
+        State::check_datatype(m, &i.name, dtype)?;
         let shape = v2::shape_of(&i.name, &i.shape, dtype)?;
         let t = match (v2::binary_size(i)?, &i.data) {
-            (Some(n), _) => {
+            (Some(_), Some(_)) => {
+                return Err(ServeError::BadRequest(format!(
+                    "input '{}' has both 'data' and a binary_data_size parameter; send one",
+                    i.name
+                )));
+            }
+            (Some(n), None) => {
                 if n > binary.len() {
                     return Err(ServeError::BadRequest(format!(
                         "input '{}': binary_data_size {n} but only {} binary bytes remain",
@@ -350,15 +366,34 @@ async fn infer_inner(
     body: Body,
 ) -> Result<Response, ServeError> {
     let limit = state.options.max_request_bytes;
-    let body: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let too_large = || {
         ServeError::TooLarge(format!(
             "request body larger than {limit} bytes (the server's --max-request-bytes)"
         ))
-    })?;
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    // A client that stops sending mid-body gets an answer too, not a connection held forever.
+    let timeout = state.options.request_timeout;
+    let body: Bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            return Err(ServeError::Timeout(format!(
+                "the request body did not arrive within {:.3} s (--request-timeout)",
+                timeout.as_secs_f64()
+            )));
+        }
+    };
     let (json_part, binary) = split_body(headers, &body)?;
     let req: InferRequest = serde_json::from_slice(json_part)
         .map_err(|e| ServeError::BadRequest(format!("malformed inference request JSON: {e}")))?;
-    let inputs = inputs_of(&req, binary)?;
+    let inputs = inputs_of(m, &req, binary)?;
     let default_binary = v2::flag(req.parameters.as_ref(), "binary_data_output").unwrap_or(false);
     let wanted: Option<Vec<(String, bool)>> = req.outputs.as_ref().map(|outs| {
         outs.iter()

@@ -43,6 +43,9 @@ pub struct ServeOptions {
     /// Requests that may wait per model version when the config sets no
     /// `default_queue_policy.max_queue_size`.
     pub queue_size: usize,
+    /// After shutdown begins, how long connections may take to finish before the server
+    /// returns anyway (a stalled client must not keep it alive).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +57,7 @@ impl Default for ServeOptions {
             max_request_bytes: 64 << 20,
             request_timeout: Duration::from_secs(60),
             queue_size: 256,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -93,7 +97,6 @@ impl State {
             let mut versions = Vec::new();
             for (v, dir) in &m.versions {
                 let wd = rdeploy::WorkDir::open(dir)?;
-                check_signature(&m.settings, &wd, dir)?;
                 let mut wrappers = Vec::new();
                 for _ in 0..m.settings.instances {
                     wrappers.push(rdeploy::load(&wd, registry, None)?);
@@ -214,6 +217,27 @@ impl State {
         })
     }
 
+    /// Checks a request tensor's datatype against the model's input before its data is read,
+    /// so a mistyped input is named as such (not as a byte-count mismatch).
+    ///
+    /// # Errors
+    /// 400 naming the input and both datatypes; unknown inputs pass (reported later, with the
+    /// model's input names).
+    pub fn check_datatype(
+        model: &ModelVersion,
+        input: &str,
+        dtype: rdeploy_core::DType,
+    ) -> Result<(), ServeError> {
+        match model.signature.inputs.iter().find(|s| s.name == input) {
+            Some(spec) if spec.dtype != dtype => Err(ServeError::BadRequest(format!(
+                "input '{input}': expected datatype {}, got {}",
+                rdeploy_serving::datatype::v2_name(spec.dtype),
+                rdeploy_serving::datatype::v2_name(dtype)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks `inf` against the model and runs it: named outputs, in the order asked for (the
     /// model's order when all).
     ///
@@ -233,15 +257,7 @@ impl State {
         }
         let sig = &model.signature;
         for (name, t) in &inf.inputs {
-            if let Some(spec) = sig.inputs.iter().find(|s| &s.name == name)
-                && spec.dtype != t.dtype()
-            {
-                return Err(ServeError::BadRequest(format!(
-                    "input '{name}': expected datatype {}, got {}",
-                    rdeploy_serving::datatype::v2_name(spec.dtype),
-                    rdeploy_serving::datatype::v2_name(t.dtype())
-                )));
-            }
+            State::check_datatype(model, name, t.dtype())?;
         }
         let max = model.settings.max_batch_size;
         if max > 0 {
@@ -329,8 +345,9 @@ impl State {
         match &self.options.token {
             None => true,
             Some(t) => header
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), t.as_bytes())),
+                .and_then(|h| h.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .is_some_and(|(_, given)| constant_time_eq(given.trim().as_bytes(), t.as_bytes())),
         }
     }
 }
@@ -339,45 +356,6 @@ impl State {
 /// token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A repository config must describe the work dir it serves.
-fn check_signature(
-    s: &rdeploy_serving::ModelSettings,
-    wd: &rdeploy::WorkDir,
-    dir: &std::path::Path,
-) -> rdeploy_core::Result<()> {
-    let err = |msg: String| rdeploy_core::Error::WorkDir {
-        path: dir.to_path_buf(),
-        msg,
-    };
-    for (kind, specs, infos) in [
-        ("input", &s.inputs, &wd.manifest.inputs),
-        ("output", &s.outputs, &wd.manifest.outputs),
-    ] {
-        for spec in specs.iter() {
-            let Some(info) = infos.iter().find(|i| i.name == spec.name) else {
-                return Err(err(format!(
-                    "config.pbtxt names {kind} '{}', which the model does not have (it has {})",
-                    spec.name,
-                    infos
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            };
-            if info.dtype != spec.dtype {
-                return Err(err(format!(
-                    "config.pbtxt gives {kind} '{}' {}, the model has {}",
-                    spec.name,
-                    rdeploy_serving::datatype::triton_type(spec.dtype),
-                    rdeploy_serving::datatype::triton_type(info.dtype)
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Serves `state` on HTTP (and gRPC when set) until `shutdown` resolves, then stops accepting,
@@ -431,16 +409,31 @@ pub async fn serve(
             let _ = rx.recv().await;
         })
     });
-    match grpc {
-        Some(g) => {
-            let (h, g) = tokio::join!(http, g);
-            h.map_err(|e| format!("HTTP server: {e}"))?;
-            g.map_err(|e| format!("gRPC server: {e}"))?;
+    let both = async move {
+        match grpc {
+            Some(g) => {
+                let (h, g) = tokio::join!(http, g);
+                h.map_err(|e| format!("HTTP server: {e}"))?;
+                g.map_err(|e| format!("gRPC server: {e}"))
+            }
+            None => http.await.map_err(|e| format!("HTTP server: {e}")),
         }
-        None => http.await.map_err(|e| format!("HTTP server: {e}"))?,
-    }
+    };
+    let grace = state.options.shutdown_grace;
+    let mut rx_deadline = tx.subscribe();
+    let deadline = async move {
+        let _ = rx_deadline.recv().await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = both => r,
+        () = deadline => {
+            tracing::warn!("connections still open {:.0} s after shutdown began; stopping anyway", grace.as_secs_f64());
+            Ok(())
+        }
+    };
     signal.abort();
-    Ok(())
+    result
 }
 
 /// Errors of [`serve`]: one readable line.

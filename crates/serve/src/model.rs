@@ -312,7 +312,7 @@ fn run_batch(model: &ModelVersion, w: &dyn Wrapper, mut batch: Vec<Job>, rows: u
         let inputs = std::mem::take(&mut batch[0].inputs);
         w.execute(inputs).map(|o| vec![o]).map_err(ServeError::from)
     } else {
-        (|| -> rdeploy_core::Result<Vec<Vec<Tensor>>> {
+        (|| -> Result<Vec<Vec<Tensor>>, ServeError> {
             let n_in = batch[0].inputs.len();
             let mut joined = Vec::with_capacity(n_in);
             for i in 0..n_in {
@@ -332,14 +332,19 @@ fn run_batch(model: &ModelVersion, w: &dyn Wrapper, mut batch: Vec<Job>, rows: u
                 .iter()
                 .map(|_| Vec::with_capacity(outs.len()))
                 .collect();
-            for o in outs {
-                for (slot, part) in per_job.iter_mut().zip(batch::split(o, &sizes)?) {
+            for (o, spec) in outs.into_iter().zip(&model.signature.outputs) {
+                let parts = batch::split(o, &sizes).map_err(|e| {
+                    ServeError::Internal(format!(
+                        "model '{}' output '{}': {e}; the model cannot be batched: serve it with max_batch_size 0",
+                        model.name, spec.name
+                    ))
+                })?;
+                for (slot, part) in per_job.iter_mut().zip(parts) {
                     slot.push(part);
                 }
             }
             Ok(per_job)
         })()
-        .map_err(ServeError::from)
     };
     let took = start.elapsed();
     model.stats.execution_count.fetch_add(1, Ordering::Relaxed);

@@ -117,7 +117,7 @@ pub fn shape_of(input: &str, shape: &[i64], dtype: DType) -> Result<Vec<usize>, 
             ))
         })?;
     rdeploy_core::files::checked_bytes(&dims, dtype.size())
-        .map_err(|e| bad(format!("input '{input}': shape {shape:?}: {e}")))?;
+        .map_err(|e| bad(format!("input '{input}': {e}")))?;
     Ok(dims)
 }
 

@@ -519,3 +519,63 @@ proptest::proptest! {
         proptest::prop_assert!(serde_json::from_slice::<Value>(&got).is_ok());
     }
 }
+
+#[tokio::test]
+async fn protocol_edges_get_clear_answers() {
+    let st = state(
+        batching(),
+        ServeOptions {
+            max_request_bytes: 1 << 20,
+            token: Some("tok".into()),
+            ..Default::default()
+        },
+    );
+    let auth = "bearer tok"; // RFC 7235: the scheme is case-insensitive
+    // A wrong method is a JSON error too.
+    let (s, _, body) = call(
+        &st,
+        Request::delete("/v2/models/cnn/infer")
+            .header("authorization", auth)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        serde_json::from_slice::<Value>(&body).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE")
+    );
+    // A declared body over the limit is refused from the header, before it is read.
+    let req = Request::post("/v2/models/cnn/infer")
+        .header("authorization", auth)
+        .header("content-length", "99999999")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(call(&st, req).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    // Binary FP16 data for an FP32 input: the datatype is named, not the byte count.
+    let header = json!({"inputs": [{"name": "image", "datatype": "FP16", "shape": [1, 3, 32, 32], "parameters": {"binary_data_size": 6144}}]}).to_string();
+    let mut b = header.clone().into_bytes();
+    b.extend([0u8; 6144]);
+    let req = Request::post("/v2/models/cnn/infer")
+        .header("authorization", auth)
+        .header("inference-header-content-length", header.len())
+        .body(Body::from(b))
+        .unwrap();
+    let (s, _, body) = call(&st, req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("expected datatype FP32, got FP16"));
+    // Both JSON data and binary data for one input: refused.
+    let header = json!({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": image(1, 1), "parameters": {"binary_data_size": 12288}}]}).to_string();
+    let mut b = header.clone().into_bytes();
+    b.extend([0u8; 12288]);
+    let req = Request::post("/v2/models/cnn/infer")
+        .header("authorization", auth)
+        .header("inference-header-content-length", header.len())
+        .body(Body::from(b))
+        .unwrap();
+    let (s, _, body) = call(&st, req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("both 'data' and a binary_data_size"));
+}

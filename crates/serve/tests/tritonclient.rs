@@ -162,6 +162,7 @@ fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
         http,
         grpc: Some(grpc),
         max_request_bytes,
+        shutdown_grace: Duration::from_secs(3),
         ..Default::default()
     };
     let r = Repository::open(&repo, &ExportOptions::default()).unwrap();
@@ -194,6 +195,9 @@ fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
     // Graceful shutdown: a request waiting in the batcher (100 ms queue delay) when shutdown
     // begins still gets its 200; then the server returns and the port is closed.
     let body = serde_json::json!({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": vec![0.5; 3072]}]}).to_string();
+    // A client stalled mid-headers must not keep the server alive past the shutdown grace.
+    let mut stalled = TcpStream::connect(http).unwrap();
+    write!(stalled, "GET /v2/hea").unwrap();
     let mut s = TcpStream::connect(http).unwrap();
     write!(s, "POST /v2/models/cnn_tract/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
     std::thread::sleep(Duration::from_millis(20));
@@ -204,7 +208,14 @@ fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
         answer.starts_with("HTTP/1.1 200"),
         "in-flight request during shutdown: {answer}"
     );
+    let t0 = std::time::Instant::now();
     stopping.join().unwrap().unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "shutdown waited {:?} for a stalled client",
+        t0.elapsed()
+    );
+    drop(stalled);
     assert!(
         TcpStream::connect(http).is_err(),
         "still accepting after shutdown"

@@ -12,7 +12,7 @@ use crate::{datatype, proto};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, MessageDescriptor, text_format::FormatOptions,
 };
-use rdeploy_core::{DType, Error, Result};
+use rdeploy_core::{DType, Dim, Error, Result, TensorInfo};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -174,6 +174,10 @@ pub fn to_json(cfg: &proto::ModelConfig) -> Result<serde_json::Value> {
         .map_err(|e| Error::Tensor(format!("model config does not encode as JSON: {e}")))
 }
 
+/// Most instances of one model a server starts: each loads its own engine, so a typo of
+/// 100000 would take the machine's memory.
+pub const MAX_INSTANCES: usize = 64;
+
 /// One input or output as a server checks it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorSpec {
@@ -310,8 +314,23 @@ impl ModelSettings {
                 ));
             }
         };
+        if dynamic_batching.is_some() && max_batch_size == 0 {
+            return Err(err(
+                "dynamic_batching",
+                "needs max_batch_size > 0 (the batcher joins requests along the batch dim up to it)".into(),
+            ));
+        }
         let mut instances = 0;
         for g in &cfg.instance_group {
+            if g.count < 0 || g.count > MAX_INSTANCES as i32 {
+                return Err(err(
+                    "instance_group.count",
+                    format!(
+                        "{} is not between 1 and {MAX_INSTANCES} (0 or absent means 1)",
+                        g.count
+                    ),
+                ));
+            }
             let kind = proto::model_instance_group::Kind::try_from(g.kind)
                 .unwrap_or(proto::model_instance_group::Kind::Auto);
             if kind == proto::model_instance_group::Kind::Gpu {
@@ -330,6 +349,109 @@ impl ModelSettings {
             dynamic_batching,
             instances: instances.max(1),
         })
+    }
+}
+
+impl ModelSettings {
+    /// Checks the config against the deployed model's signature, as Triton checks a config
+    /// against a model: every model input is configured; every configured tensor exists with
+    /// the same type; ranks agree (the batch dim added when batching) and fixed dims match; when
+    /// batching, every input's first dim is variable and every output's first dim is the
+    /// inputs' batch dim (same symbol), else outputs could not be split back per request.
+    ///
+    /// # Errors
+    /// A message naming the tensor and both shapes or types.
+    pub fn check_signature(
+        &self,
+        inputs: &[TensorInfo],
+        outputs: &[TensorInfo],
+    ) -> std::result::Result<(), String> {
+        let batching = self.max_batch_size > 0;
+        for i in inputs {
+            if !self.inputs.iter().any(|c| c.name == i.name) {
+                return Err(format!(
+                    "the deployed model's input '{}' is missing from config.pbtxt",
+                    i.name
+                ));
+            }
+        }
+        let mut batch_symbol: Option<&str> = None;
+        for (kind, configured, model) in [
+            ("input", &self.inputs, inputs),
+            ("output", &self.outputs, outputs),
+        ] {
+            for c in configured {
+                let Some(info) = model.iter().find(|t| t.name == c.name) else {
+                    return Err(format!(
+                        "config.pbtxt {kind} '{}' is not an {kind} of the deployed model (it has {})",
+                        c.name,
+                        model
+                            .iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                };
+                if c.dtype != info.dtype {
+                    return Err(format!(
+                        "config.pbtxt {kind} '{}' is {} but the deployed model's is {}",
+                        c.name,
+                        datatype::triton_type(c.dtype),
+                        datatype::triton_type(info.dtype)
+                    ));
+                }
+                let Some(dims) = &info.shape else { continue };
+                let mismatch = || {
+                    format!(
+                        "config.pbtxt {kind} '{}' has dims {:?}{} but the deployed model's shape is {}",
+                        c.name,
+                        c.dims,
+                        if batching {
+                            " after the batch dim (max_batch_size > 0)"
+                        } else {
+                            ""
+                        },
+                        info.shape_string()
+                    )
+                };
+                if dims.len() != c.dims.len() + usize::from(batching) {
+                    return Err(mismatch());
+                }
+                let model_dims = if batching { &dims[1..] } else { &dims[..] };
+                for (&cd, md) in c.dims.iter().zip(model_dims) {
+                    if let (Some(f), true) = (md.fixed(), cd >= 0)
+                        && f != cd as u64
+                    {
+                        return Err(mismatch());
+                    }
+                }
+                if !batching {
+                    continue;
+                }
+                let first = match dims.first() {
+                    Some(Dim::Symbolic(s)) => s.as_str(),
+                    Some(Dim::Fixed(n)) => {
+                        return Err(format!(
+                            "the deployed model's {kind} '{}' has a fixed first dim of {n}, but max_batch_size > 0 joins requests along it; deploy with a dynamic batch dim (onnx_config dynamic_axes) or set max_batch_size: 0",
+                            c.name
+                        ));
+                    }
+                    None => return Err(mismatch()),
+                };
+                match (kind, batch_symbol) {
+                    ("input", None) => batch_symbol = Some(first),
+                    (_, Some(b)) if b == first || b.is_empty() || first.is_empty() => {}
+                    (_, b) => {
+                        return Err(format!(
+                            "{kind} '{}' has first dim '{first}', not the inputs' batch dim '{}', so requests joined along the batch dim could not be split back; set max_batch_size: 0",
+                            c.name,
+                            b.unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -396,6 +518,89 @@ instance_group [ { count: 2 kind: KIND_CPU } ]
         assert!(e.contains("nmae"), "{e}");
     }
 
+    fn info(name: &str, dims: &[&str]) -> TensorInfo {
+        TensorInfo {
+            name: name.into(),
+            dtype: DType::F32,
+            shape: Some(
+                dims.iter()
+                    .map(|d| {
+                        d.parse::<u64>()
+                            .map_or_else(|_| Dim::Symbolic(d.to_string()), Dim::Fixed)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn settings(
+        max_batch_size: usize,
+        inputs: &[(&str, &[i64])],
+        outputs: &[(&str, &[i64])],
+    ) -> ModelSettings {
+        let spec = |(n, d): &(&str, &[i64])| TensorSpec {
+            name: n.to_string(),
+            dtype: DType::F32,
+            dims: d.to_vec(),
+        };
+        ModelSettings {
+            name: "m".into(),
+            max_batch_size,
+            inputs: inputs.iter().map(spec).collect(),
+            outputs: outputs.iter().map(spec).collect(),
+            dynamic_batching: None,
+            instances: 1,
+        }
+    }
+
+    #[test]
+    fn configs_that_do_not_fit_the_model_are_named() {
+        let ins = [info("x", &["N", "3", "224"])];
+        let outs = [info("y", &["N", "10"])];
+        assert!(
+            settings(8, &[("x", &[3, 224])], &[("y", &[10])])
+                .check_signature(&ins, &outs)
+                .is_ok()
+        );
+        assert!(
+            settings(0, &[("x", &[-1, 3, 224])], &[("y", &[-1, 10])])
+                .check_signature(&ins, &outs)
+                .is_ok()
+        );
+        let cases: [(ModelSettings, &str); 5] = [
+            (
+                settings(8, &[("x", &[3, 225])], &[("y", &[10])]),
+                "has dims [3, 225]",
+            ),
+            (
+                settings(0, &[("x", &[3, 224])], &[("y", &[10])]),
+                "has dims [3, 224]",
+            ),
+            (settings(8, &[], &[("y", &[10])]), "input 'x' is missing"),
+            (
+                settings(8, &[("x", &[3, 224])], &[("z", &[10])]),
+                "'z' is not an output",
+            ),
+            (
+                settings(8, &[("x", &[3, 224])], &[("y", &[11])]),
+                "output 'y'",
+            ),
+        ];
+        for (s, want) in cases {
+            let e = s.check_signature(&ins, &outs).unwrap_err();
+            assert!(e.contains(want), "{e} should contain {want}");
+        }
+        // An output whose first dim is not the batch dim cannot be split back per request.
+        let e = settings(4, &[("x", &[3, 224])], &[("y", &[2])])
+            .check_signature(&ins, &[info("y", &["M", "2"])])
+            .unwrap_err();
+        assert!(e.contains("not the inputs' batch dim 'N'"), "{e}");
+        let e = settings(4, &[("x", &[3, 224])], &[("y", &[10])])
+            .check_signature(&[info("x", &["1", "3", "224"])], &outs)
+            .unwrap_err();
+        assert!(e.contains("fixed first dim of 1"), "{e}");
+    }
+
     #[test]
     fn unsupported_settings_are_refused_by_key() -> Result<()> {
         let cfg = parse_pbtxt(
@@ -409,11 +614,19 @@ instance_group [ { count: 2 kind: KIND_CPU } ]
             e.contains("input.t.data_type") && e.contains("TYPE_STRING"),
             "{e}"
         );
-        let cfg = parse_pbtxt(
-            "name: \"m\" instance_group [ { kind: KIND_GPU } ]",
-            Path::new("c"),
-        )?;
-        assert!(ModelSettings::from_config(&cfg, Path::new("c")).is_err());
+        for bad in [
+            "instance_group [ { kind: KIND_GPU } ]",
+            "instance_group [ { count: 100000 } ]",
+            "instance_group [ { count: -3 } ]",
+            "dynamic_batching { }",
+            "max_batch_size: -1",
+        ] {
+            let cfg = parse_pbtxt(&format!("name: \"m\" {bad}"), Path::new("c"))?;
+            assert!(
+                ModelSettings::from_config(&cfg, Path::new("c")).is_err(),
+                "{bad}"
+            );
+        }
         Ok(())
     }
 }

@@ -321,6 +321,20 @@ pub fn export_triton(work_dir: &Path, repo: &Path, opts: &ExportOptions) -> Resu
     }
     std::fs::create_dir_all(&model_dir)
         .map_err(|e| Error::io("cannot create directory", &model_dir, e))?;
+    let (src, dst) = (
+        std::fs::canonicalize(work_dir).map_err(|e| Error::io("cannot read", work_dir, e))?,
+        std::fs::canonicalize(&model_dir).map_err(|e| Error::io("cannot read", &model_dir, e))?,
+    );
+    if dst.starts_with(&src) || src.starts_with(dst.join(opts.version.to_string())) {
+        return Err(export_err(
+            work_dir,
+            format!(
+                "the repository entry {} would be inside the work dir it copies, or replace it; use a --repo outside the work dir",
+                model_dir.display()
+            ),
+        ));
+    }
+    remove_stale_staging(&model_dir);
     let staging = tempfile_dir(&model_dir)?;
     let staged = staging.join("v");
     match opts.platform {
@@ -370,6 +384,26 @@ pub fn export_triton(work_dir: &Path, repo: &Path, opts: &ExportOptions) -> Resu
         version_dir,
         config: cfg,
     })
+}
+
+/// Removes staging folders of exports whose process is gone (killed mid-export).
+fn remove_stale_staging(model_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(model_dir) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".rdeploy-export-") else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A fresh hidden folder in `parent` for assembling files before renaming them into place.
@@ -458,7 +492,9 @@ impl Repository {
         dirs.sort();
         let mut models = Vec::new();
         for dir in dirs {
-            models.push(read_model(&dir)?);
+            if let Some(m) = read_model(&dir)? {
+                models.push(m);
+            }
         }
         if models.is_empty() {
             return Err(Error::WorkDir {
@@ -475,7 +511,9 @@ impl Repository {
     }
 }
 
-fn read_model(dir: &Path) -> Result<RepositoryModel> {
+/// One model folder; `None` (with a warning) for an entry of Triton's own backends, which the
+/// same repository may hold for Triton.
+fn read_model(dir: &Path) -> Result<Option<RepositoryModel>> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -511,17 +549,29 @@ fn read_model(dir: &Path) -> Result<RepositoryModel> {
             ));
         }
         if !c.platform.is_empty() || !(c.backend.is_empty() || c.backend == "rdeploy") {
-            return Err(cfg_err(
-                "backend",
-                format!(
-                    "is for Triton's own '{}' backend; rdeploy serves entries with backend: \"rdeploy\" (export with --platform rdeploy)",
-                    if c.platform.is_empty() {
-                        &c.backend
-                    } else {
-                        &c.platform
-                    }
-                ),
-            ));
+            let (key, value) = if c.platform.is_empty() {
+                ("backend", &c.backend)
+            } else {
+                ("platform", &c.platform)
+            };
+            tracing::warn!(
+                "skipping model '{name}': {} has {key}: \"{value}\", an entry for Triton's own backend; rdeploy serves entries with backend: \"rdeploy\" (rdeploy export triton --platform rdeploy)",
+                config_path.display()
+            );
+            return Ok(None);
+        }
+        if c.input.is_empty() && c.output.is_empty() {
+            // Triton's auto-complete: a config that lists no tensors takes the model's.
+            if let Some((_, latest)) = all.last() {
+                let wd = WorkDir::open(latest)?;
+                let opts = ExportOptions {
+                    max_batch_size: usize::try_from(c.max_batch_size).unwrap_or(0),
+                    ..Default::default()
+                };
+                let full = model_config_for(latest, &wd.manifest, &name, &opts)?;
+                c.input = full.input;
+                c.output = full.output;
+            }
         }
         c
     } else {
@@ -560,14 +610,36 @@ fn read_model(dir: &Path) -> Result<RepositoryModel> {
     if versions.is_empty() {
         return Err(Error::WorkDir {
             path: dir.to_path_buf(),
-            msg: "no version folder matches the config's version policy".into(),
+            msg: format!(
+                "no version folder matches the config's version policy (version folders: {}; they are positive integers holding {MANIFEST})",
+                if all.is_empty() {
+                    "none".to_string()
+                } else {
+                    all.iter()
+                        .map(|(v, _)| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
         });
     }
-    Ok(RepositoryModel {
+    for (_, v) in &versions {
+        let wd = WorkDir::open(v)?;
+        settings
+            .check_signature(&wd.manifest.inputs, &wd.manifest.outputs)
+            .map_err(|msg| Error::Config {
+                file: Some(config_path.clone()),
+                line: None,
+                col: None,
+                key: None,
+                msg: format!("does not fit version folder {}: {msg}", v.display()),
+            })?;
+    }
+    Ok(Some(RepositoryModel {
         name,
         dir: dir.to_path_buf(),
         config,
         settings,
         versions,
-    })
+    }))
 }

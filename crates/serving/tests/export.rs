@@ -172,3 +172,126 @@ fn options_that_do_not_fit_are_refused_with_the_reason() {
         .to_string();
     assert!(e.contains("config.pbtxt:2:"), "{e}");
 }
+
+#[test]
+fn a_repo_inside_the_work_dir_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wd = deploy(tmp.path());
+    let before: Vec<_> = std::fs::read_dir(&wd)
+        .expect("read")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    for repo in [wd.clone(), wd.join("sub")] {
+        let e = export_triton(&wd, &repo, &ExportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inside the work dir"), "{e}");
+    }
+    // Replacing the very version folder the work dir is: refused too.
+    let repo = tmp.path().join("repo");
+    export_triton(
+        &wd,
+        &repo,
+        &ExportOptions {
+            name: Some("m".into()),
+            ..Default::default()
+        },
+    )
+    .expect("export");
+    let e = export_triton(
+        &repo.join("m/1"),
+        &repo,
+        &ExportOptions {
+            name: Some("m".into()),
+            force: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("inside the work dir") || e.contains("replace it"),
+        "{e}"
+    );
+    rdeploy::WorkDir::open(repo.join("m/1"))
+        .expect("still there")
+        .verify()
+        .expect("intact");
+    let after: Vec<_> = std::fs::read_dir(&wd)
+        .expect("read")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    let extra: Vec<_> = after.iter().filter(|n| !before.contains(n)).collect();
+    // The refused exports created at most the empty model folders, no copies.
+    for n in extra {
+        let p = wd.join(n);
+        let inner: Vec<_> = std::fs::read_dir(&p)
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(
+            inner.iter().all(|q| std::fs::read_dir(q)
+                .map(|mut r| r.next().is_none())
+                .unwrap_or(true)),
+            "{inner:?}"
+        );
+    }
+}
+
+#[test]
+fn a_repository_config_is_checked_against_its_work_dir_and_native_entries_are_skipped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let wd = deploy(tmp.path());
+    let repo = tmp.path().join("repo");
+    export_triton(
+        &wd,
+        &repo,
+        &ExportOptions {
+            name: Some("m".into()),
+            max_batch_size: 4,
+            ..Default::default()
+        },
+    )
+    .expect("export");
+    let cfg = repo.join("m").join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    // A wrong dim is named with both shapes.
+    let manifest = rdeploy::WorkDir::open(&wd).expect("wd").manifest;
+    let last = manifest.inputs[0]
+        .shape
+        .as_ref()
+        .expect("shape")
+        .last()
+        .expect("dim")
+        .fixed()
+        .expect("fixed");
+    std::fs::write(
+        &cfg,
+        text.replacen(&format!("{last}]"), &format!("{}]", last + 1), 1),
+    )
+    .expect("write");
+    let e = Repository::open(&repo, &ExportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("does not fit version folder") && e.contains("has dims"),
+        "{e}"
+    );
+    // A config listing no tensors takes the model's (Triton's auto-complete).
+    std::fs::write(&cfg, "name: \"m\"\nmax_batch_size: 4\n").expect("write");
+    let r = Repository::open(&repo, &ExportOptions::default()).expect("auto-complete");
+    assert_eq!(r.models[0].settings.inputs.len(), manifest.inputs.len());
+    // An entry for Triton's own backend beside it is skipped, not fatal.
+    std::fs::create_dir_all(repo.join("native/1")).expect("mkdir");
+    std::fs::write(
+        repo.join("native").join(CONFIG_FILE),
+        "name: \"native\"\nplatform: \"onnxruntime_onnx\"\n",
+    )
+    .expect("write");
+    let r = Repository::open(&repo, &ExportOptions::default()).expect("open");
+    assert_eq!(
+        r.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["m"]
+    );
+}

@@ -10,8 +10,9 @@
 //!   library). It is deployed at load into `<model_dir>/<version>/rdeploy_work/` (written
 //!   atomically, and reused while model and config are unchanged).
 
-use rdeploy::{Config, DType, DeployOptions, Device, Dim, Registry, TensorInfo, WorkDir};
+use rdeploy::{Config, DType, DeployOptions, Device, Registry, WorkDir};
 use rdeploy_serving::datatype;
+use rdeploy_serving::model_config::{ModelSettings, TensorSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -236,97 +237,28 @@ fn deploy_config(model_dir: &Path, name: &str) -> Result<Config, String> {
 /// # Errors
 /// A message naming the tensor and what differs.
 pub fn check_signature(config: &ModelConfig, work: &WorkDir) -> Result<(), String> {
-    let m = &work.manifest;
-    check_tensors("input", &config.inputs, &m.inputs, config.batching())?;
-    check_tensors("output", &config.outputs, &m.outputs, config.batching())?;
-    for i in &m.inputs {
-        if !config.inputs.iter().any(|c| c.name == i.name) {
-            return Err(format!(
-                "the deployed model's input '{}' is missing from config.pbtxt",
-                i.name
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_tensors(
-    kind: &str,
-    configured: &[TensorConfig],
-    model: &[TensorInfo],
-    batching: bool,
-) -> Result<(), String> {
-    let names = || {
-        model
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    for c in configured {
-        let Some(info) = model.iter().find(|t| t.name == c.name) else {
-            return Err(format!(
-                "config.pbtxt {kind} '{}' is not an {kind} of the deployed model (it has {})",
-                c.name,
-                names()
-            ));
-        };
-        let Some(dtype) = datatype::from_triton_type(&c.data_type) else {
-            return Err(format!(
-                "config.pbtxt {kind} '{}': data_type {} is not supported by rdeploy (numeric \
-                 types only)",
-                c.name, c.data_type
-            ));
-        };
-        if dtype != info.dtype {
-            return Err(format!(
-                "config.pbtxt {kind} '{}' is {} but the deployed model's is {} ({})",
-                c.name,
-                c.data_type,
-                datatype::triton_type(info.dtype),
-                info.dtype
-            ));
-        }
-        let Some(dims) = &info.shape else { continue };
-        let rank = c.dims.len() + usize::from(batching);
-        let mismatch = || {
+    let spec = |c: &TensorConfig| -> Result<TensorSpec, String> {
+        let dtype = datatype::from_triton_type(&c.data_type).ok_or_else(|| {
             format!(
-                "config.pbtxt {kind} '{}' has dims {:?}{} but the deployed model's shape is {}",
-                c.name,
-                c.dims,
-                if batching {
-                    " after the batch dim (max_batch_size > 0)"
-                } else {
-                    ""
-                },
-                info.shape_string()
+                "config.pbtxt tensor '{}': data_type {} is not supported by rdeploy (numeric types only)",
+                c.name, c.data_type
             )
-        };
-        if dims.len() != rank {
-            return Err(mismatch());
-        }
-        let model_dims = if batching { &dims[1..] } else { &dims[..] };
-        for (&cd, md) in c.dims.iter().zip(model_dims) {
-            if let (Some(f), true) = (md.fixed(), cd >= 0)
-                && f != cd as u64
-            {
-                return Err(mismatch());
-            }
-        }
-        if batching
-            && kind == "input"
-            && let Some(Dim::Fixed(n)) = dims.first()
-        {
-            return Err(format!(
-                "the deployed model's input '{}' has a fixed first dim of {n}, but \
-                     max_batch_size > 0 joins requests along it; deploy with a dynamic batch \
-                     dim (onnx_config dynamic_axes={{'{}': {{0: 'batch'}}}}) or set \
-                     max_batch_size: 0",
-                c.name, c.name
-            ));
-        }
-    }
-    Ok(())
+        })?;
+        Ok(TensorSpec {
+            name: c.name.clone(),
+            dtype,
+            dims: c.dims.clone(),
+        })
+    };
+    let settings = ModelSettings {
+        name: String::new(),
+        max_batch_size: usize::try_from(config.max_batch_size).unwrap_or(usize::MAX),
+        inputs: config.inputs.iter().map(spec).collect::<Result<_, _>>()?,
+        outputs: config.outputs.iter().map(spec).collect::<Result<_, _>>()?,
+        dynamic_batching: None,
+        instances: 1,
+    };
+    settings.check_signature(&work.manifest.inputs, &work.manifest.outputs)
 }
 
 /// The dtype of a request tensor's `TRITONSERVER_DataType` code.

@@ -19,6 +19,31 @@ pub(crate) fn run(registry: &Registry, a: ServeArgs) -> Result<()> {
     if a.queue_size == 0 {
         bail!("--queue-size must be at least 1");
     }
+    if a.max_request_bytes < 1024 {
+        bail!(
+            "--max-request-bytes must be at least 1024 (no request would fit), got {}",
+            a.max_request_bytes
+        );
+    }
+    if a.instances == 0 || a.instances > rdeploy_serving::model_config::MAX_INSTANCES {
+        bail!(
+            "--instances must be between 1 and {}, got {}",
+            rdeploy_serving::model_config::MAX_INSTANCES,
+            a.instances
+        );
+    }
+    if !a.no_grpc && a.port == a.grpc_port && a.port != 0 {
+        bail!(
+            "--port and --grpc-port are both {}; HTTP and gRPC need different ports",
+            a.port
+        );
+    }
+    if a.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        bail!(
+            "the token (--token or RDEPLOY_SERVE_TOKEN) is empty: give a non-empty token, or unset it to serve without one"
+        );
+    }
+    let host = resolve(&a.host)?;
     let single = ExportOptions {
         name: a.name,
         max_batch_size: a.max_batch_size,
@@ -29,12 +54,13 @@ pub(crate) fn run(registry: &Registry, a: ServeArgs) -> Result<()> {
     };
     let repo = Repository::open(&a.path, &single)?;
     let options = ServeOptions {
-        http: SocketAddr::new(a.host, a.port),
-        grpc: (!a.no_grpc).then(|| SocketAddr::new(a.host, a.grpc_port)),
-        token: a.token.filter(|t| !t.is_empty()),
+        http: SocketAddr::new(host, a.port),
+        grpc: (!a.no_grpc).then(|| SocketAddr::new(host, a.grpc_port)),
+        token: a.token,
         max_request_bytes: a.max_request_bytes,
         request_timeout: Duration::from_secs_f64(a.request_timeout),
         queue_size: a.queue_size,
+        shutdown_grace: Duration::from_secs_f64(a.shutdown_grace.max(0.0)),
     };
     let state = Arc::new(State::load(&repo, registry, options)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -46,4 +72,18 @@ pub(crate) fn run(registry: &Registry, a: ServeArgs) -> Result<()> {
         rdeploy_serve::shutdown_signal(),
     ))
     .map_err(anyhow::Error::msg)
+}
+
+/// An address or a host name (`localhost`) as the IP to listen on.
+fn resolve(host: &str) -> Result<std::net::IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(|a| a.ip())
+        .with_context(|| format!("--host {host}: not an IP address or a name this machine resolves (e.g. 127.0.0.1, 0.0.0.0, localhost)"))
 }
