@@ -32,8 +32,12 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         // A backend depends on core, and on the engine-neutral custom-op kernels it registers.
         b if b.starts_with("rdeploy-backend-") => &["rdeploy-core", "rdeploy-ops"],
         "rdeploy" => BACKENDS_AND_BELOW,
+        // What the servers share (model repositories, v2 datatypes, batching), over the facade.
+        "rdeploy-serving" => &["rdeploy"],
         // Front ends: the command line, the Python package, the servers.
-        "rdeploy-cli" | "rdeploy-python" | "rdeploy-serve" | "rdeploy-triton" => &["rdeploy"],
+        "rdeploy-cli" | "rdeploy-python" | "rdeploy-serve" | "rdeploy-triton" => {
+            &["rdeploy", "rdeploy-serving", "rdeploy-serve"]
+        }
         _ => return None,
     })
 }

@@ -88,10 +88,10 @@ impl std::error::Error for ServeError {}
 
 /// rdeploy's errors at the engine boundary: input mismatches are the client's (400), the rest
 /// the engine's (500).
-impl From<rdeploy_core::Error> for ServeError {
-    fn from(e: rdeploy_core::Error) -> Self {
+impl From<rdeploy::core::Error> for ServeError {
+    fn from(e: rdeploy::core::Error) -> Self {
         match e {
-            rdeploy_core::Error::InputMismatch { .. } | rdeploy_core::Error::Tensor(_) => {
+            rdeploy::core::Error::InputMismatch { .. } | rdeploy::core::Error::Tensor(_) => {
                 ServeError::BadRequest(e.report())
             }
             _ => ServeError::Internal(e.report()),

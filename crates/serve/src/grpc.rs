@@ -5,7 +5,7 @@
 use crate::error::ServeError;
 use crate::model::{ModelVersion, StatDuration};
 use crate::{Inference, State};
-use rdeploy_core::{DType, Tensor};
+use rdeploy::core::{DType, Tensor};
 use rdeploy_serving::proto as pb;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -136,7 +136,7 @@ fn from_contents(
     shape: &[usize],
     c: &pb::InferTensorContents,
 ) -> Result<Tensor, ServeError> {
-    fn narrow<S: Copy, T: TryFrom<S> + rdeploy_core::Element>(
+    fn narrow<S: Copy, T: TryFrom<S> + rdeploy::core::Element>(
         name: &str,
         shape: &[usize],
         v: &[S],

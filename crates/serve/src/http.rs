@@ -293,7 +293,7 @@ fn inputs_of(
     m: &ModelVersion,
     req: &InferRequest,
     mut binary: &[u8],
-) -> Result<Vec<(String, rdeploy_core::Tensor)>, ServeError> {
+) -> Result<Vec<(String, rdeploy::core::Tensor)>, ServeError> {
     let mut out = Vec::with_capacity(req.inputs.len());
     for i in &req.inputs {
         let dtype = v2::dtype_of(&i.name, &i.datatype)?;

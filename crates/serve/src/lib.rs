@@ -18,7 +18,7 @@ pub mod v2;
 use error::ServeError;
 use metrics::Metrics;
 use model::{ModelVersion, PoolOptions, VersionSpec};
-use rdeploy_core::{Registry, Tensor};
+use rdeploy::core::{Registry, Tensor};
 use rdeploy_serving::Repository;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -90,7 +90,7 @@ impl State {
         repo: &Repository,
         registry: &Registry,
         options: ServeOptions,
-    ) -> rdeploy_core::Result<State> {
+    ) -> rdeploy::core::Result<State> {
         let metrics = Arc::new(Metrics::default());
         let mut models = BTreeMap::new();
         for m in &repo.models {
@@ -221,12 +221,12 @@ impl State {
     /// so a mistyped input is named as such (not as a byte-count mismatch).
     ///
     /// # Errors
-    /// 400 naming the input and both datatypes; unknown inputs pass (reported later, with the
+    /// 400 naming the input and both datatypes, or an input the model does not have (with the
     /// model's input names).
     pub fn check_datatype(
         model: &ModelVersion,
         input: &str,
-        dtype: rdeploy_core::DType,
+        dtype: rdeploy::core::DType,
     ) -> Result<(), ServeError> {
         match model.signature.inputs.iter().find(|s| s.name == input) {
             Some(spec) if spec.dtype != dtype => Err(ServeError::BadRequest(format!(
@@ -234,7 +234,17 @@ impl State {
                 rdeploy_serving::datatype::v2_name(spec.dtype),
                 rdeploy_serving::datatype::v2_name(dtype)
             ))),
-            _ => Ok(()),
+            Some(_) => Ok(()),
+            None => Err(ServeError::BadRequest(format!(
+                "unknown input '{input}'; the model's inputs are {}",
+                model
+                    .signature
+                    .inputs
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
         }
     }
 
@@ -302,7 +312,7 @@ impl State {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let ordered = rdeploy_core::validate_inputs(&sig.inputs, inf.inputs)?;
+        let ordered = rdeploy::core::validate_inputs(&sig.inputs, inf.inputs)?;
         let mut outs: Vec<Option<Tensor>> = model
             .infer(ordered, self.options.request_timeout)
             .await?
@@ -333,6 +343,7 @@ impl State {
         }
         self.metrics.request(
             name,
+            model.map(|m| m.version),
             protocol,
             result.map_or_else(ServeError::kind, |()| "success"),
             took,

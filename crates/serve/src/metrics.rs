@@ -13,11 +13,13 @@ use std::time::Duration;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabel {
     model: String,
+    version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     model: String,
+    version: String,
     protocol: &'static str,
     outcome: &'static str,
 }
@@ -83,7 +85,7 @@ impl Default for Metrics {
         registry.register("inference_executions", "Engine calls", executions.clone());
         registry.register(
             "inference_queue_depth",
-            "Requests waiting, as last seen when one was queued",
+            "Requests waiting for an instance (updated as requests are queued and taken)",
             queue_depth.clone(),
         );
         Metrics {
@@ -99,9 +101,10 @@ impl Default for Metrics {
     }
 }
 
-fn model(m: &str) -> ModelLabel {
+fn model(m: &str, v: u64) -> ModelLabel {
     ModelLabel {
         model: m.to_string(),
+        version: v.to_string(),
     }
 }
 
@@ -110,12 +113,14 @@ impl Metrics {
     pub fn request(
         &self,
         model: &str,
+        version: Option<u64>,
         protocol: &'static str,
         outcome: &'static str,
         took: Duration,
     ) {
         let l = RequestLabels {
             model: model.to_string(),
+            version: version.map(|v| v.to_string()).unwrap_or_default(),
             protocol,
             outcome,
         };
@@ -124,22 +129,24 @@ impl Metrics {
     }
 
     /// One request's wait in the queue.
-    pub fn queue_time(&self, m: &str, d: Duration) {
-        self.queue.get_or_create(&model(m)).observe(d.as_secs_f64());
+    pub fn queue_time(&self, m: &str, v: u64, d: Duration) {
+        self.queue
+            .get_or_create(&model(m, v))
+            .observe(d.as_secs_f64());
     }
 
     /// One engine call of `rows` rows.
-    pub fn execution(&self, m: &str, rows: usize, d: Duration) {
-        let l = model(m);
+    pub fn execution(&self, m: &str, v: u64, rows: usize, d: Duration) {
+        let l = model(m, v);
         self.compute.get_or_create(&l).observe(d.as_secs_f64());
         self.batch_size.get_or_create(&l).observe(rows as f64);
         self.executions.get_or_create(&l).inc();
     }
 
     /// The queue's length as seen now.
-    pub fn queue_depth(&self, m: &str, n: usize) {
+    pub fn queue_depth(&self, m: &str, v: u64, n: usize) {
         self.queue_depth
-            .get_or_create(&model(m))
+            .get_or_create(&model(m, v))
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 

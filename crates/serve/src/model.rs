@@ -10,7 +10,7 @@
 use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use rdeploy_core::{Signature, Tensor, Wrapper};
+use rdeploy::core::{Signature, Tensor, Wrapper};
 use rdeploy_serving::{ModelSettings, batch};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -160,7 +160,7 @@ impl ModelVersion {
             .unwrap_or_else(|| Signature {
                 inputs: Vec::new(),
                 outputs: Vec::new(),
-                device: rdeploy_core::Device::cpu(),
+                device: rdeploy::core::Device::cpu(),
             });
         let mv = Arc::new(ModelVersion {
             name: name.clone(),
@@ -227,7 +227,8 @@ impl ModelVersion {
                 )));
             }
         }
-        self.metrics.queue_depth(&self.name, self.queue.len());
+        self.metrics
+            .queue_depth(&self.name, self.version, self.queue.len());
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(ServeError::Internal(format!(
@@ -303,9 +304,14 @@ fn instance_loop(rx: &Receiver<Job>, w: &dyn Wrapper, mv: &std::sync::Weak<Model
 
 fn run_batch(model: &ModelVersion, w: &dyn Wrapper, mut batch: Vec<Job>, rows: usize) {
     let start = Instant::now();
+    model
+        .metrics
+        .queue_depth(&model.name, model.version, model.queue.len());
     for j in &batch {
         model.stats.queue.add(1, start - j.enqueued);
-        model.metrics.queue_time(&model.name, start - j.enqueued);
+        model
+            .metrics
+            .queue_time(&model.name, model.version, start - j.enqueued);
     }
     let sizes: Vec<usize> = batch.iter().map(|j| j.rows).collect();
     let result: Result<Vec<Vec<Tensor>>, ServeError> = if batch.len() == 1 {
@@ -321,7 +327,7 @@ fn run_batch(model: &ModelVersion, w: &dyn Wrapper, mut batch: Vec<Job>, rows: u
                     .map(|j| {
                         std::mem::replace(
                             &mut j.inputs[i],
-                            Tensor::zeros(rdeploy_core::DType::U8, &[0]),
+                            Tensor::zeros(rdeploy::core::DType::U8, &[0]),
                         )
                     })
                     .collect();
@@ -365,7 +371,9 @@ fn run_batch(model: &ModelVersion, w: &dyn Wrapper, mut batch: Vec<Job>, rows: u
         .stats
         .last_inference_ms
         .store(now_ms, Ordering::Relaxed);
-    model.metrics.execution(&model.name, rows, took);
+    model
+        .metrics
+        .execution(&model.name, model.version, rows, took);
     match result {
         Ok(outs) => {
             for (j, o) in batch.into_iter().zip(outs) {

@@ -6,7 +6,7 @@
 //! (`docs/protocol/extension_binary_data.md` in github.com/triton-inference-server/server).
 
 use crate::error::ServeError;
-use rdeploy_core::{DType, Tensor};
+use rdeploy::core::{DType, Tensor};
 use rdeploy_serving::datatype;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -116,7 +116,7 @@ pub fn shape_of(input: &str, shape: &[i64], dtype: DType) -> Result<Vec<usize>, 
                 "input '{input}': shape {shape:?} has a negative dim"
             ))
         })?;
-    rdeploy_core::files::checked_bytes(&dims, dtype.size())
+    rdeploy::core::files::checked_bytes(&dims, dtype.size())
         .map_err(|e| bad(format!("input '{input}': {e}")))?;
     Ok(dims)
 }
@@ -204,7 +204,7 @@ pub fn tensor_from_json(
 /// The elements of `t` as JSON values, flat (NaN and infinities become `null`, as JSON has
 /// no such numbers).
 pub fn json_data(t: &Tensor) -> Vec<Value> {
-    fn ints<T: rdeploy_core::Element + Into<Value>>(t: &Tensor) -> Vec<Value> {
+    fn ints<T: rdeploy::core::Element + Into<Value>>(t: &Tensor) -> Vec<Value> {
         t.as_slice::<T>()
             .map(|s| s.iter().map(|&x| x.into()).collect())
             .unwrap_or_default()

@@ -12,7 +12,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use rdeploy_core::{Signature, Tensor, Wrapper};
+use rdeploy::core::{Signature, Tensor, Wrapper};
 use rdeploy_serve::metrics::Metrics;
 use rdeploy_serve::model::{ModelVersion, PoolOptions, VersionSpec};
 use rdeploy_serve::{ServeOptions, State, http};
@@ -198,7 +198,7 @@ async fn json_and_binary_inference_match_the_engine() {
     let text = String::from_utf8(body).unwrap();
     assert!(
         text.contains(
-            r#"rdeploy_inference_requests_total{model="cnn",protocol="http",outcome="success"} 2"#
+            r#"rdeploy_inference_requests_total{model="cnn",version="1",protocol="http",outcome="success"} 2"#
         ),
         "{text}"
     );
@@ -433,7 +433,7 @@ impl Wrapper for Slow {
     fn signature(&self) -> &Signature {
         &self.0
     }
-    fn execute(&self, inputs: Vec<Tensor>) -> rdeploy_core::Result<Vec<Tensor>> {
+    fn execute(&self, inputs: Vec<Tensor>) -> rdeploy::core::Result<Vec<Tensor>> {
         std::thread::sleep(Duration::from_millis(300));
         Ok(inputs)
     }
@@ -447,7 +447,7 @@ async fn a_full_queue_answers_503_and_the_rest_succeed() {
     let sig = Signature {
         inputs: wd.manifest.inputs.clone(),
         outputs: wd.manifest.inputs.clone(),
-        device: rdeploy_core::Device::cpu(),
+        device: rdeploy::core::Device::cpu(),
     };
     let metrics = Arc::new(Metrics::default());
     let mv = ModelVersion::start(

@@ -283,7 +283,7 @@ print(json.dumps({"platform": c.platform or c.backend, "max_batch_size": c.max_b
             String::from_utf8_lossy(&out.stderr)
         );
         let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let sig = |ts: &[rdeploy_core::TensorInfo]| -> serde_json::Value {
+        let sig = |ts: &[rdeploy::core::TensorInfo]| -> serde_json::Value {
             ts.iter()
                 .map(|t| {
                     let dims: Vec<i64> = t.shape.as_ref().unwrap()[1..]

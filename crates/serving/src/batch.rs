@@ -2,7 +2,7 @@
 //! what Triton's dynamic batcher expects of a backend with `max_batch_size > 0`, and what
 //! `rdeploy serve` does with the requests it queues.
 
-use rdeploy_core::{Error, Result, Tensor};
+use rdeploy::core::{Error, Result, Tensor};
 
 /// Joins tensors along dim 0: `[b1, d..] + [b2, d..] -> [b1 + b2, d..]`.
 ///

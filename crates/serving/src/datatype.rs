@@ -4,7 +4,7 @@
 //! `docs/protocol/extension_*` and `required_api.md#tensor-data-types` in
 //! github.com/kserve/open-inference-protocol) and Triton's `model_config.proto` `DataType`.
 
-use rdeploy_core::DType;
+use rdeploy::core::DType;
 
 /// Every dtype with its KServe v2 name and its Triton model-config name.
 const TABLE: [(DType, &str, &str); 12] = [

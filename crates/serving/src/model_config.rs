@@ -12,7 +12,7 @@ use crate::{datatype, proto};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, MessageDescriptor, text_format::FormatOptions,
 };
-use rdeploy_core::{DType, Dim, Error, Result, TensorInfo};
+use rdeploy::core::{DType, Dim, Error, Result, TensorInfo};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -159,7 +159,7 @@ pub fn to_pbtxt(cfg: &proto::ModelConfig) -> Result<String> {
 }
 
 /// `cfg` as JSON the way Triton's model-configuration endpoint returns it (proto field names,
-/// 64-bit integers as strings, defaults left out).
+/// 64-bit integers as numbers, as Triton 2.51 answers, defaults left out).
 ///
 /// # Errors
 /// Only when the built-in descriptor is unusable (a build defect).
@@ -169,7 +169,7 @@ pub fn to_json(cfg: &proto::ModelConfig) -> Result<serde_json::Value> {
         .map_err(|e| Error::Tensor(format!("model config does not encode: {e}")))?;
     let opts = prost_reflect::SerializeOptions::new()
         .use_proto_field_name(true)
-        .stringify_64_bit_integers(true);
+        .stringify_64_bit_integers(false);
     msg.serialize_with_options(serde_json::value::Serializer, &opts)
         .map_err(|e| Error::Tensor(format!("model config does not encode as JSON: {e}")))
 }

@@ -9,8 +9,8 @@
 
 use crate::model_config::{self, CONFIG_FILE, ModelSettings};
 use crate::{datatype, proto};
+use rdeploy::core::{Dim, Error, Result, TensorInfo};
 use rdeploy::workdir::{MANIFEST, Manifest, WorkDir};
-use rdeploy_core::{Dim, Error, Result, TensorInfo};
 use std::path::{Path, PathBuf};
 
 /// Which Triton backend a repository entry is for.
@@ -298,25 +298,32 @@ pub fn export_triton(work_dir: &Path, repo: &Path, opts: &ExportOptions) -> Resu
     let model_dir = repo.join(&name);
     let version_dir = model_dir.join(opts.version.to_string());
     let config_path = model_dir.join(CONFIG_FILE);
-    let exists = |key: &str, path: &Path, what: &str| Error::Config {
-        file: Some(path.to_path_buf()),
-        line: None,
-        col: None,
-        key: Some(key.into()),
+    let exists = |path: &Path, what: &str| Error::WorkDir {
+        path: path.to_path_buf(),
         msg: format!("{what} already exists; pass --force to replace it"),
     };
     if !opts.force {
+        let same_files = opts.platform == Platform::Rdeploy
+            && std::fs::read(version_dir.join(MANIFEST)).ok()
+                == std::fs::read(work_dir.join(MANIFEST)).ok()
+            && WorkDir::open(&version_dir).and_then(|w| w.verify()).is_ok();
+        let same_config =
+            std::fs::read_to_string(&config_path).ok().as_deref() == Some(text.as_str());
+        if version_dir.exists() && same_files && same_config {
+            // The same work dir with the same settings: already exported, nothing to do.
+            return Ok(Exported {
+                model_dir,
+                version_dir,
+                config: cfg,
+            });
+        }
         if version_dir.exists() {
-            return Err(exists("version", &version_dir, "this version"));
+            return Err(exists(&version_dir, "this version, with other files,"));
         }
         if let Ok(old) = std::fs::read_to_string(&config_path)
             && old != text
         {
-            return Err(exists(
-                "config",
-                &config_path,
-                "a config with other settings",
-            ));
+            return Err(exists(&config_path, "a config with other settings"));
         }
     }
     std::fs::create_dir_all(&model_dir)
@@ -377,7 +384,7 @@ pub fn export_triton(work_dir: &Path, repo: &Path, opts: &ExportOptions) -> Resu
     std::fs::rename(&staged, &version_dir)
         .map_err(|e| Error::io("cannot create", &version_dir, e))?;
     let _ = std::fs::remove_dir_all(&staging);
-    rdeploy_core::atomic::write_atomic(&config_path, |w| w.write_all(text.as_bytes()))
+    rdeploy::core::atomic::write_atomic(&config_path, |w| w.write_all(text.as_bytes()))
         .map_err(|e| Error::io("cannot write", &config_path, e))?;
     Ok(Exported {
         model_dir,
@@ -491,10 +498,25 @@ impl Repository {
             .collect();
         dirs.sort();
         let mut models = Vec::new();
+        let mut skipped = Vec::new();
         for dir in dirs {
-            if let Some(m) = read_model(&dir)? {
-                models.push(m);
+            match read_model(&dir)? {
+                Some(m) => models.push(m),
+                None => skipped.push(
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
             }
+        }
+        if models.is_empty() && !skipped.is_empty() {
+            return Err(Error::WorkDir {
+                path: path.to_path_buf(),
+                msg: format!(
+                    "no model rdeploy serves here: {} are entries for Triton's own backends (--platform native); export with --platform rdeploy to serve them with rdeploy serve",
+                    skipped.join(", ")
+                ),
+            });
         }
         if models.is_empty() {
             return Err(Error::WorkDir {

@@ -83,8 +83,14 @@ fn export_writes_a_config_triton_reads_and_a_verified_version() {
         .verify()
         .expect("verified");
 
-    // A second export of the same version is refused without --force, taken with it.
-    let e = export_triton(&wd, &repo, &opts).unwrap_err().to_string();
+    // The same export again is a no-op; other settings for the same version are refused
+    // without --force, taken with it.
+    export_triton(&wd, &repo, &opts).expect("identical export again");
+    let other = ExportOptions {
+        instances: 3,
+        ..opts.clone()
+    };
+    let e = export_triton(&wd, &repo, &other).unwrap_err().to_string();
     assert!(e.contains("--force"), "{e}");
     export_triton(
         &wd,
