@@ -305,3 +305,67 @@ print(json.dumps({"platform": c.platform or c.backend, "max_batch_size": c.max_b
         assert_eq!(got["delay"], 100);
     }
 }
+
+/// The bearer token with the official clients: without it, HTTP answers 401 and gRPC
+/// `UNAUTHENTICATED`; with it (HTTP header / gRPC metadata `authorization`) inference works;
+/// health stays open.
+#[test]
+fn the_token_with_tritonclient_over_http_and_grpc() {
+    let probe = Command::new(python())
+        .args(["-c", "import tritonclient.grpc, tritonclient.http"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
+        assert!(
+            required.trim().is_empty(),
+            "tritonclient is required: run scripts/install-triton.sh"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("cnn");
+    deploy("tract", &work);
+    let (http, grpc) = (free_addr(), free_addr());
+    let options = ServeOptions {
+        http,
+        grpc: Some(grpc),
+        token: Some("s3cret".into()),
+        ..Default::default()
+    };
+    let r = Repository::open(&work, &ExportOptions::default()).unwrap();
+    let state = Arc::new(State::load(&r, &rdeploy::builtin_registry(), options).unwrap());
+    let _server = Running::start(state);
+    wait_ready(http);
+    let script = r#"
+import sys, numpy as np
+import tritonclient.http as th, tritonclient.grpc as tg
+from tritonclient.utils import InferenceServerException
+http, grpc = sys.argv[1], sys.argv[2]
+x = np.zeros((1, 3, 32, 32), np.float32)
+for mod, url in ((th, http), (tg, grpc)):
+    c = mod.InferenceServerClient(url)
+    assert c.is_server_live(), "health is open"
+    i = mod.InferInput("image", list(x.shape), "FP32"); i.set_data_from_numpy(x)
+    for headers, ok in ((None, False), ({"authorization": "Bearer wrong"}, False), ({"authorization": "Bearer s3cret"}, True)):
+        try:
+            r = c.infer("cnn", [i], headers=headers)
+            assert ok, f"{mod.__name__} {headers}: answered without the right token"
+            assert r.as_numpy("probs").shape == (1, 10)
+        except InferenceServerException as e:
+            assert not ok, f"{mod.__name__} {headers}: {e}"
+            assert ("401" in str(e.status()) or "UNAUTHENTICATED" in str(e.status())) and "bearer token" in str(e), str(e)
+print("ok")
+"#;
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(http.to_string())
+        .arg(grpc.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
