@@ -114,24 +114,31 @@ fn wait_ready(addr: SocketAddr) {
     panic!("rdeploy serve on {addr} not ready");
 }
 
+/// Whether the Python modules `imports` load in the project's environment: `false` (skip,
+/// with a note) when they do not, unless `RDEPLOY_REQUIRE_BACKENDS` is set (CI), then a failure
+/// naming what is missing.
+fn python_has(imports: &str) -> bool {
+    let probe = Command::new(python())
+        .args(["-c", &format!("import {imports}")])
+        .output();
+    if probe.as_ref().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    let why = probe
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+        .unwrap_or_else(|e| e.to_string());
+    let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
+    assert!(
+        required.trim().is_empty(),
+        "tritonclient is required (RDEPLOY_REQUIRE_BACKENDS={required}): {why}; run scripts/install-triton.sh"
+    );
+    eprintln!("skipping: {why} (run scripts/install-triton.sh)");
+    false
+}
+
 #[test]
 fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
-    let probe = Command::new(python())
-        .args([
-            "-c",
-            "import tritonclient.grpc, tritonclient.http, onnxruntime",
-        ])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let why = probe
-            .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
-            .unwrap_or_else(|e| e.to_string());
-        let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
-        assert!(
-            required.trim().is_empty(),
-            "tritonclient is required (RDEPLOY_REQUIRE_BACKENDS={required}): {why}; run scripts/install-triton.sh"
-        );
-        eprintln!("skipping: {why} (run scripts/install-triton.sh)");
+    if !python_has("tritonclient.grpc, tritonclient.http, onnxruntime") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -227,16 +234,7 @@ fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
 /// (`tritonclient.grpc.model_config_pb2`) and describe the work dir's signature.
 #[test]
 fn native_configs_parse_with_tritons_model_config_proto() {
-    let probe = Command::new(python())
-        .args(["-c", "import tritonclient.grpc.model_config_pb2"])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
-        assert!(
-            required.trim().is_empty(),
-            "tritonclient is required: run scripts/install-triton.sh"
-        );
-        eprintln!("skipping: tritonclient is not installed");
+    if !python_has("tritonclient.grpc.model_config_pb2") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -311,15 +309,7 @@ print(json.dumps({"platform": c.platform or c.backend, "max_batch_size": c.max_b
 /// health stays open.
 #[test]
 fn the_token_with_tritonclient_over_http_and_grpc() {
-    let probe = Command::new(python())
-        .args(["-c", "import tritonclient.grpc, tritonclient.http"])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
-        assert!(
-            required.trim().is_empty(),
-            "tritonclient is required: run scripts/install-triton.sh"
-        );
+    if !python_has("tritonclient.grpc, tritonclient.http") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
