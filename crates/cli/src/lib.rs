@@ -43,6 +43,7 @@ pub fn run_with(registry: Registry, args: impl IntoIterator<Item = std::ffi::OsS
     }
     let mut registry = registry;
     rdeploy::install_plugins(&mut registry, &cli.plugins);
+    rdeploy::install_python_backends(&mut registry);
     match commands::dispatch(&registry, cli.command) {
         Ok(()) => 0,
         Err(e) => {

@@ -281,6 +281,133 @@ pub trait Wrapper: Send + Sync {
     }
 }
 
+/// A model's inputs and outputs as a backend without its own signature finds them: from the
+/// `.onnx` among `files`, else from the work dir's manifest (`deploy.json`) in the folder of
+/// the first file. Used by backends written in Python whose wrapper declares none.
+///
+/// # Errors
+/// [`Error::Model`] for an unreadable ONNX file; [`Error::Backend`] when neither is there.
+pub fn signature_from_files(
+    backend: &str,
+    files: &[PathBuf],
+) -> Result<(Vec<TensorInfo>, Vec<TensorInfo>)> {
+    if let Some(onnx) = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "onnx"))
+    {
+        let (_, info) = crate::onnx::inspect_file(onnx)?;
+        return Ok((info.inputs, info.outputs));
+    }
+    #[derive(Deserialize)]
+    struct Io {
+        inputs: Vec<TensorInfo>,
+        outputs: Vec<TensorInfo>,
+    }
+    if let Some(dir) = files.first().and_then(|f| f.parent())
+        && let Ok(text) = std::fs::read_to_string(dir.join("deploy.json"))
+        && let Ok(io) = serde_json::from_str::<Io>(&text)
+    {
+        return Ok((io.inputs, io.outputs));
+    }
+    Err(Error::backend(
+        backend,
+        "cannot tell the model's inputs and outputs: give the Python wrapper `inputs` and `outputs` attributes, lists of (name, dtype, shape)",
+    ))
+}
+
+/// The files a backend's `to_backend` written in another language returned, as paths: relative
+/// ones as the caller meant them (from the current dir) when such a file exists, else inside
+/// `work_dir`. Every one must be a file.
+///
+/// # Errors
+/// [`Error::Backend`] when the list is empty or names something that is not a file.
+pub fn resolve_backend_files(
+    backend: &str,
+    work_dir: &Path,
+    files: Vec<String>,
+) -> Result<Vec<PathBuf>> {
+    if files.is_empty() {
+        return Err(Error::backend(
+            backend,
+            "the Python backend's to_backend returned no files; return the list of backend files it wrote",
+        ));
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let p = PathBuf::from(f);
+            let p = if p.is_absolute() {
+                p
+            } else if p.exists() {
+                std::path::absolute(&p).map_err(|e| Error::io("cannot resolve", p, e))?
+            } else {
+                work_dir.join(p)
+            };
+            if !p.is_file() {
+                return Err(Error::backend(
+                    backend,
+                    format!(
+                        "the Python backend's to_backend returned {}, which is not a file it wrote",
+                        p.display()
+                    ),
+                ));
+            }
+            Ok(p)
+        })
+        .collect()
+}
+
+/// Checks what a wrapper written in another language returned against the outputs it serves,
+/// like inputs are checked: dtype, rank, fixed dims.
+///
+/// # Errors
+/// [`Error::Backend`] naming the output and what differs.
+pub fn validate_outputs(backend: &str, specs: &[TensorInfo], outputs: &[Tensor]) -> Result<()> {
+    if outputs.len() != specs.len() {
+        return Err(Error::backend(
+            backend,
+            format!(
+                "the wrapper returned {} outputs, the model declares {}",
+                outputs.len(),
+                specs.len()
+            ),
+        ));
+    }
+    for (spec, t) in specs.iter().zip(outputs) {
+        let wrong = |what: String| {
+            Error::backend(
+                backend,
+                format!(
+                    "the Python wrapper's forward returned a wrong output '{}': {what}",
+                    spec.name
+                ),
+            )
+        };
+        if t.dtype() != spec.dtype {
+            return Err(wrong(format!(
+                "dtype {}, the model declares {}",
+                t.dtype(),
+                spec.dtype
+            )));
+        }
+        if let Some(dims) = &spec.shape {
+            let fits = dims.len() == t.shape().len()
+                && dims
+                    .iter()
+                    .zip(t.shape())
+                    .all(|(d, &n)| d.fixed().is_none_or(|f| f as usize == n));
+            if !fits {
+                return Err(wrong(format!(
+                    "shape {:?}, the model declares {}",
+                    t.shape(),
+                    spec.shape_string()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The one backend file of a single-file backend (an `.onnx`), or an error naming the call.
 ///
 /// # Errors

@@ -45,7 +45,8 @@ pub mod timing;
 
 pub use backend::{
     Availability, BackendManager, Dim, NamedTensors, PassRequest, Signature, TensorInfo, Wrapper,
-    format_dims, select_signature, single_file, validate_inputs,
+    format_dims, resolve_backend_files, select_signature, signature_from_files, single_file,
+    validate_inputs, validate_outputs,
 };
 pub use config::DeployConfig;
 pub use device::Device;

@@ -15,27 +15,43 @@ pub fn set_python_site_dirs(dirs: Vec<PathBuf>, python: String) -> bool {
     SITE_DIRS.set((dirs, python)).is_ok()
 }
 
-/// The active Python environment's package folders (`site-packages`), and the interpreter asked.
+/// The active Python environment's package folders (`site-packages` and the rest of
+/// `sys.path`, so `PYTHONPATH` too), and its interpreter (`sys.executable`).
 ///
-/// The interpreter is `$VIRTUAL_ENV/bin/python` when a virtual env is active, else `python3` on
-/// `PATH`. Asked once per process; an empty list when there is no usable Python.
+/// The interpreter asked is `RDEPLOY_PYTHON` when set, else `$VIRTUAL_ENV/bin/python` when a
+/// virtual env is active, else `python3` on `PATH`. Asked once per process; an empty list when
+/// there is no usable Python.
 pub fn python_site_dirs() -> (&'static [PathBuf], &'static str) {
     let (dirs, python) = SITE_DIRS.get_or_init(|| {
-        let python = match std::env::var_os("VIRTUAL_ENV") {
-            Some(v) => PathBuf::from(v).join("bin/python"),
-            None => PathBuf::from("python3"),
+        let python = match (
+            std::env::var_os("RDEPLOY_PYTHON").filter(|p| !p.is_empty()),
+            std::env::var_os("VIRTUAL_ENV"),
+        ) {
+            (Some(p), _) => PathBuf::from(p),
+            (None, Some(v)) => PathBuf::from(v).join("bin/python"),
+            (None, None) => PathBuf::from("python3"),
         };
-        let script = "import site, sysconfig; p = sysconfig.get_paths(); \
-                      print('\\n'.join([p['purelib'], p['platlib']] + list(getattr(site, 'getsitepackages', lambda: [])())))";
-        let mut dirs: Vec<PathBuf> = match Command::new(&python).args(["-c", script]).output() {
+        let script = "import site, sys, sysconfig; p = sysconfig.get_paths(); \
+                      print('\\n'.join([sys.executable, p['purelib'], p['platlib']] + list(getattr(site, 'getsitepackages', lambda: [])()) + [d for d in sys.path if d]))";
+        let lines: Vec<String> = match Command::new(&python).args(["-c", script]).output() {
             Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
                 .lines()
-                .map(PathBuf::from)
+                .map(str::to_string)
                 .collect(),
             Ok(_) | Err(_) => vec![],
         };
-        dirs.dedup();
-        (dirs, python.display().to_string())
+        let exe = lines
+            .first()
+            .filter(|l| !l.is_empty())
+            .cloned()
+            .unwrap_or_else(|| python.display().to_string());
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for d in lines.iter().skip(1).map(PathBuf::from) {
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+        (dirs, exe)
     });
     (dirs, python)
 }

@@ -133,37 +133,7 @@ impl BackendManager for PyBackend {
                     .collect()
             };
             let files = run().map_err(|e| self.err(py, "to_backend", e))?;
-            if files.is_empty() {
-                return Err(Error::backend(
-                    &self.name,
-                    "the Python backend's to_backend returned no files; return the list of backend files it wrote",
-                ));
-            }
-            // Relative paths: as Python meant them (from the current dir) when such a file
-            // exists, else inside the work dir.
-            files
-                .into_iter()
-                .map(|f| {
-                    let p = PathBuf::from(f);
-                    let p = if p.is_absolute() {
-                        p
-                    } else if p.exists() {
-                        std::path::absolute(&p).map_err(|e| Error::io("cannot resolve", p, e))?
-                    } else {
-                        work_dir.join(p)
-                    };
-                    if !p.is_file() {
-                        return Err(Error::backend(
-                            &self.name,
-                            format!(
-                                "the Python backend's to_backend returned {}, which is not a file it wrote",
-                                p.display()
-                            ),
-                        ));
-                    }
-                    Ok(p)
-                })
-                .collect()
+            rdeploy::core::resolve_backend_files(&self.name, work_dir, files)
         })
     }
 
@@ -207,7 +177,7 @@ impl BackendManager for PyBackend {
         // ONNX among the backend files, else the manifest beside them.
         let (inputs, outputs) = match declared {
             Some(io) => io,
-            None => signature_from_files(&self.name, backend_files)?,
+            None => rdeploy::core::signature_from_files(&self.name, backend_files)?,
         };
         let sig = rdeploy::core::select_signature(
             &self.name,
@@ -264,25 +234,6 @@ fn declared_signature(w: &Bound<'_, PyAny>) -> PyResult<Option<Io>> {
     Ok(Some((read(&i)?, read(&o)?)))
 }
 
-fn signature_from_files(backend: &str, files: &[PathBuf]) -> Result<Io> {
-    if let Some(onnx) = files
-        .iter()
-        .find(|f| f.extension().is_some_and(|e| e == "onnx"))
-    {
-        let (_, info) = rdeploy::onnx::inspect_file(onnx)?;
-        return Ok((info.inputs, info.outputs));
-    }
-    if let Some(dir) = files.first().and_then(|f| f.parent())
-        && let Ok(w) = rdeploy::WorkDir::open(dir)
-    {
-        return Ok((w.manifest.inputs, w.manifest.outputs));
-    }
-    Err(Error::backend(
-        backend,
-        "cannot tell the model's inputs and outputs: give the Python wrapper `inputs` and `outputs` attributes, lists of (name, dtype, shape)",
-    ))
-}
-
 /// A wrapper built by a Python backend: `forward(dict) -> dict` called with the GIL held.
 struct PyWrapper {
     backend: String,
@@ -336,21 +287,7 @@ impl Wrapper for PyWrapper {
                 )
             })?;
             // What Python returns is checked like inputs are: dtype, rank, fixed dims.
-            for (spec, t) in self.sig.outputs.iter().zip(&outs) {
-                rdeploy::core::validate_inputs(
-                    std::slice::from_ref(spec),
-                    vec![(spec.name.clone(), t.clone())],
-                )
-                .map_err(|e| {
-                    Error::backend(
-                        &self.backend,
-                        format!(
-                            "the Python wrapper's forward returned a wrong output: {}",
-                            e.to_string().replacen("input '", "output '", 1)
-                        ),
-                    )
-                })?;
-            }
+            rdeploy::core::validate_outputs(&self.backend, &self.sig.outputs, &outs)?;
             Ok(outs)
         })
     }

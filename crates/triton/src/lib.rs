@@ -91,12 +91,14 @@ struct Instance {
     wrapper: Arc<dyn Wrapper>,
 }
 
-/// The engines this backend serves: the built-in ones and `RDEPLOY_PLUGIN_PATH`'s plugins.
+/// The engines this backend serves: the built-in ones, `RDEPLOY_PLUGIN_PATH`'s plugins and the
+/// Python environment's backends (`rdeploy.backends` entry points, in worker processes).
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut r = rdeploy::builtin_registry();
         rdeploy::install_plugins(&mut r, &[]);
+        rdeploy::install_python_backends(&mut r);
         r
     })
 }

@@ -1,0 +1,226 @@
+"""The worker process that hosts a backend written in Python for rdeploy's binary.
+
+The `rdeploy` command, `rdeploy serve` and the Triton backend run Python backends (the
+managers of the ``rdeploy.backends`` entry-point group, such as ncnn and TVM) by starting
+``python -m rdeploy._worker`` in the active environment. One worker holds one loaded wrapper.
+
+Protocol (one request at a time, private to rdeploy; both ends ship together):
+
+* Control: one JSON object per line. Requests arrive on stdin; replies go to the file
+  descriptor that was stdout when the worker started. Stdout is then pointed at stderr, so
+  prints and C libraries writing to stdout cannot corrupt the replies.
+* Tensors: a shared-memory file created by rdeploy (``shm`` in the ``load`` request; rdeploy
+  unlinks it once both ends have it open). A request's ``inputs`` give each tensor's name,
+  NumPy dtype, shape and byte offset; the worker views them in place (no copy, no pickling),
+  writes the outputs after them (64-byte aligned), growing the file when they do not fit, and
+  replies with their offsets and the file's size.
+* Every reply has ``ok``; a failure gives ``error`` (``TypeName: message``) and ``traceback``.
+
+Requests (``op``): ``check`` (is_available/get_version), ``ir_passes``, ``to_backend``,
+``load`` (build_wrapper), ``forward``. Each names the manager as ``module:attribute`` (the
+entry point's value).
+"""
+
+import importlib
+import json
+import mmap
+import os
+import sys
+import time
+import traceback
+
+ALIGN = 64
+
+
+def _align(n):
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def _load_manager(entry):
+    """The manager object an entry point value (``package.module:Class``) names."""
+    module, _, attr = entry.partition(":")
+    obj = importlib.import_module(module)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _spec_list(value):
+    """A wrapper's ``inputs``/``outputs`` attribute as JSON: [name, dtype, shape] lists."""
+    out = []
+    for item in value:
+        name, dtype, shape = item
+        dims = None
+        if shape is not None:
+            dims = [d if isinstance(d, int) or d is None else str(d) for d in shape]
+        out.append([str(name), str(dtype), dims])
+    return out
+
+
+class Worker:
+    def __init__(self):
+        self.manager = None
+        self.entry = None
+        self.wrapper = None
+        self.output_names = []
+        self.fd = None
+        self.mm = None
+        self.size = 0
+
+    def manager_for(self, entry):
+        if self.entry != entry:
+            self.manager = _load_manager(entry)
+            self.entry = entry
+        return self.manager
+
+    def check(self, req):
+        try:
+            m = self.manager_for(req["entry"])
+        except Exception as e:  # a missing module is "unavailable", with the reason
+            return {"available": False, "reason": f"cannot import {req['entry']}: {type(e).__name__}: {e}",
+                    "python": sys.executable}
+        available = bool(m.is_available())
+        reply = {"available": available, "python": sys.executable}
+        if available:
+            get_version = getattr(m, "get_version", None)
+            reply["version"] = str(get_version()) if get_version else "unknown"
+        else:
+            why = getattr(m, "why_unavailable", None)
+            reply["reason"] = str(why()) if why else "the Python backend's is_available() returned False"
+        kinds = getattr(m, "device_kinds", None)
+        if kinds is not None:
+            reply["device_kinds"] = [str(k) for k in kinds]
+        return reply
+
+    def ir_passes(self, req):
+        m = self.manager_for(req["entry"])
+        f = getattr(m, "ir_passes", None)
+        if f is None:
+            return {"passes": []}
+        passes = []
+        for p in f(req["deploy_cfg"]) or []:
+            if isinstance(p, str):
+                passes.append({"name": p, "options": None})
+            elif isinstance(p, dict) and isinstance(p.get("name"), str):
+                passes.append({"name": p["name"], "options": p.get("options")})
+            else:
+                raise TypeError(f"ir_passes() must return pass names or dict(name=..., options=...), got {p!r}")
+        return {"passes": passes}
+
+    def to_backend(self, req):
+        m = self.manager_for(req["entry"])
+        files = m.to_backend(req["ir_files"], req["work_dir"], req["deploy_cfg"], req.get("log_level", 20),
+                             req["device"])
+        if files is None:
+            files = []
+        if isinstance(files, (str, bytes)):
+            raise TypeError(f"to_backend must return a list of file paths, not {files!r:.120}")
+        return {"files": [os.fspath(f) for f in files]}
+
+    def load(self, req):
+        m = self.manager_for(req["entry"])
+        w = m.build_wrapper(req["backend_files"], req["device"], req["input_names"], req["output_names"],
+                            req["deploy_cfg"])
+        if not hasattr(w, "forward"):
+            raise TypeError(f"build_wrapper returned {w!r:.120}, which has no forward(dict) method")
+        self.wrapper = w
+        self.fd = os.open(req["shm"], os.O_RDWR)
+        self.remap()
+        reply = {}
+        if hasattr(w, "inputs") and hasattr(w, "outputs"):
+            reply["inputs"] = _spec_list(w.inputs)
+            reply["outputs"] = _spec_list(w.outputs)
+        return reply
+
+    def set_outputs(self, req):
+        self.output_names = list(req["output_names"])
+        return {}
+
+    def remap(self):
+        size = os.fstat(self.fd).st_size
+        if self.mm is None or size != self.size:
+            # Views of the old map (a wrapper may keep its inputs) keep it alive until dropped.
+            self.mm = mmap.mmap(self.fd, size) if size else None
+            self.size = size
+
+    def forward(self, req):
+        import numpy as np
+
+        self.remap()
+        inputs = {}
+        for t in req["inputs"]:
+            dtype = np.dtype(t["dtype"])
+            shape = tuple(t["shape"])
+            count = 1
+            for d in shape:
+                count *= d
+            if count == 0:
+                inputs[t["name"]] = np.zeros(shape, dtype)
+            else:
+                inputs[t["name"]] = np.frombuffer(self.mm, dtype, count, t["offset"]).reshape(shape)
+        start = time.perf_counter_ns()
+        out = self.wrapper.forward(inputs)
+        execute_ns = time.perf_counter_ns() - start
+        del inputs
+        arrays = []
+        for i, name in enumerate(self.output_names):
+            if isinstance(out, dict):
+                if name not in out:
+                    raise KeyError(f"forward() returned no output named '{name}' (it returned {sorted(out)})")
+                a = out[name]
+            else:
+                a = out[i]
+            if hasattr(a, "numpy") and not isinstance(a, np.ndarray):  # torch tensors
+                a = a.detach().cpu().numpy() if hasattr(a, "detach") else a.numpy()
+            arrays.append(np.ascontiguousarray(a))
+        offset = _align(req["inputs_end"])
+        end = offset + sum(_align(a.nbytes) for a in arrays)
+        if end > self.size:
+            os.ftruncate(self.fd, max(end, self.size + self.size // 2))
+            self.remap()
+        outputs = []
+        for name, a in zip(self.output_names, arrays):
+            if a.nbytes:
+                dst = np.frombuffer(self.mm, np.uint8, a.nbytes, offset)
+                dst[:] = a.reshape(-1).view(np.uint8)
+            outputs.append({"name": name, "dtype": a.dtype.name, "shape": list(a.shape), "offset": offset})
+            offset += _align(a.nbytes)
+        return {"outputs": outputs, "size": self.size, "execute_ns": execute_ns}
+
+
+def main():
+    replies = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    worker = Worker()
+    handlers = {
+        "check": worker.check,
+        "ir_passes": worker.ir_passes,
+        "to_backend": worker.to_backend,
+        "load": worker.load,
+        "set_outputs": worker.set_outputs,
+        "forward": worker.forward,
+    }
+    for line in sys.stdin.buffer:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            handler = handlers.get(req.get("op"))
+            if handler is None:
+                raise ValueError(f"unknown request {req.get('op')!r}")
+            reply = handler(req)
+            reply["ok"] = True
+        except BaseException as e:  # noqa: BLE001 - every failure goes back to rdeploy
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            reply = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+        try:
+            data = json.dumps(reply)
+        except (TypeError, ValueError) as e:
+            data = json.dumps({"ok": False, "error": f"TypeError: the reply cannot be sent: {e}", "traceback": ""})
+        replies.write(data.encode() + b"\n")
+
+
+if __name__ == "__main__":
+    main()
