@@ -41,7 +41,6 @@ use rdeploy_core::{
 };
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 use worker::{CallError, Worker};
@@ -515,7 +514,6 @@ impl BackendManager for PythonBackend {
                 }),
                 freed: Condvar::new(),
             },
-            last_engine_ns: AtomicU64::new(0),
         }))
     }
 }
@@ -595,7 +593,6 @@ struct PythonWrapper {
     out_names: Vec<String>,
     settings: WorkerSettings,
     pool: Pool,
-    last_engine_ns: AtomicU64,
 }
 
 impl PythonWrapper {
@@ -663,14 +660,17 @@ impl Wrapper for PythonWrapper {
     }
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        self.execute_timed(inputs).map(|(o, _)| o)
+    }
+
+    fn execute_timed(&self, inputs: Vec<Tensor>) -> Result<(Vec<Tensor>, Option<Duration>)> {
         let names: Vec<String> = self.sig.inputs.iter().map(|i| i.name.clone()).collect();
         let mut w = self.acquire()?;
         let r = w.forward(&names, &inputs, self.settings.call_timeout);
         self.release(w);
         let (outs, engine_ns) = r.map_err(|e: CallError| e.into_error(&self.backend, "forward"))?;
-        self.last_engine_ns.store(engine_ns, Ordering::Relaxed);
         rdeploy_core::validate_outputs(&self.backend, &self.sig.outputs, &outs)?;
-        Ok(outs)
+        Ok((outs, Some(Duration::from_nanos(engine_ns))))
     }
 
     fn settings(&self) -> Vec<(String, String)> {

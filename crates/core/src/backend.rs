@@ -252,6 +252,20 @@ pub trait Wrapper: Send + Sync {
         Vec::new()
     }
 
+    /// [`execute`](Wrapper::execute), also returning the engine's own time of the call when
+    /// the wrapper measures it apart from its transport (a backend hosted in a worker process:
+    /// the time of the Python `forward`, without the transfer). `None` by default: `execute`
+    /// is the engine call.
+    ///
+    /// # Errors
+    /// As for `execute`.
+    fn execute_timed(
+        &self,
+        inputs: Vec<Tensor>,
+    ) -> Result<(Vec<Tensor>, Option<std::time::Duration>)> {
+        self.execute(inputs).map(|o| (o, None))
+    }
+
     /// The output names, in output order.
     fn output_names(&self) -> Vec<&str> {
         self.outputs().iter().map(|o| o.name.as_str()).collect()

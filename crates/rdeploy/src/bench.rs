@@ -106,6 +106,10 @@ pub struct BenchReport {
     pub latency_ms: Percentiles,
     /// The engine call alone (`execute`) per call.
     pub execute_ms: Percentiles,
+    /// For a backend hosted in a worker process (Python backends), the engine's own time per
+    /// call as the worker measured it; `execute_ms - engine_ms` is the worker's cost (transfer
+    /// through shared memory, messages, scheduling). `None` for in-process engines.
+    pub engine_ms: Option<Percentiles>,
     /// Mean of (forward - execute): validation, ordering and naming.
     pub overhead_ms_mean: f64,
     /// Timed calls over the wall time of the timed phase.
@@ -162,13 +166,13 @@ fn measure(
         }
     };
     // One timed call: forward, step by step, so that the engine call is timed inside the whole
-    // call. Returns (forward ms, execute ms).
-    let call = || -> Result<(f64, f64)> {
+    // call. Returns (forward ms, execute ms, engine ms as the wrapper measured it).
+    let call = || -> Result<(f64, f64, Option<f64>)> {
         let inputs = inputs.clone();
         let t0 = Instant::now();
         let ordered = validate_inputs(wrapper.inputs(), inputs)?;
         let t1 = Instant::now();
-        let outs = wrapper.execute(ordered)?;
+        let (outs, engine) = wrapper.execute_timed(ordered)?;
         let t2 = Instant::now();
         let named_out: Vec<(String, Tensor)> = wrapper
             .outputs()
@@ -178,9 +182,13 @@ fn measure(
             .collect();
         let t3 = Instant::now();
         std::hint::black_box(named_out);
-        Ok(((t3 - t0).as_secs_f64() * 1e3, (t2 - t1).as_secs_f64() * 1e3))
+        Ok((
+            (t3 - t0).as_secs_f64() * 1e3,
+            (t2 - t1).as_secs_f64() * 1e3,
+            engine.map(|d| d.as_secs_f64() * 1e3),
+        ))
     };
-    type Timed = (Vec<(f64, f64)>, Instant, Instant);
+    type Timed = (Vec<(f64, f64, Option<f64>)>, Instant, Instant);
     let results: Vec<Result<Timed>> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -222,13 +230,16 @@ fn measure(
             .collect()
     });
     let mut m = Measured::default();
-    let (latency, execute) = (&mut m.latency, &mut m.execute);
+    let (latency, execute, engine) = (&mut m.latency, &mut m.execute, &mut m.engine);
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     for r in results {
         let (v, start, end) = r?;
-        for (l, e) in v {
+        for (l, e, g) in v {
             latency.push(l);
             execute.push(e);
+            if let Some(g) = g {
+                engine.push(g);
+            }
         }
         first = Some(first.map_or(start, |f| f.min(start)));
         last = Some(last.map_or(end, |l| l.max(end)));
@@ -245,6 +256,8 @@ fn measure(
 struct Measured {
     latency: Vec<f64>,
     execute: Vec<f64>,
+    /// The engine's own time, for wrappers that measure it (one per call, or none).
+    engine: Vec<f64>,
     /// Wall time of the timed phases, in seconds.
     wall_s: f64,
 }
@@ -253,6 +266,7 @@ impl Measured {
     fn extend(&mut self, o: Measured) {
         self.latency.extend(o.latency);
         self.execute.extend(o.execute);
+        self.engine.extend(o.engine);
         self.wall_s += o.wall_s;
     }
 }
@@ -266,6 +280,7 @@ fn report(
     let Measured {
         latency,
         execute,
+        engine,
         wall_s: timed_wall,
     } = m;
     let iters = latency.len();
@@ -293,6 +308,7 @@ fn report(
             .collect(),
         latency_ms: Percentiles::of(latency),
         execute_ms: Percentiles::of(execute),
+        engine_ms: (!engine.is_empty()).then(|| Percentiles::of(engine)),
         overhead_ms_mean: overhead,
         throughput_per_s: if timed_wall > 0.0 {
             iters as f64 / timed_wall

@@ -54,8 +54,17 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
             .collect();
         format!("\n  settings: {}", kv.join(", "))
     };
+    // A backend in a worker process: the engine's own time, and what the worker adds.
+    let engine = match &report.engine_ms {
+        Some(g) => format!(
+            "\n  engine (ms): {}  (inside the worker)\n  worker cost: {:.4} ms/call (execute - engine, mean)",
+            p(g),
+            report.execute_ms.mean - g.mean
+        ),
+        None => String::new(),
+    };
     out(&format!(
-        "{} {} on {}, {} iterations after {} warmup, {} thread(s){settings}\n  forward (ms): {}\n  execute (ms): {}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s\n",
+        "{} {} on {}, {} iterations after {} warmup, {} thread(s){settings}\n  forward (ms): {}\n  execute (ms): {}{engine}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s\n",
         report.backend,
         report.backend_version,
         report.device,
