@@ -28,6 +28,22 @@ use std::sync::{Arc, LazyLock, RwLock};
 static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     let mut r = rdeploy::builtin_registry();
     rdeploy::install_plugins(&mut r, &[]);
+    // Backends written in Python that installed packages offer (`rdeploy.backends` entry
+    // points, found on sys.path without importing them): in-process here, imported on first use.
+    let (dirs, _) = rdeploy::core::locate::python_site_dirs();
+    for ep in rdeploy_backend_python::entry_points(dirs) {
+        if r.get(&ep.name).is_ok() {
+            continue;
+        }
+        let _ = r.register(Arc::new(pybackend::PyBackend {
+            name: ep.name,
+            manager: pybackend::Manager::Entry {
+                value: ep.value,
+                loaded: std::sync::OnceLock::new(),
+            },
+            device_kinds: &["cpu"],
+        }));
+    }
     RwLock::new(r)
 });
 
@@ -773,7 +789,7 @@ fn register_backend(name: &str, manager: Bound<'_, PyAny>) -> PyResult<()> {
     );
     let backend = pybackend::PyBackend {
         name: name.to_string(),
-        manager: manager.unbind(),
+        manager: pybackend::Manager::Object(manager.unbind()),
         device_kinds,
     };
     let mut reg = REGISTRY

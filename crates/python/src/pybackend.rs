@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// device)` and `build_wrapper(backend_files, device, input_names, output_names, deploy_cfg)`.
 pub struct PyBackend {
     pub name: String,
-    pub manager: Py<PyAny>,
+    pub manager: Manager,
     /// From the manager's optional `device_kinds` attribute (default `["cpu"]`).
     pub device_kinds: &'static [&'static str],
 }
@@ -32,7 +32,46 @@ pub(crate) fn describe(py: Python<'_>, e: &PyErr) -> String {
     format!("{ty}: {}", e.value(py))
 }
 
+/// Where a Python backend's manager comes from.
+pub enum Manager {
+    /// Given to `register_backend`.
+    Object(Py<PyAny>),
+    /// An `rdeploy.backends` entry point (`module:attribute`), imported on first use so that
+    /// `import rdeploy` stays fast and a broken package only makes its backend unavailable.
+    Entry {
+        value: String,
+        loaded: std::sync::OnceLock<Py<PyAny>>,
+    },
+}
+
 impl PyBackend {
+    /// The manager object, importing an entry point's module on first use.
+    fn manager<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.manager {
+            Manager::Object(m) => Ok(m.bind(py).clone()),
+            Manager::Entry { value, loaded } => {
+                if let Some(m) = loaded.get() {
+                    return Ok(m.bind(py).clone());
+                }
+                let (module, attr) = value.split_once(':').unwrap_or((value, ""));
+                let mut obj = py
+                    .import(module)
+                    .map_err(|e| {
+                        pyo3::exceptions::PyImportError::new_err(format!(
+                            "cannot import {value}: {}",
+                            describe(py, &e)
+                        ))
+                    })?
+                    .into_any();
+                for part in attr.split('.').filter(|p| !p.is_empty()) {
+                    obj = obj.getattr(part)?;
+                }
+                let _ = loaded.set(obj.clone().unbind());
+                Ok(obj)
+            }
+        }
+    }
+
     fn err(&self, py: Python<'_>, doing: &str, e: PyErr) -> Error {
         Error::backend(
             &self.name,
@@ -60,7 +99,7 @@ impl BackendManager for PyBackend {
 
     fn check(&self) -> rdeploy::core::Availability {
         Python::attach(|py| {
-            let m = self.manager.bind(py);
+            let m = self.manager(py).map_err(|e| describe(py, &e))?;
             let v = m
                 .call_method0("is_available")
                 .map_err(|e| format!("is_available() raised {}", describe(py, &e)))?;
@@ -71,7 +110,16 @@ impl BackendManager for PyBackend {
                 )
             })?;
             if !ok {
-                return Err("the Python backend's is_available() returned False".into());
+                // MMDeploy has no way to say why; rdeploy's managers add why_unavailable().
+                return Err(match m.getattr_opt("why_unavailable") {
+                    Ok(Some(f)) => f
+                        .call0()
+                        .and_then(|v| v.str().map(|s| s.to_string()))
+                        .unwrap_or_else(|e| {
+                            format!("why_unavailable() raised {}", describe(py, &e))
+                        }),
+                    _ => "the Python backend's is_available() returned False".into(),
+                });
             }
             match m.getattr_opt("get_version") {
                 Ok(Some(f)) => f
@@ -80,6 +128,25 @@ impl BackendManager for PyBackend {
                     .map_err(|e| format!("get_version() raised {}", describe(py, &e))),
                 _ => Ok("unknown".into()),
             }
+        })
+    }
+
+    fn ir_passes(&self, deploy_cfg: &DeployConfig) -> Result<Vec<rdeploy::core::PassRequest>> {
+        Python::attach(|py| {
+            let run = || -> PyResult<Vec<rdeploy::core::PassRequest>> {
+                let m = self.manager(py)?;
+                let Some(f) = m.getattr_opt("ir_passes")? else {
+                    return Ok(Vec::new());
+                };
+                let out = f.call1((cfg_to_py(py, deploy_cfg)?,))?;
+                if out.is_none() {
+                    return Ok(Vec::new());
+                }
+                let value = crate::convert::py_to_value(&out, "ir_passes()")?.to_json();
+                crate::pybackend::pass_requests(value)
+                    .map_err(pyo3::exceptions::PyTypeError::new_err)
+            };
+            run().map_err(|e| self.err(py, "ir_passes()", e))
         })
     }
 
@@ -97,7 +164,7 @@ impl BackendManager for PyBackend {
         Python::attach(|py| {
             let run = || -> PyResult<Vec<String>> {
                 let cfg = cfg_to_py(py, deploy_cfg)?;
-                let out = self.manager.bind(py).call_method1(
+                let out = self.manager(py)?.call_method1(
                     "to_backend",
                     (
                         paths(ir_files),
@@ -148,7 +215,7 @@ impl BackendManager for PyBackend {
         let (obj, declared) = Python::attach(|py| {
             let run = || -> PyResult<(Py<PyAny>, Option<Io>)> {
                 let cfg = cfg_to_py(py, deploy_cfg)?;
-                let w = self.manager.bind(py).call_method1(
+                let w = self.manager(py)?.call_method1(
                     "build_wrapper",
                     (
                         paths(backend_files),
@@ -291,4 +358,25 @@ impl Wrapper for PyWrapper {
             Ok(outs)
         })
     }
+}
+
+/// The passes an `ir_passes()` returned: names, or `{"name": ..., "options": {...}}`.
+pub(crate) fn pass_requests(
+    value: serde_json::Value,
+) -> std::result::Result<Vec<rdeploy::core::PassRequest>, String> {
+    let serde_json::Value::Array(items) = value else {
+        return Err(format!("ir_passes() must return a list, not {value}"));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            serde_json::Value::String(name) => Ok(rdeploy::core::PassRequest::new(name)),
+            serde_json::Value::Object(_) => serde_json::from_value(item.clone()).map_err(|e| {
+                format!("ir_passes() returned {item}, not dict(name=..., options=...): {e}")
+            }),
+            other => Err(format!(
+                "ir_passes() must return pass names or dict(name=..., options=...), got {other}"
+            )),
+        })
+        .collect()
 }
