@@ -18,3 +18,6 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+# ncnn's converter: the standalone pnnx binary only (its Python half needs torch, which it would
+# pull in as a dependency).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps pnnx==20261020

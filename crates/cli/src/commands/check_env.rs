@@ -18,6 +18,9 @@ pub(crate) fn run(registry: &Registry, json: bool) -> Result<()> {
                     "reason": b.reason,
                     "devices": b.devices,
                     "custom_ops": b.custom_ops,
+                    // The human line: where the engine was found (library, Python package and
+                    // interpreter of a Python backend).
+                    "line": b.line,
                 })
             })
             .collect();
