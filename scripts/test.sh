@@ -8,14 +8,16 @@ scripts/setup-venv.sh
 scripts/install-triton.sh
 .venv/bin/python scripts/prepare-test-data.py
 # Tests of a backend named here fail (rather than skip) when it is unavailable.
-export RDEPLOY_REQUIRE_BACKENDS="${RDEPLOY_REQUIRE_BACKENDS:-tract,onnxruntime,openvino}"
+export RDEPLOY_REQUIRE_BACKENDS="${RDEPLOY_REQUIRE_BACKENDS:-tract,onnxruntime,openvino,ncnn,tvm}"
 # Engines installed as Python wheels are found through the active environment.
 export VIRTUAL_ENV="$PWD/.venv"
 # One target dir for the workspace and the out-of-tree examples; binaries are used from it.
 export CARGO_TARGET_DIR="$PWD/target"
-cargo test --workspace --locked
-# The Python package (PyO3; rdeploy's own crates unoptimised for a quick build) and its tests.
+# The Python package first (PyO3; rdeploy's own crates unoptimised for a quick build): the
+# binary's Python backends (ncnn, tvm, the test package's) run in its worker module.
 scripts/install-python.sh --dev
+cargo test --workspace --locked
+# The Python package's own tests.
 RDEPLOY_REQUIRE_BACKENDS="$RDEPLOY_REQUIRE_BACKENDS" .venv/bin/python -m pytest -q python/tests
 # The main job's real-model part (PP-OCRv4 reads a drawn line of text on tract).
 .venv/bin/python scripts/demo_ocr.py target/debug/rdeploy
