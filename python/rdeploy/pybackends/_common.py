@@ -71,8 +71,11 @@ class ShapeRange:
     the converted model must take (`min`/`max`, equal to `opt` when the config gives one)."""
 
     def __init__(self, key: str, opt: List[int], lo: Optional[List[int]] = None,
-                 hi: Optional[List[int]] = None):
+                 hi: Optional[List[int]] = None, ranged: bool = False):
         self.key, self.opt = key, opt
+        # Where each shape came from, for messages.
+        self.keys = {"opt": f"{key}.opt_shape" if ranged else key,
+                     "min": f"{key}.min_shape", "max": f"{key}.max_shape"}
         self.min = lo if lo is not None else opt
         self.max = hi if hi is not None else opt
 
@@ -113,7 +116,7 @@ def config_shapes(deploy_cfg: Any) -> Dict[str, ShapeRange]:
                     if other is not None and len(other) != len(opt):
                         raise ValueError(f"{k}.{what} has rank {len(other)} but opt_shape has "
                                          f"rank {len(opt)}")
-                out[name] = ShapeRange(k, opt, lo, hi)
+                out[name] = ShapeRange(k, opt, lo, hi, ranged=True)
             else:
                 out[name] = ShapeRange(k, _shape(v, k))
     return out
@@ -208,13 +211,14 @@ def resolve_shapes(inputs: Sequence[TensorInfo], cfg: Dict[str, ShapeRange], bac
         r = cfg.get(name)
         if r is None:
             continue
-        for what, shape in (("", r.opt), (".min_shape", r.min), (".max_shape", r.max)):
+        for which, shape in (("opt", r.opt), ("min", r.min), ("max", r.max)):
+            key = r.keys[which]
             if len(shape) != len(dims):
-                raise ValueError(f"{r.key}{what} = {shape} has rank {len(shape)} but the model's "
+                raise ValueError(f"{key} = {shape} has rank {len(shape)} but the model's "
                                  f"input '{name}' is {dims_text(dims)} (rank {len(dims)})")
             for i, (want, got) in enumerate(zip(dims, shape)):
                 if isinstance(want, int) and want != got:
-                    raise ValueError(f"{r.key}{what} = {shape}: dim {i} of input '{name}' is "
+                    raise ValueError(f"{key} = {shape}: dim {i} of input '{name}' is "
                                      f"fixed at {want} in the model ({dims_text(dims)})")
 
 

@@ -20,6 +20,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -187,8 +188,10 @@ def _plan_inputs(inputs, shapes, path) -> List[Dict[str, Any]]:
         if isinstance(d0, int) and d0 != 1:
             raise ValueError(
                 f"{path}: input '{name}' {dims_text(dims)} has a fixed first dim of {d0}; ncnn "
-                "Mats carry no batch dim, so rdeploy runs ncnn one batch item at a time: export "
-                "the model with batch 1 or a dynamic batch")
+                "Mats carry no batch dim, so rdeploy runs ncnn one batch item at a time over a "
+                "dynamic dim 0: when dim 0 is the batch, say so with onnx_config.dynamic_axes = "
+                f"dict({name}={{0: 'batch'}}, <outputs>={{0: 'batch'}}), or export the model with "
+                "batch 1")
         r = shapes.get(name)
         varying = [a for a in (r.varying_axes() if r else []) if a > 0]
         convert, second, declared = [1], [1], [d0]
@@ -236,10 +239,18 @@ def _param_layers(param_path: str) -> List[Tuple[str, str, List[str], List[str]]
     return layers
 
 
-def _tail(text: str, lines: int = 25) -> str:
-    keep = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("│", "├", "┌",
-                                                                                "└"))]
-    return " | ".join(keep[-lines:])
+def _tail(text: str, lines: int = 8) -> str:
+    """pnnx's messages that say what went wrong (else its last lines), without colour codes
+    and tables."""
+    clean = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in text.splitlines()]
+    clean = [ln for ln in clean if ln and not ln.startswith(("│", "├", "┌", "└", "#####"))]
+    important = [ln for ln in clean if re.search(
+        r"error|fail|expect|not supported|unsupported|ignore|exceed|cannot|invalid", ln, re.I)]
+    return " | ".join((important or clean)[-lines:])
+
+
+def _exit_text(rc: int) -> str:
+    return f"crashed with signal {-rc}" if rc < 0 else f"exit code {rc}"
 
 
 class NcnnManager:
@@ -291,6 +302,10 @@ class NcnnManager:
         precision = _precision(be)
         _use_vulkan(be)
         _num_threads(be)
+        reference_check = be.get("reference_check", True)
+        if not isinstance(reference_check, bool):
+            raise ValueError(f"backend_config.reference_check must be True or False, not "
+                             f"{reference_check!r}")
         onnx = _common.require_onnx("ncnn", "read the model's inputs, outputs and opset")
         model = onnx.load(src)
         opset = _common.default_opset(model)
@@ -339,14 +354,17 @@ class NcnnManager:
             made = os.path.join(tmp, "model.ncnn.param")
             if proc.returncode != 0 or not os.path.isfile(made):
                 raise RuntimeError(
-                    f"pnnx failed converting {src} (exit code {proc.returncode}; command: "
-                    f"{' '.join(args[1:])}): {_tail(text)}")
+                    f"pnnx failed converting {src} ({_exit_text(proc.returncode)}; arguments: "
+                    f"{' '.join(args[1:4])}): {_tail(text) or 'no message'}")
             _check_param(made, plan, len(outputs), src, text)
+            checked = _check_run(made, os.path.join(tmp, "model.ncnn.bin"), plan, outputs,
+                                 precision, model_file if reference_check else None, src)
             os.replace(made, param)
             os.replace(os.path.join(tmp, "model.ncnn.bin"), binf)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        log.info("pnnx converted %s in %.2f s (%s)", src, seconds, precision)
+        log.info("pnnx converted %s in %.2f s (%s); checked against %s", src, seconds,
+                 precision, checked or "nothing (onnxruntime not importable or check off)")
         io = {
             "format": IO_FORMAT,
             "converter": f"pnnx {_pnnx_version(pnnx)}",
@@ -411,6 +429,116 @@ def _check_param(param: str, plan, n_outputs: int, src: str, pnnx_text: str) -> 
             f"{[b for b in want_out if b not in tops]} among its blobs; rdeploy expects "
             f"{want_in} for the model's inputs and {want_out} for its outputs (an input the "
             "model does not use is dropped by pnnx: remove it from the model)")
+
+
+# The converted model runs once in a child process, on seeded random inputs at its converted
+# shape, beside onnxruntime on the ONNX file when onnxruntime is importable. A child process,
+# because pnnx sometimes writes layers ncnn crashes on (a Slice without its slices, measured on
+# ONNX's test_GLU_dim) and a crash here would take the interpreter down; the comparison,
+# because pnnx also mis-converts silently (LogSoftmax and keepdims ReduceMean over the wrong
+# axis of 4-D tensors: NaN or wrong values, measured on ONNX's test cases).
+_CHECK = r"""
+import json, sys
+import numpy as np
+import ncnn
+param, binf, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+net = ncnn.Net()
+fp16 = spec["precision"] == "fp16"
+net.opt.use_vulkan_compute = False
+net.opt.use_fp16_storage = net.opt.use_fp16_packed = net.opt.use_fp16_arithmetic = fp16
+net.opt.use_bf16_storage = False
+net.opt.num_threads = 1
+assert net.load_param(param) == 0 and net.load_model(binf) == 0, "ncnn cannot load the files"
+ex = net.create_extractor()
+rng = np.random.default_rng(0)
+feeds = {}
+for name, blob, shape, dtype in spec["inputs"]:
+    if dtype.startswith(("int", "uint")):
+        x = np.zeros(shape, dtype)
+        item = x[0].astype(np.int32)
+    else:
+        x = rng.standard_normal(shape).astype(dtype)
+        item = x[0].astype(np.float32)
+    feeds[name] = x
+    ex.input(blob, ncnn.Mat(np.ascontiguousarray(item)).clone())
+got = []
+for blob in spec["outputs"]:
+    rc, mat = ex.extract(blob)
+    assert rc == 0, f"extract({blob}) returned {rc}"
+    got.append(np.array(mat).astype(np.float64))
+report = {"reference": None, "outputs": []}
+if spec.get("onnx"):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    if ort is not None:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        sess = ort.InferenceSession(spec["onnx"], so, providers=["CPUExecutionProvider"])
+        refs = sess.run(None, feeds)
+        report["reference"] = "onnxruntime " + ort.__version__
+        for y, r in zip(got, refs):
+            r = np.asarray(r, np.float64)
+            entry = {"ncnn_shape": list(y.shape), "ref_shape": list(r.shape)}
+            if y.size == r.size:
+                y, r = y.reshape(-1), r.reshape(-1)
+                finite = np.isfinite(r)
+                d = np.abs(y[finite] - r[finite])
+                entry.update(max_abs=float(d.max()) if d.size else 0.0,
+                             ref_max=float(np.abs(r[finite]).max()) if d.size else 0.0,
+                             nonfinite=int((~np.isfinite(y[finite])).sum()))
+            report["outputs"].append(entry)
+print("RDEPLOY-CHECK " + json.dumps(report))
+"""
+# What the check accepts, as a fraction of the output's largest magnitude (at least 1): far
+# above float32 kernel differences (1e-6 here) and fp16's (measured up to 1e-2), far below what
+# a mis-conversion does.
+CHECK_TOL = {"fp32": 1e-3, "fp16": 5e-2}
+
+
+def _check_run(param: str, binf: str, plan, outputs, precision: str, onnx_file: Optional[str],
+               src: str) -> Optional[str]:
+    """Runs the converted model once (see _CHECK); returns what was compared, for the log."""
+    spec = {"precision": precision, "onnx": onnx_file,
+            "inputs": [(p["name"], p["blob"], p["converted_at"], p["dtype"]) for p in plan],
+            "outputs": [f"out{i}" for i in range(len(outputs))]}
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHECK, param, binf, json.dumps(spec)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=PNNX_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"ncnn did not finish running the model pnnx converted from {src} "
+                           f"within {PNNX_TIMEOUT_S} s") from None
+    text = proc.stdout.decode("utf-8", "replace")
+    line = next((ln for ln in text.splitlines() if ln.startswith("RDEPLOY-CHECK ")), None)
+    if proc.returncode != 0 or line is None:
+        layers = sorted({t for t, _, _, _ in _param_layers(param)} - {"Input"})
+        raise RuntimeError(
+            f"ncnn {_exit_text(proc.returncode)} running the model pnnx converted from {src} "
+            f"once at its converted shape, so the conversion is refused (layers: "
+            f"{', '.join(layers)}): {_tail(text, 3)}")
+    report = json.loads(line[len("RDEPLOY-CHECK "):])
+    if report["reference"] is None:
+        return None
+    tol = CHECK_TOL[precision]
+    notes = []
+    for (name, _, _), e in zip(outputs, report["outputs"]):
+        if "max_abs" not in e:
+            raise RuntimeError(
+                f"pnnx mis-converted {src}: ncnn's output '{name}' has shape {e['ncnn_shape']} "
+                f"per batch item where {report['reference']} gives {e['ref_shape']} (checked at the "
+                "converted shape; backend_config.reference_check=False skips the check)")
+        limit = tol * max(1.0, e["ref_max"])
+        if e["nonfinite"] or e["max_abs"] > limit:
+            what = (f"{e['nonfinite']} NaN/inf values" if e["nonfinite"] else
+                    f"max |diff| {e['max_abs']:.3g} (limit {limit:.3g} for {precision})")
+            raise RuntimeError(
+                f"pnnx mis-converted {src}: on seeded random inputs ncnn's output '{name}' differs "
+                f"from {report['reference']} on the ONNX model: {what}; such ncnn files are "
+                "refused (backend_config.reference_check=False skips the check)")
+        notes.append(f"{name}: max |diff| {e['max_abs']:.3g}")
+    return f"{report['reference']}: " + ", ".join(notes)
 
 
 def _fit(arr: np.ndarray, dims: Sequence[Any]) -> Optional[np.ndarray]:

@@ -16,7 +16,9 @@ runs in its VM). rdeploy's own: ``backend_config.target``, ``opt_level``, ``num_
 Dims without a configured shape stay dynamic (Relax compiles symbolic shapes).
 """
 
+import contextlib
 import importlib.metadata
+import io as io_module
 import importlib.util
 import json
 import logging
@@ -259,12 +261,24 @@ class TVMManager:
             declared_in.append((name, dtype, decl))
 
         t0 = time.monotonic()
+        if not tvars:
+            model = _with_static_inputs(onnx, model, shape_dict)
+            folded = _fold_static_shapes(onnx, model)
+            if folded:
+                log.info("%s: %d shape inputs (Reshape targets and the like) computed from the "
+                         "static input shapes and written as constants", src, folded)
+        printed = io_module.StringIO()  # the frontend prints the op it failed on
         try:
-            mod = from_onnx(model, shape_dict=shape_dict,
-                            dtype_dict={n: t for n, t, _ in inputs}, keep_params_in_input=False)
+            with contextlib.redirect_stdout(printed):
+                mod = from_onnx(model, shape_dict=shape_dict,
+                                dtype_dict={n: t for n, t, _ in inputs},
+                                keep_params_in_input=False)
         except Exception as e:
-            raise RuntimeError(f"TVM's Relax ONNX frontend cannot import {src}: "
-                               f"{type(e).__name__}: {_first_lines(e)}") from None
+            op = re.search(r"Error converting operator (\w+)", printed.getvalue())
+            where = f" (converting {op.group(1)})" if op else ""
+            raise RuntimeError(f"TVM's Relax ONNX frontend cannot import {src}{where}: "
+                               f"{type(e).__name__}: {_first_lines(e)}"
+                               f"{_dynamic_hint(tvars, inputs)}") from None
         imported = time.monotonic() - t0
         out_info = _output_info(relax, tvm, mod, outputs, names_of)
         try:
@@ -272,10 +286,8 @@ class TVMManager:
             with tvm.transform.PassContext(opt_level=settings["opt_level"]):
                 ex = tvm.compile(mod, target=target)
         except Exception as e:
-            hint = (" (the model has dynamic dims: fixed shapes in backend_config.model_inputs[0]"
-                    ".input_shapes may compile)") if tvars else ""
             raise RuntimeError(f"TVM cannot compile {src} for {target}: {type(e).__name__}: "
-                               f"{_first_lines(e)}{hint}") from None
+                               f"{_first_lines(e)}{_dynamic_hint(tvars, inputs)}") from None
         compiled = time.monotonic() - t0 - imported
         stem = os.path.basename(src).split(".")[0] or "end2end"
         lib = os.path.join(work_dir, f"{stem}.so")
@@ -329,6 +341,128 @@ class TVMManager:
                              "the model again")
         be = _common.backend_config(deploy_cfg)
         return TVMWrapper(lib, io, _num_threads(be))
+
+
+# Ops computed ahead when all their inputs are known (shape arithmetic), and the inputs that
+# Relax's ONNX frontend needs as constants: Paddle's exports build Reshape targets with
+# Shape -> Slice -> Cast -> Concat, which Relax cannot import ("Reshape requires the input new
+# shape to be Shape"), even when every shape is static (measured on PP-OCR cls and rec).
+FOLDABLE = {"Shape", "Size", "Gather", "Slice", "Concat", "Cast", "Unsqueeze", "Squeeze", "Mul",
+            "Add", "Sub", "Div", "Identity", "ConstantOfShape", "Range", "Equal", "Where",
+            "ReduceProd", "Floor", "Ceil", "Min", "Max", "Abs", "Neg", "Reshape", "Sqrt", "Not",
+            "Less", "Greater"}
+SHAPE_INPUTS = {"Reshape": [1], "Expand": [1], "Tile": [1], "ConstantOfShape": [0],
+                "Resize": [1, 2, 3], "Upsample": [1], "Slice": [1, 2, 3, 4], "Range": [0, 1, 2],
+                "Pad": [1, 2, 3], "Unsqueeze": [1], "Squeeze": [1], "TopK": [1], "Split": [1],
+                "ReduceMean": [1], "ReduceSum": [1], "ReduceMax": [1], "ReduceMin": [1],
+                "ReduceProd": [1], "Clip": [1, 2], "OneHot": [1]}
+FOLD_MAX_ELEMS = 4096
+
+
+def _with_static_inputs(onnx, model, shape_dict):
+    """A copy of `model` whose graph inputs declare the static shapes it compiles for."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for vi in m.graph.input:
+        dims = shape_dict.get(vi.name)
+        if dims is None:
+            continue
+        shape = vi.type.tensor_type.shape
+        for d, v in zip(shape.dim, dims):
+            d.Clear()
+            d.dim_value = int(v)
+    return m
+
+
+def _fold_static_shapes(onnx, model) -> int:
+    """Computes shape arithmetic from static shapes and writes the results the frontend needs
+    as constants (in place, repeated until nothing changes); returns how many inputs it set."""
+    try:
+        from onnx import helper, numpy_helper
+        from onnx.reference import ReferenceEvaluator
+    except ImportError:  # onnx < 1.13: no reference evaluator, nothing folded
+        return 0
+    total = 0
+    for _ in range(16):  # each round can make more shapes static
+        n = _fold_round(onnx, model, helper, numpy_helper, ReferenceEvaluator)
+        total += n
+        if n == 0:
+            break
+    return total
+
+
+def _fold_round(onnx, model, helper, numpy_helper, ReferenceEvaluator) -> int:
+    opsets = list(model.opset_import)
+    try:
+        inf = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:
+        return 0
+    static = {}
+    for vi in list(inf.graph.input) + list(inf.graph.value_info) + list(inf.graph.output):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape") and all(d.HasField("dim_value") and d.dim_value >= 0
+                                        for d in tt.shape.dim):
+            static[vi.name] = [int(d.dim_value) for d in tt.shape.dim]
+    const = {t.name for t in model.graph.initializer}
+    known = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
+             if int(np.prod(t.dims)) <= FOLD_MAX_ELEMS}
+
+    def evaluate(node, ins):
+        g = helper.make_graph(
+            [node], "fold",
+            [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(known[i].dtype),
+                                           known[i].shape) for i in ins],
+            [helper.make_tensor_value_info(o, 0, None) for o in node.output])
+        m = helper.make_model(g, opset_imports=opsets)
+        return ReferenceEvaluator(m).run(None, {i: known[i] for i in ins})
+
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            const.update(node.output)
+            try:
+                known[node.output[0]] = np.asarray(evaluate(node, [])[0])
+            except Exception:
+                pass
+            continue
+        if node.op_type == "Shape" and node.input[0] in static:
+            a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+            s = static[node.input[0]]
+            known[node.output[0]] = np.array(s[a.get("start", 0):a.get("end", len(s))], np.int64)
+            continue
+        if node.op_type == "Size" and node.input[0] in static:
+            known[node.output[0]] = np.array(int(np.prod(static[node.input[0]])), np.int64)
+            continue
+        ins = [i for i in node.input if i]
+        if node.op_type in FOLDABLE and ins and all(i in known for i in ins):
+            try:
+                outs = evaluate(node, ins)
+            except Exception:
+                continue
+            for o, v in zip(node.output, outs):
+                if np.asarray(v).size <= FOLD_MAX_ELEMS:
+                    known[o] = np.asarray(v)
+    n = 0
+    for node in model.graph.node:
+        for pos in SHAPE_INPUTS.get(node.op_type, []):
+            name = node.input[pos] if pos < len(node.input) else ""
+            if name and name not in const and name in known:
+                folded = f"{name}__rdeploy_folded"
+                if folded not in const:
+                    model.graph.initializer.append(numpy_helper.from_array(known[name], folded))
+                    const.add(folded)
+                node.input[pos] = folded
+                n += 1
+    return n
+
+
+def _dynamic_hint(tvars: Dict[str, Any], inputs) -> str:
+    if not tvars:
+        return ""
+    name, _, dims = inputs[0]
+    example = "[" + ", ".join(str(d) if isinstance(d, int) else "..." for d in dims) + "]"
+    return (f" (dims {', '.join(sorted(tvars))} are dynamic; Relax's ONNX frontend handles fewer "
+            "ops on symbolic shapes: give their sizes in backend_config.model_inputs[0]"
+            f".input_shapes, e.g. dict({name}={example}))")
 
 
 def _first_lines(e: Exception, n: int = 6) -> str:

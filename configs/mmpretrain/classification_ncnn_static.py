@@ -1,0 +1,2 @@
+_base_ = ['./classification_static.py', '../_base_/backends/ncnn.py']
+onnx_config = dict(input_shape=[224, 224])
