@@ -340,36 +340,35 @@ def test_onnx_backend_cases(pybackend, case, tmp_path):
 
 # --- ncnn specifics ------------------------------------------------------------------------
 
-FP16_MODELS = ["small-cnn", "ppocr-cls", "resnet18", "squeezenet"] + (BENCH_FULL if FULL else [])
+FP16_MODELS = ["small-cnn", "ppocr-cls", "ppocr-det", "resnet18", "squeezenet"] + (BENCH_FULL if FULL else [])
 
 
 @pytest.mark.parametrize("name", FP16_MODELS)
 def test_ncnn_fp16(ncnn, bench_models, name, tmp_path):
-    """precision='FP16' (configs/_base_/backends/ncnn-fp16.py): fp16 weights, storage and, where
-    the CPU has it, arithmetic. Measured here (x86 with F16C, no AVX512-FP16: fp16 storage, f32
-    arithmetic): max |diff| up to 7e-4 of the output's largest value."""
+    """precision='FP16' (configs/_base_/backends/ncnn-fp16.py): ncnn's fp16 storage and, where
+    the CPU has it, arithmetic; the .bin keeps f32 weights (pnnx's fp16 weights broke PP-OCRv4's
+    detector: max |diff| 1.0 on the text page). Measured here (x86 with F16C, no AVX512-FP16:
+    fp16 storage, f32 arithmetic): max |diff| up to 4.4e-3 of the output's largest value."""
     if name == "small-cnn":
-        model, feeds, cfg = DATA / "small-cnn.onnx", {
+        model, feeds, shapes = DATA / "small-cnn.onnx", {
             "image": np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)}, None
-    elif name == "ppocr-cls":
-        model, feeds = ppocr_path(name), {"x": text_page(PPOCR[name])}
-        cfg = {"x": PPOCR[name]}
+    elif name.startswith("ppocr"):
+        model, feeds, shapes = ppocr_path(name), {"x": text_page(PPOCR[name])}, {"x": PPOCR[name]}
     else:
         model = bench_models / f"{name}.onnx"
         feeds = {"input": np.random.default_rng(1).standard_normal((1, 3, 224, 224))
                  .astype(np.float32)}
-        cfg = None
-    cfg = shapes_cfg("ncnn", cfg, precision="FP16")
-    work = rdeploy.deploy(cfg, model, tmp_path / "w")
-    assert os.path.getsize([f for f in work.backend_files if f.endswith(".bin")][0]) < \
-        os.path.getsize(model) * 0.6  # fp16 weights
-    w = rdeploy.load(work)
+        shapes = None
+    w = rdeploy.load(rdeploy.deploy(shapes_cfg("ncnn", shapes, precision="FP16"), model,
+                                    tmp_path / "w"))
+    assert w.backend == "ncnn"
     got = w(feeds)
     (want,) = ort_reference(model, feeds)[:1]
     out = got[w.output_names[0]]
     assert out.dtype == np.float32
-    # Tolerance for fp16 storage: 11-bit mantissas (2^-11 = 4.9e-4 relative per rounding).
-    assert_close(out, want, rtol=1e-2, scale_atol=2e-3, what=f"ncnn fp16 {name}")
+    # Tolerance for fp16 storage: 11-bit mantissas (4.9e-4 relative per rounding), compounded
+    # over the layers.
+    assert_close(out, want, rtol=1e-2, scale_atol=1e-2, what=f"ncnn fp16 {name}")
 
 
 def test_ncnn_refuses_what_it_cannot_honour(ncnn, small_cnn, tmp_path):
@@ -560,3 +559,15 @@ def test_one_wrapper_from_many_threads(pybackend, small_cnn, tmp_path):
     assert not errors, errors
     for i in range(4):
         np.testing.assert_array_equal(results[i], serial[i])
+
+
+def test_thread_settings_are_honoured(pybackend, small_cnn, tmp_path):
+    """ncnn: common_config.num_threads (opt.num_threads); TVM: num_threads (its thread pool)."""
+    extra = {"ncnn": {"common_config": {"num_threads": 1}}, "tvm": {"num_threads": 1}}[pybackend]
+    x = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+    run_and_compare(pybackend, small_cnn, {"image": x}, tmp_path,
+                    {"backend_config": {"type": pybackend, **extra}})
+    with pytest.raises(rdeploy.BackendError, match="num_threads must be a positive int"):
+        bad = {"ncnn": {"common_config": {"num_threads": -2}}, "tvm": {"num_threads": -2}}
+        rdeploy.deploy({"backend_config": {"type": pybackend, **bad[pybackend]}}, small_cnn,
+                       tmp_path / "bad")

@@ -332,7 +332,11 @@ class NcnnManager:
             args = [pnnx, "model.onnx",
                     "inputshape=" + _shape_arg([p["converted_at"] for p in plan],
                                                [p["dtype"] for p in plan]),
-                    f"fp16={1 if precision == 'fp16' else 0}",
+                    # f32 weights in the .bin for both precisions: with FP16 ncnn converts them
+                    # at load. pnnx's fp16=1 (its default) stores them as float16, which broke
+                    # PP-OCRv4's detector (max |diff| 1.0, where f32 weights and fp16 storage
+                    # at run time give 4e-3).
+                    "fp16=0",
                     "ncnnparam=model.ncnn.param", "ncnnbin=model.ncnn.bin",
                     "ncnnpy=model_ncnn.py", "pnnxparam=model.pnnx.param",
                     "pnnxbin=model.pnnx.bin", "pnnxpy=model_pnnx.py",
@@ -452,15 +456,17 @@ assert net.load_param(param) == 0 and net.load_model(binf) == 0, "ncnn cannot lo
 ex = net.create_extractor()
 rng = np.random.default_rng(0)
 feeds = {}
+items = []  # ncnn.Mat(array) borrows the array's memory: keep each alive
 for name, blob, shape, dtype in spec["inputs"]:
     if dtype.startswith(("int", "uint")):
         x = np.zeros(shape, dtype)
-        item = x[0].astype(np.int32)
+        item = np.ascontiguousarray(x[0], dtype=np.int32)
     else:
         x = rng.standard_normal(shape).astype(dtype)
-        item = x[0].astype(np.float32)
+        item = np.ascontiguousarray(x[0], dtype=np.float32)
     feeds[name] = x
-    ex.input(blob, ncnn.Mat(np.ascontiguousarray(item)).clone())
+    items.append(item)
+    ex.input(blob, ncnn.Mat(item).clone())
 got = []
 for blob in spec["outputs"]:
     rc, mat = ex.extract(blob)
@@ -492,7 +498,7 @@ if spec.get("onnx"):
 print("RDEPLOY-CHECK " + json.dumps(report))
 """
 # What the check accepts, as a fraction of the output's largest magnitude (at least 1): far
-# above float32 kernel differences (1e-6 here) and fp16's (measured up to 1e-2), far below what
+# above float32 kernel differences (1e-6 here) and fp16 storage's (up to 4.4e-3), far below what
 # a mis-conversion does.
 CHECK_TOL = {"fp32": 1e-3, "fp16": 5e-2}
 
@@ -635,10 +641,11 @@ class NcnnWrapper:
         for b in range(n):
             ex = self._net.create_extractor()
             for spec, a in zip(self._in, arrays):
+                # `item` stays referenced until clone() has copied it: ncnn.Mat(array)
+                # borrows the array's memory (a temporary would be freed first). clone(),
+                # because ncnn's in-place layers may write into an input Mat.
                 item = np.ascontiguousarray(a[b] if spec["batched"] else a[0],
                                             dtype=NCNN_DTYPES.get(spec["dtype"], np.float32))
-                # clone(): ncnn's in-place layers may write into an input Mat, which would
-                # otherwise share the caller's memory.
                 ex.input(spec["blob"], ncnn.Mat(item).clone())
             for k, spec in enumerate(self._out):
                 rc, mat = ex.extract(spec["blob"])
