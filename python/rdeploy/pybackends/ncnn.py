@@ -393,8 +393,12 @@ class NcnnManager:
         the model's names and rdeploy reads the signature from the work dir)."""
         _check_device(device)
         files = [os.fspath(f) for f in backend_files]
-        pick = lambda ext, i: next((f for f in files if f.endswith(ext)),  # noqa: E731
-                                   files[i] if len(files) > i else None)
+
+        def pick(ext: str, position: int) -> Optional[str]:
+            """By extension, else by MMDeploy's position."""
+            return next((f for f in files if f.endswith(ext)),
+                        files[position] if len(files) > position else None)
+
         param, binf = pick(".param", 0), pick(".bin", 1)
         if param is None or binf is None:
             raise ValueError(f"the ncnn backend needs a .param and a .bin file, got {files}")
@@ -533,8 +537,8 @@ def _check_run(param: str, binf: str, plan, outputs, precision: str, onnx_file: 
         if "max_abs" not in e:
             raise RuntimeError(
                 f"pnnx mis-converted {src}: ncnn's output '{name}' has shape {e['ncnn_shape']} "
-                f"per batch item where {report['reference']} gives {e['ref_shape']} (checked at the "
-                "converted shape; backend_config.reference_check=False skips the check)")
+                f"per batch item where {report['reference']} gives {e['ref_shape']} (checked "
+                "at the converted shape; backend_config.reference_check=False skips the check)")
         limit = tol * max(1.0, e["ref_max"])
         if e["nonfinite"] or e["max_abs"] > limit:
             what = (f"{e['nonfinite']} NaN/inf values" if e["nonfinite"] else

@@ -518,7 +518,8 @@ class TVMWrapper:
             self._lib = tvm.runtime.load_module(lib)
         except Exception as e:
             raise RuntimeError(f"TVM cannot load {lib}: {type(e).__name__}: {_first_lines(e)} "
-                               "(a library compiled by another TVM version? deploy again)") from None
+                               "(a library compiled by another TVM version? deploy again)"
+                               ) from None
         self._dev = tvm.cpu(0)
         self._local = threading.local()
         self._in = io["inputs"]
