@@ -573,3 +573,15 @@ def test_thread_settings_are_honoured(pybackend, small_cnn, tmp_path):
         bad = {"ncnn": {"common_config": {"num_threads": -2}}, "tvm": {"num_threads": -2}}
         rdeploy.deploy({"backend_config": {"type": pybackend, **bad[pybackend]}}, small_cnn,
                        tmp_path / "bad")
+
+
+def test_ncnn_deploy_says_what_it_checked(ncnn, small_cnn, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="rdeploy.pybackends.ncnn"):
+        rdeploy.deploy({"backend_config": {"type": "ncnn"}}, small_cnn, tmp_path / "a")
+        rdeploy.deploy({"backend_config": {"type": "ncnn", "reference_check": False}},
+                       small_cnn, tmp_path / "b")
+    lines = [r.getMessage() for r in caplog.records if r.name == "rdeploy.pybackends.ncnn"]
+    assert "checked against onnxruntime" in lines[0] and "probs: max |diff|" in lines[0], lines
+    assert "checked against nothing" in lines[1], lines
