@@ -31,7 +31,7 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     // Backends written in Python that installed packages offer (`rdeploy.backends` entry
     // points, found on sys.path without importing them): in-process here, imported on first use.
     let (dirs, _) = rdeploy::core::locate::python_site_dirs();
-    for ep in rdeploy_backend_python::entry_points(dirs) {
+    for ep in rdeploy::python_backends::entry_points(dirs) {
         if r.get(&ep.name).is_ok() {
             continue;
         }

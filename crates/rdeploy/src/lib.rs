@@ -90,10 +90,14 @@ pub fn install_plugins(registry: &mut Registry, paths: &[std::path::PathBuf]) {
     rdeploy_plugin::host::install(registry, &all);
 }
 
+/// Backends written in Python: entry-point discovery and the worker-process host.
+#[cfg(feature = "python")]
+pub use rdeploy_backend_python as python_backends;
+
 /// Adds the backends written in Python that the active Python environment's packages offer
-/// (entry-point group `rdeploy.backends`), run in worker processes (`rdeploy-backend-python`).
-/// Names already registered keep their backend. Costs one short Python start per process (shared
-/// with the engine library lookup); nothing when there is no Python.
+/// (entry-point group `rdeploy.backends`), run in worker processes ([`python_backends`]).
+/// Names already registered keep their backend. Costs one short Python start per process
+/// (shared with the engine library lookup); nothing when there is no Python.
 #[cfg(feature = "python")]
 pub fn install_python_backends(registry: &mut Registry) {
     rdeploy_backend_python::install(registry);

@@ -23,6 +23,7 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         "rdeploy-backend-tract",
         "rdeploy-backend-ort",
         "rdeploy-backend-openvino",
+        "rdeploy-backend-python",
     ];
     Some(match krate {
         "rdeploy-core" => &[],
