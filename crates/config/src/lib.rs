@@ -56,7 +56,8 @@ pub enum InputShape {
 pub struct ModelInput {
     /// TensorRT style: per input, the min/opt/max shapes of its optimization profile.
     pub input_shapes: Vec<(String, ShapeRange)>,
-    /// OpenVINO style: per input, the shape to build for.
+    /// OpenVINO style (`opt_shapes`), or MMDeploy TVM's `shape`: per input, the shape to build
+    /// for.
     pub opt_shapes: Vec<(String, Vec<u64>)>,
 }
 
@@ -282,12 +283,17 @@ impl Config {
                     ));
                 }
             }
-            if let Some(Value::Dict(shapes)) = d.get_str("opt_shapes") {
-                for (name, s) in &shapes.0 {
-                    mi.opt_shapes.push((
-                        name.to_json_key(),
-                        shape(s, &format!("{base}.opt_shapes.{}", name.to_json_key()))?,
-                    ));
+            // OpenVINO's `opt_shapes`, and MMDeploy TVM's `shape` (configs/_base_/backends/tvm.py
+            // configs: model_inputs=[dict(shape=dict(input=[1, 3, 224, 224]), dtype=...)]).
+            for key in ["opt_shapes", "shape"] {
+                if let Some(Value::Dict(shapes)) = d.get_str(key) {
+                    for (name, s) in &shapes.0 {
+                        let name = name.to_json_key();
+                        let dims = shape(s, &format!("{base}.{key}.{name}"))?;
+                        if !mi.opt_shapes.iter().any(|(n, _)| *n == name) {
+                            mi.opt_shapes.push((name, dims));
+                        }
+                    }
                 }
             }
             out.push(mi);

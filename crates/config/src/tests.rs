@@ -187,6 +187,17 @@ fn model_inputs_are_typed_and_static_ranges_fix_shapes() {
         e.contains("backend_config.model_inputs[0].opt_shapes.input"),
         "{e}"
     );
+    // MMDeploy's TVM configs give the shape to compile for as `shape` (with `dtype`, `tuner`).
+    let p = write(
+        d.path(),
+        "tvm.py",
+        "backend_config = dict(type='tvm', model_inputs=[dict(shape=dict(input=[1, 3, 224, 224]), dtype=dict(input='float32'))])\n",
+    );
+    let mi = Config::from_file(&p).unwrap().model_inputs().unwrap();
+    assert_eq!(
+        mi[0].opt_shapes,
+        vec![("input".to_string(), vec![1, 3, 224, 224])]
+    );
 }
 
 #[test]

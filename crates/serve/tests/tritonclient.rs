@@ -1,5 +1,5 @@
-//! `rdeploy serve` with the official client: small-cnn.onnx deployed on tract, onnxruntime and
-//! openvino, served in-process over real sockets, and NVIDIA's `tritonclient` (HTTP and gRPC,
+//! `rdeploy serve` with the official client: small-cnn.onnx deployed on tract, onnxruntime,
+//! openvino, and the Python backends ncnn and tvm (in worker processes), served in-process over real sockets, and NVIDIA's `tritonclient` (HTTP and gRPC,
 //! the shared `tests/kserve_client.py`) checks every output against Python onnxruntime,
 //! dynamic batching under 16 concurrent clients (executions < requests), and bad requests.
 //! Then a graceful shutdown: a request in flight when shutdown begins still gets its answer.
@@ -40,6 +40,33 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// The built-in engines and the Python environment's backends (ncnn, tvm: worker processes).
+fn registry() -> rdeploy::Registry {
+    let mut r = rdeploy::builtin_registry();
+    rdeploy::install_python_backends(&mut r);
+    r
+}
+
+/// The engines to serve: the built-in three, and ncnn and tvm when available (a failure when
+/// RDEPLOY_REQUIRE_BACKENDS names one that is not).
+fn engines(registry: &rdeploy::Registry) -> Vec<&'static str> {
+    let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
+    let mut v = vec!["tract", "onnxruntime", "openvino"];
+    for b in ["ncnn", "tvm"] {
+        match registry.get(b).map(|m| m.check()) {
+            Ok(Ok(_)) => v.push(b),
+            other => {
+                assert!(
+                    !required.split(',').any(|r| r.trim() == b),
+                    "{b} is required (RDEPLOY_REQUIRE_BACKENDS) but unavailable: {other:?}"
+                );
+                eprintln!("not serving {b}: unavailable");
+            }
+        }
+    }
+    v
+}
+
 fn deploy(backend: &str, work_dir: &Path) {
     let cfg = rdeploy::Config::from_json(
         &serde_json::json!({"backend_config": {"type": backend}}),
@@ -47,7 +74,7 @@ fn deploy(backend: &str, work_dir: &Path) {
     )
     .unwrap();
     rdeploy::deploy(
-        &rdeploy::builtin_registry(),
+        &registry(),
         &cfg,
         &workspace().join("tests/data/small-cnn.onnx"),
         work_dir,
@@ -144,7 +171,8 @@ fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("models");
     let mut batched = Vec::new();
-    for backend in ["tract", "onnxruntime", "openvino"] {
+    let registry = registry();
+    for backend in engines(&registry) {
         let work = dir.path().join("work").join(backend);
         deploy(backend, &work);
         let name = format!("cnn_{backend}");
@@ -173,7 +201,7 @@ fn tritonclient_gets_onnxruntimes_outputs_from_rdeploy_serve() {
         ..Default::default()
     };
     let r = Repository::open(&repo, &ExportOptions::default()).unwrap();
-    let state = Arc::new(State::load(&r, &rdeploy::builtin_registry(), options).unwrap());
+    let state = Arc::new(State::load(&r, &registry, options).unwrap());
     let mut server = Running::start(state.clone());
     wait_ready(http);
 
