@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub const DEPLOYED_WORK_DIR: &str = "rdeploy_work";
 
 /// rdeploy's base backend configs, for `deploy_config` values that name them.
-const BASE_CONFIGS: [(&str, &str); 4] = [
+const BASE_CONFIGS: [(&str, &str); 7] = [
     (
         "tract.py",
         include_str!("../../../configs/_base_/backends/tract.py"),
@@ -36,6 +36,19 @@ const BASE_CONFIGS: [(&str, &str); 4] = [
     (
         "openvino.py",
         include_str!("../../../configs/_base_/backends/openvino.py"),
+    ),
+    // Python backends (worker processes of the environment Triton runs in).
+    (
+        "ncnn.py",
+        include_str!("../../../configs/_base_/backends/ncnn.py"),
+    ),
+    (
+        "ncnn-fp16.py",
+        include_str!("../../../configs/_base_/backends/ncnn-fp16.py"),
+    ),
+    (
+        "tvm.py",
+        include_str!("../../../configs/_base_/backends/tvm.py"),
     ),
 ];
 

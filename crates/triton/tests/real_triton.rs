@@ -1,6 +1,7 @@
 //! The real Triton test: the `tritonserver` of the `nvidia-pytriton` wheel (installed into
 //! `.venv` by `scripts/install-triton.sh`) loads `libtriton_rdeploy.so` from a backend directory
-//! and serves small-cnn.onnx deployed on tract, onnxruntime and openvino; NVIDIA's
+//! and serves small-cnn.onnx deployed on tract, onnxruntime, openvino, ncnn and tvm (the last two
+//! Python backends, in worker processes the backend starts); NVIDIA's
 //! `tritonclient` (HTTP and gRPC, the shared `tests/kserve_client.py`) checks outputs against Python
 //! onnxruntime's, dynamic batching under concurrent clients, and bad requests.
 //!
@@ -170,8 +171,15 @@ fn config_pbtxt(name: &str, max_batch_size: u32, extra: &str) -> String {
     )
 }
 
+/// The built-in engines and the Python environment's backends (ncnn, tvm).
+fn registry() -> rdeploy::Registry {
+    let mut r = rdeploy::builtin_registry();
+    rdeploy::install_python_backends(&mut r);
+    r
+}
+
 fn deploy(backend: &str, model: &Path, work_dir: &Path) {
-    let registry = rdeploy::builtin_registry();
+    let registry = registry();
     let cfg = rdeploy::Config::from_json(
         &serde_json::json!({"backend_config": {"type": backend}}),
         Path::new("<test>"),
@@ -189,7 +197,7 @@ fn deploy(backend: &str, model: &Path, work_dir: &Path) {
 }
 
 #[test]
-fn triton_serves_rdeploy_models_on_three_engines() {
+fn triton_serves_rdeploy_models_on_every_engine() {
     let python = venv().join("bin/python");
     let (server_bin, server_libs) = match find_triton(&python) {
         Ok(found) => found,
@@ -215,9 +223,21 @@ fn triton_serves_rdeploy_models_on_three_engines() {
     // shapes reach the backend unchecked by Triton); and two version folders holding only
     // model.onnx, deployed at load with a built-in base config and with a config file.
     let repo = dir.path().join("models");
-    let engines = ["tract", "onnxruntime", "openvino"];
+    // The Python backends run in worker processes started by the backend inside Triton.
+    let required = std::env::var("RDEPLOY_REQUIRE_BACKENDS").unwrap_or_default();
+    let registry = registry();
+    let mut engines = vec!["tract", "onnxruntime", "openvino"];
+    for b in ["ncnn", "tvm"] {
+        match registry.get(b).map(|m| m.check()) {
+            Ok(Ok(_)) => engines.push(b),
+            other => assert!(
+                !required.split(',').any(|r| r.trim() == b),
+                "{b} is required (RDEPLOY_REQUIRE_BACKENDS) but unavailable: {other:?}"
+            ),
+        }
+    }
     let mut batched = Vec::new();
-    for backend in engines {
+    for backend in engines.iter().copied() {
         let name = format!("cnn_{backend}");
         let work = dir.path().join("work").join(backend);
         deploy(backend, &onnx, &work);
@@ -244,10 +264,15 @@ fn triton_serves_rdeploy_models_on_three_engines() {
     let param = |cfg: &str| {
         format!("parameters {{ key: \"deploy_config\" value: {{ string_value: \"{cfg}\" }} }}\n")
     };
-    for (name, cfg) in [
+    let mut at_load = vec![
         ("cnn_at_load_base", "configs/_base_/backends/openvino.py"),
         ("cnn_at_load_file", "deploy/ort.py"),
-    ] {
+    ];
+    if engines.contains(&"ncnn") {
+        // Converted with pnnx inside Triton's process tree, by a worker of the backend.
+        at_load.push(("cnn_at_load_ncnn", "configs/_base_/backends/ncnn.py"));
+    }
+    for (name, cfg) in at_load.iter().copied() {
         std::fs::create_dir_all(repo.join(name).join("1")).unwrap();
         std::fs::copy(&onnx, repo.join(name).join("1/model.onnx")).unwrap();
         std::fs::write(
@@ -307,7 +332,14 @@ fn triton_serves_rdeploy_models_on_three_engines() {
         .arg(format!("--onnx={}", onnx.display()))
         .arg(format!("--batched={}", batched.join(",")))
         .arg("--plain=cnn_plain")
-        .arg("--other=cnn_at_load_base,cnn_at_load_file")
+        .arg(format!(
+            "--other={}",
+            at_load
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -332,5 +364,10 @@ fn triton_serves_rdeploy_models_on_three_engines() {
             "{model}: {executions} executions for {inferences} requests"
         );
     }
-    assert_eq!(summary["checked"].as_array().unwrap().len(), 6);
+    // Every batched model, the plain one and those deployed at load.
+    assert_eq!(
+        summary["checked"].as_array().unwrap().len(),
+        batched.len() + 1 + at_load.len(),
+        "{summary}"
+    );
 }
