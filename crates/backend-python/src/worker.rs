@@ -6,10 +6,11 @@ use rdeploy_core::{DType, Error, Result, Tensor};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,8 @@ pub(crate) struct Worker {
     python: PathBuf,
     child: Child,
     stdin: ChildStdin,
-    replies: Receiver<std::io::Result<String>>,
+    /// The reply pipe, read in the calling thread (no hand-off between threads per call).
+    replies: Replies,
     stderr: Arc<Mutex<VecDeque<String>>>,
     stderr_done: Receiver<()>,
     shm: Option<Shm>,
@@ -154,28 +156,7 @@ impl Worker {
                 "the worker's pipes were not created",
             ));
         };
-        let (tx, replies) = channel();
-        std::thread::Builder::new()
-            .name("rdeploy-py-replies".into())
-            .spawn(move || {
-                let mut r = BufReader::new(stdout);
-                loop {
-                    let mut line = String::new();
-                    match r.read_line(&mut line) {
-                        Ok(0) => break,
-                        Ok(_) => {
-                            if tx.send(Ok(line)).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            break;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| Error::backend(backend, format!("cannot start a thread: {e}")))?;
+        let replies = Replies::new(stdout);
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (done_tx, stderr_done) = channel();
         {
@@ -240,11 +221,11 @@ impl Worker {
             return Err(self.died(op, &format!("could not be sent the request ({e})")));
         }
         let start = Instant::now();
-        let reply = match self.replies.recv_timeout(timeout) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(self.died(op, &format!("could not be read from ({e})"))),
-            Err(RecvTimeoutError::Disconnected) => return Err(self.died(op, "ended")),
-            Err(RecvTimeoutError::Timeout) => {
+        let reply = match self.replies.line(timeout) {
+            Ok(Some(line)) => line,
+            Err(e) => return Err(self.died(op, &format!("could not be read from ({e})"))),
+            Ok(None) if self.replies.eof => return Err(self.died(op, "ended")),
+            Ok(None) => {
                 self.stop();
                 return Err(CallError::Broken(format!(
                     "the Python worker for backend '{}' (pid {}) did not answer {op} within {:.0} s, so it was stopped; the next call starts a new worker{}",
@@ -478,6 +459,69 @@ fn describe_status(s: std::process::ExitStatus) -> String {
         match s.code() {
             Some(c) => format!("exited with status {c}"),
             None => "exited".into(),
+        }
+    }
+}
+
+/// The worker's reply pipe: whole lines, with a deadline, without a reader thread.
+struct Replies {
+    pipe: ChildStdout,
+    buf: Vec<u8>,
+    /// The worker closed the pipe.
+    eof: bool,
+}
+
+impl Replies {
+    fn new(pipe: ChildStdout) -> Replies {
+        Replies {
+            pipe,
+            buf: Vec::with_capacity(4096),
+            eof: false,
+        }
+    }
+
+    /// The next line, `Ok(None)` at the deadline or at the end of the pipe (`eof` says which).
+    fn line(&mut self, timeout: Duration) -> std::io::Result<Option<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let rest = self.buf.split_off(i + 1);
+                let line = std::mem::replace(&mut self.buf, rest);
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let mut fds = libc::pollfd {
+                fd: self.pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for a file descriptor this struct owns.
+            let n = unsafe { libc::poll(&mut fds, 1, ms) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                continue; // the deadline check above ends the wait
+            }
+            // Readable, or hung up: a read returns data or 0 (end) without blocking.
+            match self.pipe.read(&mut chunk) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 }

@@ -116,7 +116,9 @@ fn bad_inputs_concurrency_and_dynamic_batch() {
 /// A cnn wrapper whose faults the file `fault` controls, with `extra` worker settings.
 fn faulty(fault: &Path, extra: serde_json::Value) -> (PythonBackend, Box<dyn Wrapper>) {
     let b = ortpy();
-    let work = conf::tempdir("ortpy", "faults");
+    // Beside the fault file: a folder of this test's own (the tests run at once).
+    let work = fault.with_extension("work");
+    std::fs::create_dir_all(&work).unwrap();
     let model = conf::cnn_case().model;
     let mut cfg = json!({"backend_config": {"type": "ortpy", "fault_file": fault}});
     cfg["backend_config"]["python_worker"] = extra;
