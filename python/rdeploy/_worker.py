@@ -57,6 +57,18 @@ def _spec_list(value):
     return out
 
 
+def _settings(wrapper):
+    """A wrapper's optional ``settings`` (a dict, pairs, or a method returning either): the
+    engine settings in effect, which ``rdeploy bench`` prints."""
+    st = getattr(wrapper, "settings", None)
+    if callable(st):
+        st = st()
+    if not st:
+        return []
+    items = st.items() if isinstance(st, dict) else st
+    return [[str(k), str(v)] for k, v in items]
+
+
 class Worker:
     def __init__(self):
         self.manager = None
@@ -130,6 +142,7 @@ class Worker:
         if hasattr(w, "inputs") and hasattr(w, "outputs"):
             reply["inputs"] = _spec_list(w.inputs)
             reply["outputs"] = _spec_list(w.outputs)
+        reply["settings"] = _settings(w)
         return reply
 
     def set_outputs(self, req):
@@ -192,6 +205,13 @@ def main():
     replies = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    # Log records reach rdeploy's log at their level (tagged lines on stderr); other output on
+    # stderr is kept for error messages and logged at debug level.
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rdeploy-log %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     worker = Worker()
     handlers = {
         "check": worker.check,

@@ -490,6 +490,10 @@ impl BackendManager for PythonBackend {
             output_names,
             device,
         )?;
+        let engine_settings: Vec<(String, String)> = reply
+            .get("settings")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
         let out_names: Vec<String> = sig.outputs.iter().map(|o| o.name.clone()).collect();
         let mut first = first;
         first
@@ -507,6 +511,7 @@ impl BackendManager for PythonBackend {
             load_req,
             out_names,
             settings,
+            engine_settings,
             pool: Pool {
                 state: Mutex::new(PoolState {
                     idle: vec![first],
@@ -592,6 +597,8 @@ struct PythonWrapper {
     load_req: Value,
     out_names: Vec<String>,
     settings: WorkerSettings,
+    /// What the Python wrapper's `settings` reported.
+    engine_settings: Vec<(String, String)>,
     pool: Pool,
 }
 
@@ -674,14 +681,16 @@ impl Wrapper for PythonWrapper {
     }
 
     fn settings(&self) -> Vec<(String, String)> {
-        vec![
+        let mut v = self.engine_settings.clone();
+        v.extend([
             ("python".into(), self.python.display().to_string()),
             ("pool_size".into(), self.settings.pool_size.to_string()),
             (
                 "call_timeout_s".into(),
                 format!("{}", self.settings.call_timeout.as_secs_f64()),
             ),
-        ]
+        ]);
+        v
     }
 }
 

@@ -167,7 +167,7 @@ impl Worker {
                 .spawn(move || {
                     for line in BufReader::new(stderr).lines() {
                         let Ok(line) = line else { break };
-                        tracing::debug!(target: "rdeploy::python", "{name}: {line}");
+                        log_line(&name, &line);
                         if let Ok(mut t) = tail.lock() {
                             if t.len() == STDERR_TAIL {
                                 t.pop_front();
@@ -523,5 +523,21 @@ impl Replies {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// A line of the worker's stderr into rdeploy's log: Python log records (tagged by the worker
+/// as `rdeploy-log LEVEL logger: message`) at their level, anything else at debug level.
+fn log_line(backend: &str, line: &str) {
+    let Some(rest) = line.strip_prefix("rdeploy-log ") else {
+        tracing::debug!(target: "rdeploy::python", "{backend}: {line}");
+        return;
+    };
+    let (level, msg) = rest.split_once(' ').unwrap_or(("INFO", rest));
+    match level {
+        "CRITICAL" | "ERROR" => tracing::error!(target: "rdeploy::python", "{backend}: {msg}"),
+        "WARNING" => tracing::warn!(target: "rdeploy::python", "{backend}: {msg}"),
+        "INFO" => tracing::info!(target: "rdeploy::python", "{backend}: {msg}"),
+        _ => tracing::debug!(target: "rdeploy::python", "{backend}: {msg}"),
     }
 }

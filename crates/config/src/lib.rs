@@ -59,6 +59,9 @@ pub struct ModelInput {
     /// OpenVINO style (`opt_shapes`), or MMDeploy TVM's `shape`: per input, the shape to build
     /// for.
     pub opt_shapes: Vec<(String, Vec<u64>)>,
+    /// MMDeploy TVM's `shape`: per input, the one shape the model is compiled for (the IR is
+    /// fixed to it, like a TensorRT profile with min == opt == max).
+    pub fixed_shapes: Vec<(String, Vec<u64>)>,
 }
 
 /// A min/opt/max shape range (MMDeploy's `min_shape`, `opt_shape`, `max_shape`).
@@ -93,7 +96,8 @@ pub struct OnnxConfig {
     pub input_shape: Option<InputShape>,
     /// Per input/output name (after renaming), the axes to make symbolic with their names.
     pub dynamic_axes: Vec<(String, Vec<(usize, String)>)>,
-    /// Static shapes from `backend_config.model_inputs` (min == opt == max), by input name.
+    /// Static shapes from `backend_config.model_inputs` (min == opt == max, or TVM's `shape`),
+    /// by input name.
     pub static_shapes: Vec<(String, Vec<u64>)>,
     /// The opset the config asks for.
     pub opset_version: Option<i64>,
@@ -290,6 +294,9 @@ impl Config {
                     for (name, s) in &shapes.0 {
                         let name = name.to_json_key();
                         let dims = shape(s, &format!("{base}.{key}.{name}"))?;
+                        if key == "shape" {
+                            mi.fixed_shapes.push((name.clone(), dims.clone()));
+                        }
                         if !mi.opt_shapes.iter().any(|(n, _)| *n == name) {
                             mi.opt_shapes.push((name, dims));
                         }
@@ -331,6 +338,11 @@ impl Config {
             for (name, range) in mi.input_shapes {
                 if let Some(s) = range.fixed() {
                     out.static_shapes.push((name, s.clone()));
+                }
+            }
+            for (name, s) in mi.fixed_shapes {
+                if !out.static_shapes.iter().any(|(n, _)| *n == name) {
+                    out.static_shapes.push((name, s));
                 }
             }
         }

@@ -193,9 +193,15 @@ fn model_inputs_are_typed_and_static_ranges_fix_shapes() {
         "tvm.py",
         "backend_config = dict(type='tvm', model_inputs=[dict(shape=dict(input=[1, 3, 224, 224]), dtype=dict(input='float32'))])\n",
     );
-    let mi = Config::from_file(&p).unwrap().model_inputs().unwrap();
+    let c = Config::from_file(&p).unwrap();
+    let mi = c.model_inputs().unwrap();
     assert_eq!(
         mi[0].opt_shapes,
+        vec![("input".to_string(), vec![1, 3, 224, 224])]
+    );
+    // It is the one shape compiled for: the IR is fixed to it.
+    assert_eq!(
+        c.onnx_config().unwrap().static_shapes,
         vec![("input".to_string(), vec![1, 3, 224, 224])]
     );
 }

@@ -64,7 +64,9 @@ pub enum Error {
     Tensor(String),
 
     /// No backend of that name is registered.
-    #[error("unknown backend '{name}'; registered backends: {known}")]
+    #[error(
+        "unknown backend '{name}'; registered backends: {known} (backends written in Python, such as ncnn and tvm, come from the rdeploy.backends entry points of the active Python environment: activate it or set VIRTUAL_ENV or RDEPLOY_PYTHON; plugins load with --plugin or RDEPLOY_PLUGIN_PATH)"
+    )]
     UnknownBackend {
         /// The name asked for.
         name: String,

@@ -127,7 +127,8 @@ fn rank(registry: &Registry, a: &BenchArgs) -> Result<()> {
             let key = match name.as_str() {
                 "openvino" => Some(("", "inference_num_threads")),
                 "onnxruntime" | "ort" => Some(("common_config", "intra_op_num_threads")),
-                "tract" => Some(("common_config", "num_threads")),
+                "tract" | "ncnn" => Some(("common_config", "num_threads")),
+                "tvm" => Some(("", "num_threads")),
                 _ => None,
             };
             match key {
