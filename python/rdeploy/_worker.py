@@ -201,6 +201,22 @@ class Worker:
         return {"outputs": outputs, "size": self.size, "execute_ns": execute_ns}
 
 
+def _watch_parent():
+    """Ends this process when rdeploy does, even in the middle of a call: a stuck engine call
+    would otherwise keep an orphaned worker alive (a killed rdeploy cannot stop it)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rdeploy-parent-watch", daemon=True).start()
+
+
 def main():
     replies = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
@@ -212,6 +228,7 @@ def main():
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("rdeploy-log %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    _watch_parent()
     worker = Worker()
     handlers = {
         "check": worker.check,

@@ -466,10 +466,19 @@ impl BackendManager for PythonBackend {
             "output_names": output_names,
             "deploy_cfg": deploy_cfg.0,
         });
+        // The worker that checked availability (and converted, in a deploy) becomes the pool's
+        // first: one process per loaded model, and the manager's module is imported already.
+        let checked = self
+            .control
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take())
+            .filter(|w| !w.is_broken());
         let (first, reply) = start_worker(
             &self.ep.name,
             &self.python,
             &self.env,
+            checked,
             &load_req,
             None,
             settings.convert_timeout,
@@ -523,16 +532,20 @@ impl BackendManager for PythonBackend {
     }
 }
 
-/// Starts a worker and loads the model into it (`build_wrapper` in Python).
+/// Starts a worker (or takes `idle`) and loads the model into it (`build_wrapper` in Python).
 fn start_worker(
     backend: &str,
     python: &Path,
     env: &[(String, String)],
+    idle: Option<Worker>,
     load_req: &Value,
     out_names: Option<&[String]>,
     timeout: Duration,
 ) -> Result<(Worker, Value)> {
-    let mut w = Worker::spawn(backend, python, env)?;
+    let mut w = match idle {
+        Some(w) => w,
+        None => Worker::spawn(backend, python, env)?,
+    };
     let reply = w
         .load(load_req.clone(), timeout)
         .map_err(|e| e.into_error(backend, "build_wrapper"))?;
@@ -621,6 +634,7 @@ impl PythonWrapper {
                     &self.backend,
                     &self.python,
                     &self.env,
+                    None,
                     &self.load_req,
                     Some(&self.out_names),
                     self.settings.convert_timeout,

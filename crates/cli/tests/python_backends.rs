@@ -392,3 +392,64 @@ fn ncnn_deploy_and_infer_match_onnxruntime() {
 fn tvm_deploy_and_infer_match_onnxruntime() {
     engine_on_real_models("tvm", 1e-4, 1e-5);
 }
+
+#[test]
+fn a_worker_does_not_outlive_a_killed_rdeploy() {
+    if !venv_ready() {
+        return;
+    }
+    let pkg = test_package();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fault = d.join("fault");
+    let cfg = d.join("cfg.py");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backend_config = dict(type='ortpy', fault_file={:?})\n",
+            fault.display().to_string()
+        ),
+    )
+    .unwrap();
+    let work = d.join("work");
+    ok(rdeploy(Some(pkg))
+        .arg("deploy")
+        .arg(&cfg)
+        .arg(root().join("tests/data/small-cnn.onnx"))
+        .arg("--work-dir")
+        .arg(&work));
+    // The next forward writes the worker's pid and then sleeps 30 s inside the call.
+    std::fs::write(&fault, "pid").unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("rdeploy");
+    let mut child = std::process::Command::new(bin)
+        .arg("infer")
+        .arg(&work)
+        .env("VIRTUAL_ENV", venv())
+        .env("PYTHONPATH", pkg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = d.join("fault.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pid_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    assert!(proc_dir.exists(), "the worker is not running");
+    child.kill().unwrap(); // SIGKILL: rdeploy cannot stop its worker itself
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proc_dir.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Reaped by init once it exits; a zombie entry may linger briefly, so check its state.
+    let state = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+    assert!(
+        !proc_dir.exists() || state.split_whitespace().nth(2) == Some("Z"),
+        "worker {} still running 10 s after rdeploy was killed: {state}",
+        pid.trim()
+    );
+}
