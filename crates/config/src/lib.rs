@@ -265,10 +265,24 @@ impl Config {
             if let Some(Value::Dict(shapes)) = d.get_str("input_shapes") {
                 for (name, r) in &shapes.0 {
                     let key = format!("{base}.input_shapes.{}", name.to_json_key());
+                    // A plain shape is one fixed shape (min = opt = max), as the backends written
+                    // in Python (ncnn, tvm) take it.
+                    if let Value::List(_) | Value::Tuple(_) = r {
+                        let fixed = shape(r, &key)?;
+                        mi.input_shapes.push((
+                            name.to_json_key(),
+                            ShapeRange {
+                                min: Some(fixed.clone()),
+                                opt: Some(fixed.clone()),
+                                max: Some(fixed),
+                            },
+                        ));
+                        continue;
+                    }
                     let Value::Dict(r) = r else {
                         return Err(self.key_err(
                             &key,
-                            "must be dict(min_shape=..., opt_shape=..., max_shape=...)",
+                            "must be dict(min_shape=..., opt_shape=..., max_shape=...), or one shape such as [1, 3, 224, 224]",
                         ));
                     };
                     let get = |k: &str| {

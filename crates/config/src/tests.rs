@@ -199,6 +199,17 @@ fn model_inputs_are_typed_and_static_ranges_fix_shapes() {
         mi[0].opt_shapes,
         vec![("input".to_string(), vec![1, 3, 224, 224])]
     );
+    // A plain shape in input_shapes is one fixed shape too.
+    let p = write(
+        d.path(),
+        "plain.py",
+        "backend_config = dict(type='ncnn', model_inputs=[dict(input_shapes=dict(x=[1, 3, 48, 192]))])\n",
+    );
+    let plain = Config::from_file(&p).unwrap();
+    assert_eq!(
+        plain.onnx_config().unwrap().static_shapes,
+        vec![("x".to_string(), vec![1, 3, 48, 192])]
+    );
     // It is the one shape compiled for: the IR is fixed to it.
     assert_eq!(
         c.onnx_config().unwrap().static_shapes,

@@ -600,6 +600,9 @@ class NcnnWrapper:
         opt.use_bf16_storage = False
         if num_threads:
             opt.num_threads = num_threads
+        # What `rdeploy bench` prints as the engine settings.
+        self.settings = {"precision": precision, "num_threads": opt.num_threads,
+                         "use_vulkan": use_vulkan}
         rc = net.load_param(param)
         if rc != 0:
             raise RuntimeError(f"ncnn cannot load {param} (load_param returned {rc}): the file "

@@ -528,6 +528,9 @@ class TVMWrapper:
         self.outputs = [(x["name"], x["dtype"], x["shape"]) for x in self._out]
         self.output_names = [x["name"] for x in self._out]
         self.target = io.get("target")
+        # What `rdeploy bench` prints as the engine settings.
+        self.settings = {"target": self.target, "opt_level": io.get("opt_level"),
+                         "num_threads": num_threads or "TVM's default"}
         self._main()  # surfaces a library without `main` now, not at the first call
 
     def _main(self):
