@@ -25,6 +25,7 @@ import importlib
 import json
 import mmap
 import os
+import signal
 import sys
 import time
 import traceback
@@ -69,6 +70,19 @@ def _settings(wrapper):
     return [[str(k), str(v)] for k, v in items]
 
 
+def _call(f, what):
+    """``f()``, with a failure named after the method that raised it."""
+    try:
+        return f()
+    except Exception as e:
+        raise RuntimeError(f"{what} raised {type(e).__name__}: {e}") from e
+
+
+def _one_line(v):
+    """A value as one line of text (check-env prints one line per backend)."""
+    return " ".join(str(v).split())
+
+
 class Worker:
     def __init__(self):
         self.manager = None
@@ -88,17 +102,23 @@ class Worker:
     def check(self, req):
         try:
             m = self.manager_for(req["entry"])
-        except Exception as e:  # a missing module is "unavailable", with the reason
+        except BaseException as e:  # noqa: BLE001 - a module that fails to import (even with
+            # sys.exit) makes the backend unavailable, with the reason
+            if isinstance(e, KeyboardInterrupt):
+                raise
             return {"available": False, "reason": f"cannot import {req['entry']}: {type(e).__name__}: {e}",
                     "python": sys.executable}
-        available = bool(m.is_available())
+        available = _call(m.is_available, "is_available()")
+        if not isinstance(available, bool):
+            raise TypeError(f"is_available() returned {available!r:.80}, not True or False")
         reply = {"available": available, "python": sys.executable}
         if available:
             get_version = getattr(m, "get_version", None)
-            reply["version"] = str(get_version()) if get_version else "unknown"
+            reply["version"] = _one_line(_call(get_version, "get_version()")) if get_version else "unknown"
         else:
             why = getattr(m, "why_unavailable", None)
-            reply["reason"] = str(why()) if why else "the Python backend's is_available() returned False"
+            reply["reason"] = (_one_line(_call(why, "why_unavailable()")) if why
+                               else "the Python backend's is_available() returned False")
         kinds = getattr(m, "device_kinds", None)
         if kinds is not None:
             reply["device_kinds"] = [str(k) for k in kinds]
@@ -130,14 +150,20 @@ class Worker:
         return {"files": [os.fspath(f) for f in files]}
 
     def load(self, req):
+        # The shared memory first, unlinked at once: nothing is left in /dev/shm if either
+        # process dies while the model loads.
+        self.fd = os.open(req["shm"], os.O_RDWR)
+        try:
+            os.unlink(req["shm"])
+        except OSError:
+            pass
+        self.remap()
         m = self.manager_for(req["entry"])
         w = m.build_wrapper(req["backend_files"], req["device"], req["input_names"], req["output_names"],
                             req["deploy_cfg"])
         if not hasattr(w, "forward"):
             raise TypeError(f"build_wrapper returned {w!r:.120}, which has no forward(dict) method")
         self.wrapper = w
-        self.fd = os.open(req["shm"], os.O_RDWR)
-        self.remap()
         reply = {}
         if hasattr(w, "inputs") and hasattr(w, "outputs"):
             reply["inputs"] = _spec_list(w.inputs)
@@ -185,6 +211,15 @@ class Worker:
                 a = out[i]
             if hasattr(a, "numpy") and not isinstance(a, np.ndarray):  # torch tensors
                 a = a.detach().cpu().numpy() if hasattr(a, "detach") else a.numpy()
+            if a is None:
+                raise TypeError(f"forward() returned None for output '{name}', not an array")
+            a = np.asarray(a)
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"forward() returned output '{name}' as {a.dtype} "
+                                f"({type(out[name] if isinstance(out, dict) else out[i]).__name__}), "
+                                "not an array of numbers or booleans")
+            if not a.dtype.isnative:  # big-endian arrays: the bytes go out in the machine's order
+                a = a.astype(a.dtype.newbyteorder("="))
             arrays.append(np.ascontiguousarray(a))
         offset = _align(req["inputs_end"])
         end = offset + sum(_align(a.nbytes) for a in arrays)
@@ -212,15 +247,25 @@ def _watch_parent():
         while True:
             time.sleep(0.5)
             if os.getppid() != parent:
-                os._exit(1)
+                # The worker leads its own process group: processes the backend started go too.
+                try:
+                    os.killpg(os.getpgrp(), signal.SIGKILL)
+                finally:
+                    os._exit(1)
 
     threading.Thread(target=watch, name="rdeploy-parent-watch", daemon=True).start()
 
 
 def main():
     replies = os.fdopen(os.dup(1), "wb", buffering=0)
+    requests = os.fdopen(os.dup(0), "rb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    # A backend reading stdin must not take the requests: it reads an empty file.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdin = open(os.devnull)
     # Log records reach rdeploy's log at their level (tagged lines on stderr); other output on
     # stderr is kept for error messages and logged at debug level.
     import logging
@@ -238,7 +283,7 @@ def main():
         "set_outputs": worker.set_outputs,
         "forward": worker.forward,
     }
-    for line in sys.stdin.buffer:
+    for line in requests:
         if not line.strip():
             continue
         try:

@@ -160,9 +160,16 @@ def test_why_unavailable_names_the_missing_piece(monkeypatch):
     monkeypatch.setenv("RDEPLOY_PNNX", "/nonexistent/pnnx")
     if NcnnManager.why_unavailable() and "ncnn` Python package" in NcnnManager.why_unavailable():
         pytest.skip("the ncnn package itself is missing here")
-    why = NcnnManager.why_unavailable()
-    assert not NcnnManager.is_available()
+    # Without pnnx ncnn still runs work dirs (a serving image needs no converter); deploying
+    # names the missing converter, and the version line says it is missing.
+    assert NcnnManager.is_available() and NcnnManager.why_unavailable() is None
+    assert "pnnx not found, needed to deploy" in NcnnManager.get_version()
+    from rdeploy.pybackends import ncnn as ncnn_mod
+
+    why = ncnn_mod.why_cannot_convert()
     assert "pnnx converter binary was not found" in why and "RDEPLOY_PNNX=/nonexistent/pnnx" in why
+    with pytest.raises(RuntimeError, match="pnnx converter binary was not found"):
+        NcnnManager.to_backend(["x.onnx"], "/tmp/never-written", {})
 
 
 def test_ncnn_asks_for_opset_13():

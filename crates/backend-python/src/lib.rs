@@ -48,8 +48,15 @@ use worker::{CallError, Worker};
 /// The entry-point group Python packages list their backends under.
 pub const ENTRY_POINT_GROUP: &str = "rdeploy.backends";
 
-/// How long the availability check may take (it imports the backend's module).
-const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the availability check may take (it imports the backend's module), unless
+/// `RDEPLOY_PYTHON_CHECK_TIMEOUT_S` says otherwise (the check runs before a config is read).
+fn check_timeout() -> Duration {
+    std::env::var("RDEPLOY_PYTHON_CHECK_TIMEOUT_S")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && *s <= 86_400.0)
+        .map_or(Duration::from_secs(120), Duration::from_secs_f64)
+}
 
 /// One backend offered by an installed Python package.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +101,14 @@ pub fn entry_points(dirs: &[PathBuf]) -> Vec<EntryPoint> {
             };
             let (dist, dist_version) = dist_name_version(&meta);
             for (name, value) in parse_group(&text, ENTRY_POINT_GROUP) {
-                if found.iter().any(|e| e.name == name) {
+                if let Some(first) = found.iter().find(|e| e.name == name) {
+                    tracing::warn!(
+                        "the Python backend '{name}' of {} {} ({value}) is not used: {} {} declares that name first on the path",
+                        dist,
+                        dist_version,
+                        first.dist,
+                        first.dist_version
+                    );
                     continue;
                 }
                 found.push(EntryPoint {
@@ -165,6 +179,14 @@ fn dist_name_version(meta: &Path) -> (String, String) {
 pub fn install(registry: &mut Registry) {
     let (dirs, _) = rdeploy_core::locate::python_site_dirs();
     if dirs.is_empty() {
+        // Only worth a word when an environment was named: without one there is no Python.
+        if std::env::var_os("RDEPLOY_PYTHON").is_some() || std::env::var_os("VIRTUAL_ENV").is_some()
+        {
+            tracing::warn!(
+                "the Python interpreter {} does not run, so no backends written in Python (ncnn, tvm...) are available; check RDEPLOY_PYTHON / VIRTUAL_ENV",
+                python().display()
+            );
+        }
         return;
     }
     let python = python();
@@ -259,6 +281,7 @@ impl WorkerSettings {
 }
 
 /// What the availability check found.
+#[derive(Clone)]
 struct Status {
     availability: Availability,
     device_kinds: &'static [&'static str],
@@ -268,6 +291,8 @@ struct Status {
 pub struct PythonBackend {
     ep: EntryPoint,
     python: PathBuf,
+    /// The availability check's answer; a check that failed to get one (the worker died or
+    /// hung) is not kept, so a later call asks again.
     status: OnceLock<Status>,
     /// The worker for checks and conversions, kept between them.
     control: Mutex<Option<Worker>>,
@@ -320,40 +345,50 @@ impl PythonBackend {
         r.map_err(|e| e.into_error(&self.ep.name, doing))
     }
 
-    fn status(&self) -> &Status {
-        self.status.get_or_init(|| {
-            let reply = self.control_call("check", "is_available()", json!({}), CHECK_TIMEOUT);
-            let mut kinds: Vec<&'static str> = vec!["cpu"];
-            let availability = match reply {
-                Err(e) => Err(e.to_string()),
-                Ok(v) => {
-                    if let Some(k) = v.get("device_kinds").and_then(Value::as_array) {
-                        // Leaked once per backend per process: the contract hands out `&str`s.
-                        kinds = k
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(|s| &*Box::leak(s.to_ascii_lowercase().into_boxed_str()))
-                            .collect();
-                    }
-                    if v.get("available") == Some(&Value::Bool(true)) {
-                        Ok(v.get("version")
-                            .and_then(Value::as_str)
-                            .unwrap_or("unknown")
-                            .to_string())
-                    } else {
-                        Err(v
-                            .get("reason")
-                            .and_then(Value::as_str)
-                            .unwrap_or("is_available() returned False")
-                            .to_string())
-                    }
-                }
-            };
-            Status {
-                availability,
-                device_kinds: Box::leak(kinds.into_boxed_slice()),
+    fn status(&self) -> Status {
+        if let Some(s) = self.status.get() {
+            return s.clone();
+        }
+        let reply = self.control_call("check", "is_available()", json!({}), check_timeout());
+        let mut kinds: Vec<&'static str> = vec!["cpu"];
+        let (availability, definitive) = match reply {
+            // The worker died or hung: ask again next time (a server keeps running).
+            Err(e) => {
+                let definitive = !matches!(&e, Error::Backend { msg, .. } if msg.starts_with("the Python worker"));
+                (Err(e.to_string()), definitive)
             }
-        })
+            Ok(v) => {
+                if let Some(k) = v.get("device_kinds").and_then(Value::as_array) {
+                    // Leaked once per backend per process: the contract hands out `&str`s.
+                    kinds = k
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|s| &*Box::leak(s.to_ascii_lowercase().into_boxed_str()))
+                        .collect();
+                }
+                let a = if v.get("available") == Some(&Value::Bool(true)) {
+                    Ok(v.get("version")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown")
+                        .to_string())
+                } else {
+                    Err(v
+                        .get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("is_available() returned False")
+                        .to_string())
+                };
+                (a, true)
+            }
+        };
+        let status = Status {
+            availability,
+            device_kinds: Box::leak(kinds.into_boxed_slice()),
+        };
+        if definitive {
+            let _ = self.status.set(status.clone());
+        }
+        status
     }
 
     fn origin(&self) -> String {
@@ -388,7 +423,10 @@ impl BackendManager for PythonBackend {
     }
 
     fn device_kinds(&self) -> &[&str] {
-        self.status().device_kinds
+        match self.status.get() {
+            Some(s) => s.device_kinds,
+            None => self.status().device_kinds,
+        }
     }
 
     fn ir_passes(&self, deploy_cfg: &DeployConfig) -> Result<Vec<PassRequest>> {

@@ -131,9 +131,13 @@ fn map(file: &File, path: &Path, backend: &str) -> Result<MmapMut> {
 impl Worker {
     /// Starts `python -m rdeploy._worker`.
     pub(crate) fn spawn(backend: &str, python: &Path, env: &[(String, String)]) -> Result<Worker> {
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new(python)
             .args(["-m", "rdeploy._worker"])
             .envs(env.iter().map(|(k, v)| (k, v)))
+            // Its own process group: stopping the worker stops what the backend started too,
+            // and a Ctrl-C at rdeploy's terminal reaches rdeploy alone (it stops its workers).
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -165,8 +169,20 @@ impl Worker {
             std::thread::Builder::new()
                 .name("rdeploy-py-stderr".into())
                 .spawn(move || {
-                    for line in BufReader::new(stderr).lines() {
-                        let Ok(line) = line else { break };
+                    // Bytes, decoded lossily: a backend printing invalid UTF-8 must not stop the
+                    // draining (the pipe would fill or close, and its prints fail).
+                    let mut r = BufReader::new(stderr);
+                    let mut raw = Vec::new();
+                    loop {
+                        raw.clear();
+                        match r.read_until(b'\n', &mut raw) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(_) => break,
+                        }
+                        let line = String::from_utf8_lossy(&raw);
+                        let line = line.trim_end_matches(['\n', '\r']).to_string();
                         log_line(&name, &line);
                         if let Ok(mut t) = tail.lock() {
                             if t.len() == STDERR_TAIL {
@@ -221,23 +237,35 @@ impl Worker {
             return Err(self.died(op, &format!("could not be sent the request ({e})")));
         }
         let start = Instant::now();
-        let reply = match self.replies.line(timeout) {
-            Ok(Some(line)) => line,
-            Err(e) => return Err(self.died(op, &format!("could not be read from ({e})"))),
-            Ok(None) if self.replies.eof => return Err(self.died(op, "ended")),
-            Ok(None) => {
-                self.stop();
-                return Err(CallError::Broken(format!(
-                    "the Python worker for backend '{}' (pid {}) did not answer {op} within {:.0} s, so it was stopped; the next call starts a new worker{}",
-                    self.backend,
-                    self.child.id(),
-                    start.elapsed().as_secs_f64(),
-                    if op == "forward" {
-                        " (the limit is backend_config.python_worker.call_timeout_s)"
-                    } else {
-                        " (the limit is backend_config.python_worker.convert_timeout_s)"
-                    }
-                )));
+        let reply = loop {
+            match self.replies.line(timeout.saturating_sub(start.elapsed())) {
+                // Output that is not a reply (a sitecustomize printing before the worker took
+                // stdout over): logged and skipped.
+                Ok(Some(line)) if !line.trim_start().starts_with('{') => {
+                    tracing::debug!(
+                        target: "rdeploy::python",
+                        "{}: stray output on the reply pipe: {}",
+                        self.backend,
+                        line.trim_end()
+                    );
+                }
+                Ok(Some(line)) => break line,
+                Err(e) => return Err(self.died(op, &format!("could not be read from ({e})"))),
+                Ok(None) if self.replies.eof => return Err(self.died(op, "ended")),
+                Ok(None) => {
+                    self.stop();
+                    let limit = match op {
+                        "forward" => "backend_config.python_worker.call_timeout_s",
+                        "check" => "RDEPLOY_PYTHON_CHECK_TIMEOUT_S, default 120 s",
+                        _ => "backend_config.python_worker.convert_timeout_s",
+                    };
+                    return Err(CallError::Broken(format!(
+                        "the Python worker for backend '{}' (pid {}) did not answer {op} within {} s, so it was stopped; the next call starts a new worker (the limit is {limit})",
+                        self.backend,
+                        self.child.id(),
+                        seconds(start.elapsed()),
+                    )));
+                }
             }
         };
         let v: Value = match serde_json::from_str(&reply) {
@@ -254,11 +282,12 @@ impl Worker {
             Ok(v)
         } else {
             Err(CallError::Raised {
-                error: v
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("an unknown error")
-                    .to_string(),
+                error: truncate(
+                    v.get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("an unknown error"),
+                    2000,
+                ),
                 traceback: v
                     .get("traceback")
                     .and_then(Value::as_str)
@@ -285,6 +314,8 @@ impl Worker {
                 }
             }
         };
+        // Whatever the backend started dies with it.
+        self.kill_group();
         let _ = self.stderr_done.recv_timeout(Duration::from_millis(500));
         let status = match status {
             Some(s) => describe_status(s),
@@ -306,24 +337,43 @@ impl Worker {
         } else {
             String::new()
         };
+        // The last words go to the log, not into the error: a server answers clients with the
+        // error, and a traceback holds paths and data.
         let last = if tail.trim().is_empty() {
             String::new()
         } else {
-            format!("; its last output:\n{}", tail.trim_end())
+            tracing::warn!(
+                target: "rdeploy::python",
+                "{}: the worker (pid {}) {how} during {op}; its last output:\n{}",
+                self.backend,
+                self.child.id(),
+                tail.trim_end()
+            );
+            " (its last output is in rdeploy's log)".to_string()
         };
         CallError::Broken(format!(
-            "the Python worker for backend '{}' (pid {}, {} -m rdeploy._worker) {how} during {op}: {status}{hint}; the next call starts a new worker{last}",
+            "the Python worker for backend '{}' (pid {}) {how} during {op}: {status}{hint}; the next call starts a new worker{last}",
             self.backend,
             self.child.id(),
-            self.python.display(),
         ))
     }
 
     /// Kills the process (it is also killed when the worker is dropped).
     pub(crate) fn stop(&mut self) {
         self.broken = true;
-        let _ = self.child.kill();
+        self.kill_group();
         let _ = self.child.wait();
+    }
+
+    /// SIGKILL to the worker's process group: the worker and whatever its backend started.
+    fn kill_group(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: killpg with the group the worker leads (process_group(0) at spawn).
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.kill();
     }
 
     /// `load`: builds the wrapper in the worker and maps the shared memory.
@@ -438,8 +488,9 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // Closing stdin ends a healthy worker's loop; kill in case it is busy or stuck.
-        let _ = self.child.kill();
+        // Kill rather than wait for the loop to end: the worker may be busy or stuck, and what
+        // its backend started goes with it.
+        self.kill_group();
         let _ = self.child.wait();
     }
 }
@@ -467,6 +518,8 @@ fn describe_status(s: std::process::ExitStatus) -> String {
 struct Replies {
     pipe: ChildStdout,
     buf: Vec<u8>,
+    /// Bytes of `buf` already searched for a newline.
+    scanned: usize,
     /// The worker closed the pipe.
     eof: bool,
 }
@@ -476,6 +529,7 @@ impl Replies {
         Replies {
             pipe,
             buf: Vec::with_capacity(4096),
+            scanned: 0,
             eof: false,
         }
     }
@@ -485,11 +539,13 @@ impl Replies {
         let deadline = Instant::now() + timeout;
         let mut chunk = [0u8; 16 * 1024];
         loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let rest = self.buf.split_off(i + 1);
+            if let Some(i) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+                let rest = self.buf.split_off(self.scanned + i + 1);
                 let line = std::mem::replace(&mut self.buf, rest);
+                self.scanned = 0;
                 return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
             }
+            self.scanned = self.buf.len();
             if self.eof {
                 return Ok(None);
             }
@@ -539,5 +595,23 @@ fn log_line(backend: &str, line: &str) {
         "WARNING" => tracing::warn!(target: "rdeploy::python", "{backend}: {msg}"),
         "INFO" => tracing::info!(target: "rdeploy::python", "{backend}: {msg}"),
         _ => tracing::debug!(target: "rdeploy::python", "{backend}: {msg}"),
+    }
+}
+
+/// Seconds for a message: whole when large, to the millisecond when small.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 10.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.3}")
+    }
+}
+
+/// At most `max` characters of `s`, saying how much was cut.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}... ({} more bytes)", &s[..at], s.len() - at),
     }
 }

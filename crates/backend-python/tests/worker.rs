@@ -182,7 +182,7 @@ fn exception_crash_and_hang_each_fail_the_call_and_the_next_call_works() {
     let e = w.forward(input()).unwrap_err().to_string();
     let took = start.elapsed();
     assert!(
-        e.contains("did not answer forward within 2 s")
+        e.contains("did not answer forward within 2.")
             && e.contains("backend_config.python_worker.call_timeout_s"),
         "{e}"
     );
@@ -323,4 +323,66 @@ fn worker_settings_reach_the_error_for_a_bad_key() {
         .unwrap()
         .to_string();
     assert!(e.contains("backend_config.python_worker.pool"), "{e}");
+}
+
+#[test]
+fn odd_outputs_stderr_and_huge_errors_are_handled_and_the_worker_goes_on() {
+    if !ready(&ortpy()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fault = dir.path().join("fault");
+    let (_b, w) = faulty(&fault, json!({"call_timeout_s": 20}));
+    // Big-endian arrays come back as their values, not their bytes reread.
+    std::fs::write(&fault, "bigendian").unwrap();
+    works(&*w);
+    // Bytes that are not UTF-8 on stderr do not stop the draining: later prints still work.
+    std::fs::write(&fault, "badutf8").unwrap();
+    for _ in 0..3 {
+        works(&*w);
+    }
+    // A 5 MB exception message arrives quickly (no quadratic read), cut to a readable size.
+    std::fs::write(&fault, "hugeerror").unwrap();
+    let start = Instant::now();
+    let e = w.forward(input()).unwrap_err().to_string();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        e.contains("ValueError: xxxx") && e.contains("more bytes)") && e.len() < 10_000,
+        "{} bytes: {}",
+        e.len(),
+        &e[..200.min(e.len())]
+    );
+    std::fs::remove_file(&fault).unwrap();
+    works(&*w);
+}
+
+#[test]
+fn a_hung_workers_children_are_stopped_with_it() {
+    if !ready(&ortpy()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fault = dir.path().join("fault");
+    let (_b, w) = faulty(&fault, json!({"call_timeout_s": 3}));
+    std::fs::write(&fault, "spawn").unwrap();
+    let e = w.forward(input()).unwrap_err().to_string();
+    assert!(e.contains("did not answer forward within"), "{e}");
+    let child = std::fs::read_to_string(dir.path().join("fault.child")).unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", child.trim()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let state = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+    assert!(
+        !proc_dir.exists() || state.split_whitespace().nth(2) == Some("Z"),
+        "the backend's child {} outlived its stopped worker: {state}",
+        child.trim()
+    );
+    std::fs::remove_file(&fault).unwrap();
+    works(&*w);
 }

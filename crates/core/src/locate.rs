@@ -31,11 +31,14 @@ pub fn python_site_dirs() -> (&'static [PathBuf], &'static str) {
             (None, Some(v)) => PathBuf::from(v).join("bin/python"),
             (None, None) => PathBuf::from("python3"),
         };
+        // After a marker line: a sitecustomize or .pth file may print before the script runs.
         let script = "import site, sys, sysconfig; p = sysconfig.get_paths(); \
-                      print('\\n'.join([sys.executable, p['purelib'], p['platlib']] + list(getattr(site, 'getsitepackages', lambda: [])()) + [d for d in sys.path if d]))";
+                      print('\\n'.join(['--rdeploy-site-dirs--', sys.executable, p['purelib'], p['platlib']] + list(getattr(site, 'getsitepackages', lambda: [])()) + [d for d in sys.path if d]))";
         let lines: Vec<String> = match Command::new(&python).args(["-c", script]).output() {
             Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
                 .lines()
+                .skip_while(|l| *l != "--rdeploy-site-dirs--")
+                .skip(1)
                 .map(str::to_string)
                 .collect(),
             Ok(_) | Err(_) => vec![],

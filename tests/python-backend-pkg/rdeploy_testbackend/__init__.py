@@ -6,7 +6,10 @@ for rdeploy's worker tests come from the deploy config: ``backend_config.fault_f
 file read before every call; its content picks what ``forward`` does: ``raise`` (a Python
 exception), ``crash`` (the process kills itself mid-call), ``hang`` (sleeps for an hour),
 ``pid`` (writes the worker's pid to ``<fault_file>.pid``, then sleeps 30 s so a test can kill
-it), or anything else / no file: run normally.
+it), ``spawn`` (starts a child that sleeps an hour, writes its pid to ``<fault_file>.child``,
+then hangs), ``bigendian`` (returns big-endian outputs), ``badutf8`` (writes bytes that are not
+UTF-8 to stderr, then prints and runs normally), ``hugeerror`` (raises with a 5 MB message), or
+anything else / no file: run normally.
 """
 import os
 import shutil
@@ -41,6 +44,21 @@ class OrtPyWrapper:
             os.kill(os.getpid(), signal.SIGKILL)
         if what == "hang":
             time.sleep(3600)
+        if what == "spawn":
+            import subprocess
+
+            child = subprocess.Popen(["sleep", "3600"])
+            with open(self.fault_file + ".child", "w") as f:
+                f.write(str(child.pid))
+            time.sleep(3600)
+        if what == "badutf8":
+            import sys
+
+            sys.stderr.buffer.write(b"caf\xe9 \xff\xfe not utf-8\n")
+            sys.stderr.flush()
+            print("a print after the bad bytes", file=sys.stderr, flush=True)
+        if what == "hugeerror":
+            raise ValueError("x" * 5_000_000)
         if what == "pid":
             with open(self.fault_file + ".pid", "w") as f:
                 f.write(str(os.getpid()))
@@ -49,6 +67,10 @@ class OrtPyWrapper:
     def forward(self, inputs):
         self.fault()
         outs = self.session.run(self.output_names, inputs)
+        if self.fault_file and os.path.exists(self.fault_file):
+            with open(self.fault_file) as f:
+                if f.read().strip() == "bigendian":
+                    outs = [o.astype(o.dtype.newbyteorder(">")) for o in outs]
         return dict(zip(self.output_names, outs))
 
 

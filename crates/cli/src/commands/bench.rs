@@ -57,7 +57,7 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
     // A backend in a worker process: the engine's own time, and what the worker adds.
     let engine = match &report.engine_ms {
         Some(g) => format!(
-            "\n  engine (ms): {}  (inside the worker)\n  worker cost: {:.4} ms/call (execute - engine, mean)",
+            "\n  engine (ms): {}  (inside the worker)\n  worker cost: {:.4} ms/call (execute - engine, mean; with --concurrency above the worker pool size it includes waiting for a free worker)",
             p(g),
             report.execute_ms.mean - g.mean
         ),
