@@ -318,8 +318,8 @@ fn engine_ready(backend: &str) -> bool {
     }
 }
 
-/// Real models (pretrained PP-OCR from RapidOCR's wheel, the ONNX test suite's PyTorch
-/// exports, rdeploy's small CNN) with static input shapes.
+/// Eleven real models (pretrained PP-OCR classifier and detector from RapidOCR's wheel, the ONNX
+/// test suite's PyTorch exports, rdeploy's CNNs and MLP) with the input shapes to convert at.
 fn real_models() -> Vec<(PathBuf, Vec<Vec<usize>>)> {
     let g = root().join("tests/data/generated");
     let mut v = vec![
@@ -331,8 +331,21 @@ fn real_models() -> Vec<(PathBuf, Vec<Vec<usize>>)> {
             g.join("realworld/ppocr-cls.onnx"),
             vec![vec![1, 3, 48, 192]],
         ),
+        (
+            g.join("realworld/ppocr-det.onnx"),
+            vec![vec![1, 3, 96, 160]],
+        ),
+        (g.join("cnn/model.onnx"), vec![vec![2, 3, 32, 32]]),
+        (g.join("mlp/model.onnx"), vec![vec![3, 16]]),
     ];
-    for case in ["test_Conv2d", "test_BatchNorm2d_eval", "test_MaxPool2d"] {
+    for case in [
+        "test_Conv2d",
+        "test_BatchNorm2d_eval",
+        "test_MaxPool2d",
+        "test_ConvTranspose2d",
+        "test_Conv2d_groups",
+        "test_PixelShuffle",
+    ] {
         let c = conf::load_case(&g.join("onnx-backend").join(case));
         let shapes = c.data_sets[0]
             .inputs
