@@ -54,6 +54,11 @@ pub enum Command {
     /// the first backend's: max abs/rel difference per output, pass/fail by rtol/atol.
     /// Exit code 1 when any output differs beyond the tolerance.
     Compare(CompareArgs),
+    /// Describe an ONNX model: inputs and outputs, opsets, operators, parameters, and the
+    /// compute of one run (FLOPs per operator at concrete input shapes: symbolic dims from
+    /// --shape, else 1). Conventions: one multiply-add = 2 FLOPs; multiply-adds of Conv,
+    /// ConvTranspose, Gemm and MatMul are the figure model zoos publish.
+    Inspect(InspectArgs),
     /// Deploy configs: print the merged result, or check it.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -251,6 +256,22 @@ pub struct InputSource {
     /// Seed for generated inputs (floats uniform in [0,1), integers in [0,2)).
     #[arg(long, default_value_t = 0)]
     pub random_seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The ONNX model.
+    #[arg(value_name = "MODEL.onnx")]
+    pub model: PathBuf,
+    /// Sizes for symbolic input dims: INPUT:1x3x224x224, or DIM=N (batch=4); others are 1.
+    #[arg(long = "shape", value_name = "INPUT:DIMS|DIM=N")]
+    pub shapes: Vec<ShapeHint>,
+    /// Also list this many nodes with the most FLOPs.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub top: usize,
+    /// Print everything as JSON on stdout (every node's cost included).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -30,6 +30,7 @@
 
 pub mod build;
 pub mod edit;
+pub mod flops;
 pub mod fp16;
 pub mod node;
 mod normalize;

@@ -39,6 +39,7 @@ mod check;
 pub mod compare;
 mod deploy;
 pub mod inputs;
+pub mod inspect;
 mod load;
 pub mod workdir;
 

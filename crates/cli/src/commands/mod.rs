@@ -7,6 +7,7 @@ mod config;
 mod deploy;
 mod export;
 mod infer;
+mod inspect;
 mod rewrite;
 mod serve;
 
@@ -23,6 +24,7 @@ pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
         Command::Infer(a) => infer::run(registry, a),
         Command::Bench(a) => bench::run(registry, a),
         Command::Compare(a) => compare::run(registry, a),
+        Command::Inspect(a) => inspect::run(a),
         Command::Config(ConfigCmd::Print { config, json }) => config::print(&config, json),
         Command::Config(ConfigCmd::Check { config }) => config::check(registry, &config),
         Command::Rewrite(a) => rewrite::run(registry, a),
