@@ -1186,6 +1186,9 @@ fn custom_ops_resolve_against_a_config_named_by_bare_file_name() {
 #[test]
 fn bench_ranks_backends_on_a_model() {
     let model = root().join("tests/data/small-cnn.onnx");
+    let inspected: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", s(&model), "--json"])).unwrap();
+    let one_flops = inspected["compute"]["flops"].as_u64().unwrap();
     let backends = if ort_available() {
         "tract,onnxruntime"
     } else {
@@ -1225,6 +1228,11 @@ fn bench_ranks_backends_on_a_model() {
             "--shape reaches every backend"
         );
         assert!(r["deploy_ms"].as_f64().unwrap() > 0.0);
+        // The small CNN's FLOPs at batch 2 (rdeploy inspect's count) and the rate at p50.
+        let flops = rep["flops_per_call"].as_u64().unwrap();
+        assert_eq!(flops, 2 * one_flops, "{rep}");
+        let g = rep["gflops_per_s"].as_f64().unwrap();
+        assert!((g - flops as f64 / (p50 * 1e-3) / 1e9).abs() < 1e-6 * g.max(1.0));
     }
     // A backend that cannot deploy is listed as failed; the others are still ranked.
     let out = ok(&[

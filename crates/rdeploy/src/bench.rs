@@ -114,6 +114,20 @@ pub struct BenchReport {
     pub overhead_ms_mean: f64,
     /// Timed calls over the wall time of the timed phase.
     pub throughput_per_s: f64,
+    /// The model's FLOPs per call at these inputs (`rdeploy::inspect`), when counted.
+    pub flops_per_call: Option<u64>,
+    /// FLOPs per call over the p50 latency, in GFLOP/s, when counted.
+    pub gflops_per_s: Option<f64>,
+}
+
+impl BenchReport {
+    /// Records the model's FLOPs per call and the rate at the p50 latency.
+    pub fn set_flops(&mut self, flops: Option<u64>) {
+        self.flops_per_call = flops;
+        self.gflops_per_s = flops
+            .filter(|_| self.latency_ms.p50 > 0.0)
+            .map(|f| f as f64 / (self.latency_ms.p50 * 1e-3) / 1e9);
+    }
 }
 
 /// Benchmarks `wrapper` on `inputs`.
@@ -315,6 +329,8 @@ fn report(
         } else {
             0.0
         },
+        flops_per_call: None,
+        gflops_per_s: None,
     }
 }
 

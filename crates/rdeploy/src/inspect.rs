@@ -128,3 +128,15 @@ fn fix_input_dims(model: &mut ModelProto, inputs: &[TensorInfo], shapes: &[Vec<u
             .collect();
     }
 }
+
+/// The FLOPs of one run of the model at `path` on inputs of these shapes; `None` when the model
+/// cannot be read or some node with arithmetic has shapes the analysis cannot pin down (a
+/// partial count would mislead a GFLOP/s figure).
+pub fn flops_at(path: &Path, inputs: &[(String, Vec<usize>)]) -> Option<u64> {
+    let hints: Vec<ShapeHint> = inputs
+        .iter()
+        .map(|(n, d)| ShapeHint::Input(n.clone(), d.clone()))
+        .collect();
+    let r = inspect(path, &hints).ok()?;
+    r.compute.unknown.is_empty().then_some(r.compute.flops)
+}

@@ -35,6 +35,10 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
     bar.finish_and_clear();
     let mut report = report?;
     report.backend_version = work.manifest.backend_version.clone();
+    report.set_flops(rdeploy::inspect::flops_at(
+        &work.path.join(&work.manifest.ir_file.path),
+        &report.input_shapes,
+    ));
     if a.json {
         return out(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
@@ -63,8 +67,15 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
         ),
         None => String::new(),
     };
+    let compute = match (report.flops_per_call, report.gflops_per_s) {
+        (Some(f), Some(g)) => format!(
+            "\n  compute: {:.3} GFLOPs per call, {g:.2} GFLOP/s at the p50 latency",
+            f as f64 / 1e9
+        ),
+        _ => String::new(),
+    };
     out(&format!(
-        "{} {} on {}, {} iterations after {} warmup, {} thread(s){settings}\n  forward (ms): {}\n  execute (ms): {}{engine}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s\n",
+        "{} {} on {}, {} iterations after {} warmup, {} thread(s){settings}\n  forward (ms): {}\n  execute (ms): {}{engine}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s{compute}\n",
         report.backend,
         report.backend_version,
         report.device,
@@ -214,8 +225,13 @@ fn rank(registry: &Registry, a: &BenchArgs) -> Result<()> {
     );
     bar.finish_and_clear();
     let mut reports = reports?;
+    // The same model and input shapes for all: counted once.
+    let flops = reports
+        .first()
+        .and_then(|r| rdeploy::inspect::flops_at(model, &r.input_shapes));
     for (r, e) in reports.iter_mut().zip(&ok) {
         r.backend_version = e.version.clone();
+        r.set_flops(flops);
     }
     let mut order: Vec<usize> = (0..ok.len()).collect();
     order.sort_by(|&i, &j| {
@@ -270,7 +286,7 @@ fn rank(registry: &Registry, a: &BenchArgs) -> Result<()> {
             .unwrap_or_default()
     );
     s.push_str(&format!(
-        "{:<4} {:<12} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>10}\n",
+        "{:<4} {:<12} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>10} {:>9}\n",
         "rank",
         "backend",
         "version",
@@ -281,13 +297,14 @@ fn rank(registry: &Registry, a: &BenchArgs) -> Result<()> {
         "std ms",
         "calls/s",
         "vs best",
-        "deploy ms"
+        "deploy ms",
+        "GFLOP/s"
     ));
     for (rank, &i) in order.iter().enumerate() {
         let r = &reports[i];
         let version: String = ok[i].version.chars().take(10).collect();
         s.push_str(&format!(
-            "{:<4} {:<12} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.1} {:>7.2}x {:>10.0}\n",
+            "{:<4} {:<12} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.1} {:>7.2}x {:>10.0} {:>9}\n",
             rank + 1,
             ok[i].name,
             version,
@@ -298,7 +315,9 @@ fn rank(registry: &Registry, a: &BenchArgs) -> Result<()> {
             r.latency_ms.std,
             r.throughput_per_s,
             r.latency_ms.p50 / best,
-            ok[i].deploy_ms
+            ok[i].deploy_ms,
+            r.gflops_per_s
+                .map_or_else(|| "-".to_string(), |g| format!("{g:.2}"))
         ));
     }
     for (n, e) in &failed {
