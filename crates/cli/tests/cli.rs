@@ -221,6 +221,42 @@ fn generated_inputs_use_the_model_shape_and_json() {
     assert!((mean - 0.1).abs() < 1e-6, "{mean}");
     let e = fails(&["infer", s(&work), "--shape", "nope:1x2"]);
     assert!(e.contains("'nope'"), "{e}");
+
+    // RDEPLOY_TIME_EXECUTE: MMDeploy's TimeCounter lines (mmdeploy/utils/timer.py), the count
+    // including the 2 warmup calls, every 4 calls after them: 12 bench calls -> counts 6, 10.
+    let o = rdeploy()
+        .env("RDEPLOY_LOG", "info")
+        .env("RDEPLOY_TIME_EXECUTE", "2,4")
+        .args(["bench", s(&work), "--warmup", "2", "--iters", "10"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("times per count"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    for (line, count) in lines.iter().zip([6, 10]) {
+        let tail = line
+            .split_once(&format!("[tract]-{count} times per count: "))
+            .unwrap_or_else(|| panic!("{line}"))
+            .1;
+        let (ms, fps) = tail.split_once(" ms, ").unwrap();
+        let (ms, fps): (f64, f64) = (
+            ms.parse().unwrap(),
+            fps.trim_end_matches(" FPS").parse().unwrap(),
+        );
+        // FPS is 1000 / the mean, which the line rounds to 0.01 ms.
+        assert!(ms > 0.0 && (1000.0 / fps - ms).abs() <= 0.0051, "{line}");
+    }
+    let e = rdeploy()
+        .env("RDEPLOY_TIME_EXECUTE", "2,0")
+        .args(["infer", s(&work)])
+        .output()
+        .unwrap();
+    assert_eq!(e.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("WARMUP,LOG_INTERVAL[,BATCH_SIZE]"));
 }
 
 #[test]

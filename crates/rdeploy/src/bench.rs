@@ -186,7 +186,10 @@ fn measure(
         let t0 = Instant::now();
         let ordered = validate_inputs(wrapper.inputs(), inputs)?;
         let t1 = Instant::now();
-        let (outs, engine) = wrapper.execute_timed(ordered)?;
+        // RDEPLOY_TIME_EXECUTE's TimeCounter lines cover bench runs too, as MMDeploy's
+        // profiler shows them.
+        let (outs, engine) =
+            rdeploy_core::timing::time(wrapper.backend(), || wrapper.execute_timed(ordered))?;
         let t2 = Instant::now();
         let named_out: Vec<(String, Tensor)> = wrapper
             .outputs()
