@@ -331,17 +331,32 @@ pub struct BenchArgs {
 pub struct CompareArgs {
     /// The ONNX model (used as it is: no onnx_config).
     pub model: PathBuf,
-    /// Backends to run, comma separated; the first is the reference.
+    /// Backends to run, comma separated; the first is the reference (with --expected or
+    /// --against, one is enough).
     #[arg(long, value_delimiter = ',', required = true)]
     pub backends: Vec<String>,
     #[command(flatten)]
     pub input: InputSource,
-    /// Relative tolerance: |a - b| <= atol + rtol * |b| (numpy's allclose).
-    #[arg(long, default_value_t = 1e-3)]
-    pub rtol: f64,
-    /// Absolute tolerance.
-    #[arg(long, default_value_t = 1e-4)]
-    pub atol: f64,
+    /// Another ONNX model (an fp16 or optimised copy, a re-export) to compare with MODEL: MODEL
+    /// on the first backend is the reference, OTHER runs on every backend.
+    #[arg(long, value_name = "OTHER.onnx", conflicts_with = "expected")]
+    pub against: Option<PathBuf>,
+    /// Expected outputs to compare every backend with: a .npz (by output name), or a folder of
+    /// output_N.pb / .npy files (ONNX's test_data_set_N layout; its input_N.pb are the inputs
+    /// unless --input is given).
+    #[arg(long, value_name = "OUTPUTS.npz|DIR")]
+    pub expected: Option<PathBuf>,
+    /// Relative tolerance for every output: |a - b| <= atol + rtol * |b| (numpy's allclose).
+    /// Default per output dtype: float32 1e-3, float16 1e-2, float64 1e-5, integers 0.
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance for every output. Default per dtype: float32 1e-4, float16 1e-3,
+    /// float64 1e-8, integers 0.
+    #[arg(long)]
+    pub atol: Option<f64>,
+    /// Tolerances of one output, over the others: NAME=RTOL,ATOL (repeatable).
+    #[arg(long = "tol", value_name = "NAME=RTOL,ATOL", value_parser = parse_tol)]
+    pub tol: Vec<(String, f64, f64)>,
     /// The device for every backend.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -365,4 +380,22 @@ pub enum ConfigCmd {
         /// The deploy config.
         config: PathBuf,
     },
+}
+
+/// `NAME=RTOL,ATOL` of `compare --tol`.
+fn parse_tol(s: &str) -> Result<(String, f64, f64), String> {
+    let (name, v) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{s}': use NAME=RTOL,ATOL, e.g. probs=1e-2,1e-3"))?;
+    let (r, a) = v
+        .split_once(',')
+        .ok_or_else(|| format!("'{s}': use NAME=RTOL,ATOL, e.g. probs=1e-2,1e-3"))?;
+    let num = |x: &str| {
+        x.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| format!("'{s}': '{x}' is not a tolerance (a number >= 0)"))
+    };
+    Ok((name.to_string(), num(r)?, num(a)?))
 }

@@ -650,9 +650,12 @@ fn compare<'py>(
     let options = CompareOptions {
         backends,
         device: device_arg(Some(device))?.unwrap_or_else(Device::cpu),
-        rtol,
-        atol,
+        rtol: Some(rtol),
+        atol: Some(atol),
+        per_output: Vec::new(),
         inputs,
+        against: None,
+        expected: None,
     };
     let reg = registry();
     let report = py

@@ -2,7 +2,7 @@
 //! exposes exactly the manifest's inputs and outputs, and runs them once; and, when a graph
 //! pass changed the numbers (`fp16`), when the result still matches the float32 model.
 
-use crate::compare::{OutputDiff, diff};
+use crate::compare::OutputDiff;
 use crate::inputs::random_inputs;
 use rdeploy_core::TensorInfo;
 use rdeploy_core::{BackendManager, DeployConfig, Device, Dim, Error, NamedTensors, Result};
@@ -208,15 +208,7 @@ pub fn fp16_check(
             .map(|((name, g), (_, w))| {
                 let g = g.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
                 let w = w.cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)?;
-                let (max_abs_diff, max_rel_diff, pass, problem) = diff(&g, &w, rtol, atol);
-                Ok(OutputDiff {
-                    backend: backend.name().to_string(),
-                    output: name.clone(),
-                    max_abs_diff,
-                    max_rel_diff,
-                    pass,
-                    problem,
-                })
+                Ok(OutputDiff::of(backend.name(), name, &g, &w, rtol, atol))
             })
             .collect()
     };

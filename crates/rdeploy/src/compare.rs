@@ -23,19 +23,53 @@ pub enum CompareInputs {
 /// Options of [`compare`].
 #[derive(Clone, Debug)]
 pub struct CompareOptions {
-    /// Backends to run, by registered name; the first is the reference.
+    /// Backends to run, by registered name; the first is the reference (unless `expected` is
+    /// given).
     pub backends: Vec<String>,
     /// The device for every backend.
     pub device: Device,
-    /// Relative tolerance: pass when `|a - b| <= atol + rtol * |b|` (numpy's `allclose`).
-    pub rtol: f64,
-    /// Absolute tolerance.
-    pub atol: f64,
+    /// Relative tolerance for every output: pass when `|a - b| <= atol + rtol * |b|` (numpy's
+    /// `allclose`); `None`: the output dtype's default ([`default_tolerance`]).
+    pub rtol: Option<f64>,
+    /// Absolute tolerance for every output; `None`: the dtype's default.
+    pub atol: Option<f64>,
+    /// Per output name: (rtol, atol), over the above.
+    pub per_output: Vec<(String, f64, f64)>,
     /// The inputs.
     pub inputs: CompareInputs,
+    /// Another model to compare against the model (an fp16 or optimised copy, a re-export):
+    /// the model on the first backend is the reference, the other model runs on every backend.
+    pub against: Option<std::path::PathBuf>,
+    /// Expected outputs (ONNX test data, a reference run saved earlier): every backend is
+    /// compared with them. Matched by output name, or by position when the names differ.
+    pub expected: Option<NamedTensors>,
 }
 
-/// One output of one backend against the reference backend.
+/// numpy-style default tolerances per output dtype: float32 rtol 1e-3 / atol 1e-4 (engines sum
+/// in different orders and fuse differently), float16 1e-2 / 1e-3 (10 bits of mantissa),
+/// float64 numpy's `allclose` defaults 1e-5 / 1e-8, integers and booleans exact.
+pub fn default_tolerance(dtype: rdeploy_core::DType) -> (f64, f64) {
+    use rdeploy_core::DType;
+    match dtype {
+        DType::F32 => (1e-3, 1e-4),
+        DType::F16 => (1e-2, 1e-3),
+        DType::F64 => (1e-5, 1e-8),
+        _ => (0.0, 0.0),
+    }
+}
+
+/// The element that differs most (by `|a - b| - (atol + rtol * |b|)`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Worst {
+    /// Its index, one number per dim.
+    pub index: Vec<usize>,
+    /// The compared value.
+    pub got: f64,
+    /// The reference value.
+    pub want: f64,
+}
+
+/// One output of one backend against the reference.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OutputDiff {
     /// The backend compared.
@@ -50,17 +84,166 @@ pub struct OutputDiff {
     pub pass: bool,
     /// A shape or dtype mismatch, when there is one.
     pub problem: Option<String>,
+    /// The relative tolerance applied to this output.
+    pub rtol: f64,
+    /// The absolute tolerance applied to this output.
+    pub atol: f64,
+    /// Mean `|a - b|` over finite differences.
+    pub mean_abs_diff: f64,
+    /// Cosine similarity of the two as vectors (finite elements; `None` for a zero vector).
+    pub cosine: Option<f64>,
+    /// The element furthest outside (or least inside) the tolerance.
+    pub worst: Option<Worst>,
+    /// Elements NaN in one and not the other.
+    pub nan_mismatches: usize,
+    /// Elements infinite in one and not equal in the other.
+    pub inf_mismatches: usize,
+    /// For a rank-2 float output (a batch of scores): the share of rows whose arg-max agrees.
+    pub top1_agreement: Option<f64>,
+    /// The share of rows whose reference top-1 class is among the compared top 5.
+    pub top5_agreement: Option<f64>,
+}
+
+impl OutputDiff {
+    /// `got` against `want` under `rtol`/`atol`.
+    pub fn of(
+        backend: &str,
+        output: &str,
+        got: &Tensor,
+        want: &Tensor,
+        rtol: f64,
+        atol: f64,
+    ) -> OutputDiff {
+        let mut d = OutputDiff {
+            backend: backend.to_string(),
+            output: output.to_string(),
+            max_abs_diff: f64::NAN,
+            max_rel_diff: f64::NAN,
+            pass: false,
+            problem: None,
+            rtol,
+            atol,
+            mean_abs_diff: f64::NAN,
+            cosine: None,
+            worst: None,
+            nan_mismatches: 0,
+            inf_mismatches: 0,
+            top1_agreement: None,
+            top5_agreement: None,
+        };
+        if got.shape() != want.shape() {
+            d.problem = Some(format!("shape {:?} vs {:?}", got.shape(), want.shape()));
+            return d;
+        }
+        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+        let (mut abs, mut rel, mut pass, mut sum) = (0f64, 0f64, true, 0f64);
+        let (mut dot, mut ng, mut nw, mut finite) = (0f64, 0f64, 0f64, 0usize);
+        let mut worst: Option<(f64, usize)> = None;
+        for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+            if a.is_nan() != b.is_nan() {
+                d.nan_mismatches += 1;
+                pass = false;
+                continue;
+            }
+            if a.is_nan() {
+                continue;
+            }
+            if a.is_infinite() || b.is_infinite() {
+                if a != b {
+                    d.inf_mismatches += 1;
+                    pass = false;
+                }
+                continue;
+            }
+            let diff = (a - b).abs();
+            let excess = diff - (atol + rtol * b.abs());
+            if excess > 0.0 {
+                pass = false;
+            }
+            if worst.is_none_or(|(e, _)| excess > e) {
+                worst = Some((excess, i));
+            }
+            abs = abs.max(diff);
+            // Relative to non-zero references only (a zero reference has no relative scale;
+            // its difference shows in max_abs_diff).
+            if *b != 0.0 {
+                rel = rel.max(diff / b.abs());
+            }
+            sum += diff;
+            finite += 1;
+            dot += a * b;
+            ng += a * a;
+            nw += b * b;
+        }
+        d.max_abs_diff = abs;
+        d.max_rel_diff = rel;
+        d.mean_abs_diff = if finite > 0 { sum / finite as f64 } else { 0.0 };
+        d.cosine = (ng > 0.0 && nw > 0.0).then(|| dot / (ng.sqrt() * nw.sqrt()));
+        d.worst = worst.map(|(_, i)| Worst {
+            index: unravel(i, got.shape()),
+            got: g[i],
+            want: w[i],
+        });
+        if got.shape().len() == 2 && got.dtype().is_float() && got.shape()[1] > 1 {
+            let (rows, cols) = (got.shape()[0], got.shape()[1]);
+            let (mut top1, mut top5) = (0usize, 0usize);
+            for r in 0..rows {
+                let (gr, wr) = (&g[r * cols..(r + 1) * cols], &w[r * cols..(r + 1) * cols]);
+                let want_best = argmax(wr);
+                if argmax(gr) == want_best {
+                    top1 += 1;
+                }
+                let mut order: Vec<usize> = (0..cols).collect();
+                order.sort_by(|&x, &y| gr[y].total_cmp(&gr[x]));
+                if order.iter().take(5).any(|&c| c == want_best) {
+                    top5 += 1;
+                }
+            }
+            if rows > 0 {
+                d.top1_agreement = Some(top1 as f64 / rows as f64);
+                d.top5_agreement = Some(top5 as f64 / rows as f64);
+            }
+        }
+        // Outputs of different dtypes are different outputs, however close their values.
+        d.problem = (got.dtype() != want.dtype())
+            .then(|| format!("dtype {} vs {}", got.dtype(), want.dtype()));
+        d.pass = pass && d.problem.is_none();
+        d
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if x.total_cmp(&v[best]).is_gt() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// A flat index as one index per dim (row-major).
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for (k, &n) in shape.iter().enumerate().rev() {
+        if n > 0 {
+            idx[k] = i % n;
+            i /= n;
+        }
+    }
+    idx
 }
 
 /// What [`compare`] found.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CompareReport {
-    /// The reference backend (the first).
+    /// The reference: the first backend, `expected`, or `MODEL on BACKEND` with `against`.
     pub reference: String,
-    /// The relative tolerance used.
-    pub rtol: f64,
-    /// The absolute tolerance used.
-    pub atol: f64,
+    /// The relative tolerance asked for every output (`None`: per dtype; each output records
+    /// its own).
+    pub rtol: Option<f64>,
+    /// The absolute tolerance asked for every output.
+    pub atol: Option<f64>,
     /// Whether every output of every backend passed.
     pub pass: bool,
     /// Per backend and output.
@@ -69,81 +252,79 @@ pub struct CompareReport {
 
 /// Compares `got` with `want` elementwise: (max abs diff, max rel diff, pass, problem).
 pub fn diff(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> (f64, f64, bool, Option<String>) {
-    if got.shape() != want.shape() {
-        return (
-            f64::NAN,
-            f64::NAN,
-            false,
-            Some(format!("shape {:?} vs {:?}", got.shape(), want.shape())),
-        );
-    }
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    let (mut abs, mut rel, mut pass) = (0f64, 0f64, true);
-    for (a, b) in g.iter().zip(&w) {
-        let d = (a - b).abs();
-        let both_inf_same = a.is_infinite() && a == b;
-        if a.is_nan() != b.is_nan() || (!both_inf_same && !a.is_nan() && d > atol + rtol * b.abs())
-        {
-            pass = false;
-        }
-        if d.is_finite() {
-            abs = abs.max(d);
-            // Relative to non-zero references only (a zero reference has no relative scale;
-            // its difference shows in max_abs_diff).
-            if *b != 0.0 {
-                rel = rel.max(d / b.abs());
-            }
-        }
-    }
-    // Outputs of different dtypes are different outputs, however close their values.
-    let problem =
-        (got.dtype() != want.dtype()).then(|| format!("dtype {} vs {}", got.dtype(), want.dtype()));
-    (abs, rel, pass && problem.is_none(), problem)
+    let d = OutputDiff::of("", "", got, want, rtol, atol);
+    (d.max_abs_diff, d.max_rel_diff, d.pass, d.problem)
 }
 
 /// Runs `model` (as it is, no `onnx_config`) on every backend of `options` with the same
-/// inputs and compares each backend's outputs with the first's. Each backend converts into a
-/// private temporary dir, removed afterwards.
+/// inputs and compares outputs, matched by name: each backend's with the first's; or each
+/// backend's with `options.expected`; or, with `options.against`, the other model's on every
+/// backend with the model's on the first. Each backend converts into a private temporary dir,
+/// removed afterwards.
 ///
 /// # Errors
-/// [`Error::InputMismatch`] for fewer than two backends or inputs that do not fit; any error of
-/// deploying or running on a backend (naming it).
+/// [`Error::Config`] for a tolerance that is not a finite number >= 0 or too few backends;
+/// [`Error::InputMismatch`] for inputs that do not fit; any error of deploying or running on a
+/// backend (naming it).
 pub fn compare(
     registry: &Registry,
     model: &Path,
     options: &CompareOptions,
 ) -> Result<CompareReport> {
-    for (key, v) in [("rtol", options.rtol), ("atol", options.atol)] {
-        if !v.is_finite() || v < 0.0 {
+    let explicit = [("rtol", options.rtol), ("atol", options.atol)];
+    let per = options
+        .per_output
+        .iter()
+        .flat_map(|(_, r, a)| [("rtol", Some(*r)), ("atol", Some(*a))]);
+    for (key, v) in explicit.into_iter().chain(per) {
+        if let Some(v) = v
+            && (!v.is_finite() || v < 0.0)
+        {
             return Err(Error::config_key(
                 key,
                 format!("must be a finite number >= 0, not {v}"),
             ));
         }
     }
-    if options.backends.len() < 2 {
+    let single = options.expected.is_some() || options.against.is_some();
+    if options.backends.is_empty() || (!single && options.backends.len() < 2) {
         return Err(Error::config_key(
             "backends",
-            "needs at least two backends to compare (e.g. tract,onnxruntime)",
+            "needs at least two backends to compare (e.g. tract,onnxruntime), or one with expected outputs or another model to compare against",
         ));
     }
     let scratch = tempfile::Builder::new()
         .prefix("rdeploy-compare-")
         .tempdir()
         .map_err(|e| Error::io("cannot create a temporary dir", std::env::temp_dir(), e))?;
-    let mut wrappers: Vec<(String, Box<dyn Wrapper>)> = Vec::new();
-    for (i, name) in options.backends.iter().enumerate() {
+    let load = |m: &Path, i: usize, name: &str| -> Result<Box<dyn Wrapper>> {
         let be = registry.get(name)?;
         be.ensure_available()?;
         let work = scratch.path().join(format!("{i}-{name}"));
         std::fs::create_dir_all(&work).map_err(|e| Error::io("cannot create", work.clone(), e))?;
         let cfg = DeployConfig(serde_json::json!({"backend_config": {"type": be.name()}}));
-        let (files, _) =
-            crate::deploy::to_backend(be.as_ref(), model, &cfg, &work, &options.device)?;
-        wrappers.push((
-            be.name().to_string(),
-            be.build_wrapper(&files, &options.device, &[], &[], &cfg)?,
-        ));
+        let (files, _) = crate::deploy::to_backend(be.as_ref(), m, &cfg, &work, &options.device)?;
+        be.build_wrapper(&files, &options.device, &[], &[], &cfg)
+    };
+    // (label, wrapper): the model on every backend, then the other model on every backend.
+    let mut runs: Vec<(String, Box<dyn Wrapper>)> = Vec::new();
+    for (i, name) in options.backends.iter().enumerate() {
+        runs.push((name.clone(), load(model, i, name)?));
+        if options.against.is_some() {
+            break; // the model runs on the first backend only: the reference
+        }
+    }
+    if let Some(other) = &options.against {
+        for (i, name) in options.backends.iter().enumerate() {
+            let label = format!(
+                "{} on {name}",
+                other.file_name().map_or_else(
+                    || other.display().to_string(),
+                    |f| f.to_string_lossy().into_owned()
+                )
+            );
+            runs.push((label, load(other, 100 + i, name)?));
+        }
     }
     let named = match &options.inputs {
         CompareInputs::Given(t) => t.clone(),
@@ -154,11 +335,11 @@ pub fn compare(
                 .iter()
                 .map(|t| (t.name.clone(), t.concrete_shape(&Default::default())))
                 .collect();
-            random_inputs(wrappers[0].1.inputs(), shapes, &examples, *seed)?
+            random_inputs(runs[0].1.inputs(), shapes, &examples, *seed)?
         }
     };
-    let mut results = Vec::new();
-    for (name, w) in &wrappers {
+    let mut results: Vec<(String, NamedTensors)> = Vec::new();
+    for (name, w) in &runs {
         // Input errors are the caller's (named as such); engine errors name the backend.
         let outs = w.forward(named.clone()).map_err(|e| match e {
             Error::Backend { .. } | Error::InputMismatch { .. } => e,
@@ -166,23 +347,71 @@ pub fn compare(
         })?;
         results.push((name.clone(), outs));
     }
-    let (_, reference) = &results[0];
+    let (reference_label, reference, candidates) = match &options.expected {
+        Some(expected) => {
+            // By name when the names are the model's, else by position (.pb files often carry
+            // no names).
+            let names: Vec<String> = results[0].1.iter().map(|(n, _)| n.clone()).collect();
+            let by_name = expected.iter().all(|(n, _)| names.contains(n));
+            let reference: NamedTensors = if by_name {
+                expected.clone()
+            } else {
+                names
+                    .iter()
+                    .zip(expected.iter())
+                    .map(|(n, (_, t))| (n.clone(), t.clone()))
+                    .collect()
+            };
+            ("expected".to_string(), reference, &results[..])
+        }
+        None => (
+            if options.against.is_some() {
+                format!(
+                    "{} on {}",
+                    model.file_name().map_or_else(
+                        || model.display().to_string(),
+                        |f| f.to_string_lossy().into_owned()
+                    ),
+                    options.backends[0]
+                )
+            } else {
+                options.backends[0].clone()
+            },
+            results[0].1.clone(),
+            &results[1..],
+        ),
+    };
     let mut outputs = Vec::new();
-    for (name, outs) in &results[1..] {
-        for ((oname, got), (_, want)) in outs.iter().zip(reference) {
-            let (abs, rel, pass, problem) = diff(got, want, options.rtol, options.atol);
-            outputs.push(OutputDiff {
-                backend: name.clone(),
-                output: oname.clone(),
-                max_abs_diff: abs,
-                max_rel_diff: rel,
-                pass,
-                problem,
-            });
+    for (name, outs) in candidates {
+        for (oname, want) in &reference {
+            let (rtol, atol) = match options.per_output.iter().find(|(n, _, _)| n == oname) {
+                Some((_, r, a)) => (*r, *a),
+                None => {
+                    let (r, a) = default_tolerance(want.dtype());
+                    (options.rtol.unwrap_or(r), options.atol.unwrap_or(a))
+                }
+            };
+            match outs.iter().find(|(n, _)| n == oname) {
+                Some((_, got)) => {
+                    outputs.push(OutputDiff::of(name, oname, got, want, rtol, atol));
+                }
+                None => {
+                    let mut d = OutputDiff::of(name, oname, want, want, rtol, atol);
+                    d.pass = false;
+                    d.problem = Some(format!(
+                        "no output named '{oname}' (it has {})",
+                        outs.iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    outputs.push(d);
+                }
+            }
         }
     }
     Ok(CompareReport {
-        reference: options.backends[0].clone(),
+        reference: reference_label,
         rtol: options.rtol,
         atol: options.atol,
         pass: outputs.iter().all(|d| d.pass),

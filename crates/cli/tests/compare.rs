@@ -1,0 +1,229 @@
+//! `rdeploy compare` against expected outputs (ONNX's own test data) and against another model
+//! (a copy with one weight changed by `change_one_weight` below), per-output tolerances, and
+//! the statistics it reports (cosine, worst element, top-1/top-5).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a test failure"
+)]
+
+use assert_cmd::Command;
+use prost::Message;
+use rdeploy::onnx::proto::ModelProto;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn rdeploy(args: &[&str]) -> (i32, String, String) {
+    let o = Command::cargo_bin("rdeploy")
+        .unwrap()
+        .current_dir(root())
+        .env("RDEPLOY_LOG", "warn")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A copy of `model` with element 0 of the float initializer `name` changed by `delta`.
+fn change_one_weight(model: &Path, name: &str, delta: f32, out: &Path) {
+    let mut m = ModelProto::decode(std::fs::read(model).unwrap().as_slice()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let t = g
+        .initializer
+        .iter_mut()
+        .find(|t| t.name() == name)
+        .unwrap_or_else(|| panic!("no initializer {name}"));
+    if let Some(raw) = t.raw_data.as_mut().filter(|r| r.len() >= 4) {
+        let v = f32::from_le_bytes(raw[..4].try_into().unwrap()) + delta;
+        raw[..4].copy_from_slice(&v.to_le_bytes());
+    } else {
+        t.float_data[0] += delta;
+    }
+    std::fs::write(out, m.encode_to_vec()).unwrap();
+}
+
+/// Two outputs from two weights: `y1 = x . w1` and `y2 = softmax(x . w2)` (rank 2, [4, 10]).
+fn two_branch_model(dir: &Path) -> PathBuf {
+    use rdeploy::onnx::proto::{GraphProto, NodeProto, OperatorSetIdProto};
+    use rdeploy::{Dim, Tensor};
+    let w = |name: &str, seed: u32| {
+        let data: Vec<f32> = (0..16 * 10)
+            .map(|i| {
+                ((((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 1000.0) - 0.5
+            })
+            .collect();
+        rdeploy::onnx::tensor_to_proto(name, &Tensor::from_shape_vec(&[16, 10], data).unwrap())
+    };
+    let node = |op: &str, i: &[&str], o: &str| NodeProto {
+        op_type: Some(op.into()),
+        input: i.iter().map(|s| s.to_string()).collect(),
+        output: vec![o.into()],
+        ..Default::default()
+    };
+    let vi = |name: &str, dims: &[u64]| {
+        rdeploy::passes::build::tensor_value_info(
+            name,
+            1,
+            Some(&dims.iter().map(|&d| Dim::Fixed(d)).collect::<Vec<_>>()),
+        )
+    };
+    let m = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        graph: Some(GraphProto {
+            name: Some("two".into()),
+            node: vec![
+                node("MatMul", &["x", "w1"], "y1"),
+                node("MatMul", &["x", "w2"], "z"),
+                node("Softmax", &["z"], "y2"),
+            ],
+            input: vec![vi("x", &[4, 16])],
+            output: vec![vi("y1", &[4, 10]), vi("y2", &[4, 10])],
+            initializer: vec![w("w1", 1), w("w2", 2)],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let p = dir.join("two.onnx");
+    std::fs::write(&p, m.encode_to_vec()).unwrap();
+    p
+}
+
+#[test]
+fn expected_outputs_from_onnx_test_data() {
+    let case = root().join("tests/data/generated/onnx-backend/test_Conv2d");
+    let model = case.join("model.onnx");
+    let set = case.join("test_data_set_0");
+    // Inputs and expected outputs from the data set: passes at the float32 defaults.
+    let (code, out, err) = rdeploy(&[
+        "compare",
+        s(&model),
+        "--backends",
+        "tract",
+        "--expected",
+        s(&set),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reference"], "expected");
+    let d = &v["outputs"][0];
+    assert_eq!(
+        (d["rtol"].as_f64(), d["atol"].as_f64()),
+        (Some(1e-3), Some(1e-4))
+    );
+    assert!(d["cosine"].as_f64().unwrap() > 0.999_999, "{d}");
+    assert_eq!(d["worst"]["index"].as_array().unwrap().len(), 4, "{d}");
+    // No tolerance at all: float32 sums in another order differ, and the failure names it.
+    let (code, out, err) = rdeploy(&[
+        "compare",
+        s(&model),
+        "--backends",
+        "tract",
+        "--expected",
+        s(&set),
+        "--rtol",
+        "0",
+        "--atol",
+        "0",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL") && err.contains("of tract"),
+        "{out}\n{err}"
+    );
+}
+
+#[test]
+fn against_a_model_with_one_weight_changed_names_the_output_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = two_branch_model(dir.path());
+    // The model against itself passes, on two backends.
+    let (code, _, err) = rdeploy(&[
+        "compare",
+        s(&model),
+        "--backends",
+        "tract,onnxruntime",
+        "--against",
+        s(&model),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // w2 changed: y2 fails, y1 (w1 alone) passes.
+    let changed = dir.path().join("changed.onnx");
+    change_one_weight(&model, "w2", 0.5, &changed);
+    let (code, out, err) = rdeploy(&[
+        "compare",
+        s(&model),
+        "--backends",
+        "tract",
+        "--against",
+        s(&changed),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let by: std::collections::HashMap<&str, &serde_json::Value> = v["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["output"].as_str().unwrap(), d))
+        .collect();
+    assert_eq!(by["y1"]["pass"], true, "{v}");
+    assert_eq!(by["y2"]["pass"], false, "{v}");
+    assert!(err.contains("'y2'") && !err.contains("'y1'"), "{err}");
+    // Row 0 of x . w2 moved: the worst element is in row... whichever rows use x[:, 0]; the
+    // index has the output's rank, and scores stay mostly in agreement.
+    assert_eq!(by["y2"]["worst"]["index"].as_array().unwrap().len(), 2);
+    assert!(by["y2"]["top1_agreement"].as_f64().is_some());
+    // A per-output tolerance wide enough lets y2 pass.
+    let (code, _, err) = rdeploy(&[
+        "compare",
+        s(&model),
+        "--backends",
+        "tract",
+        "--against",
+        s(&changed),
+        "--tol",
+        "y2=1,1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // A malformed --tol is a usage error naming the form.
+    let (code, _, err) = rdeploy(&["compare", s(&model), "--backends", "tract", "--tol", "y2=x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("NAME=RTOL,ATOL"), "{err}");
+}
+
+#[test]
+fn rank_2_scores_report_top1_and_top5_agreement() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = two_branch_model(dir.path());
+    let (code, out, err) = rdeploy(&[
+        "compare",
+        s(&model),
+        "--backends",
+        "tract,onnxruntime",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for d in v["outputs"].as_array().unwrap() {
+        assert_eq!(d["top1_agreement"], 1.0, "{d}");
+        assert_eq!(d["top5_agreement"], 1.0, "{d}");
+        assert_eq!(d["nan_mismatches"], 0);
+    }
+}
