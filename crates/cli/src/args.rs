@@ -357,6 +357,11 @@ pub struct CompareArgs {
     /// Tolerances of one output, over the others: NAME=RTOL,ATOL (repeatable).
     #[arg(long = "tol", value_name = "NAME=RTOL,ATOL", value_parser = parse_tol)]
     pub tol: Vec<(String, f64, f64)>,
+    /// On a failure, find the first node whose output diverges: every intermediate value
+    /// becomes an output of a copy of the model(s), compared in graph order (with --against:
+    /// the two models on the first backend; else the first two backends).
+    #[arg(long, conflicts_with = "expected")]
+    pub bisect: bool,
     /// The device for every backend.
     #[arg(long, default_value = "cpu")]
     pub device: String,

@@ -190,6 +190,23 @@ fn against_a_model_with_one_weight_changed_names_the_output_it_changes() {
     // index has the output's rank, and scores stay mostly in agreement.
     assert_eq!(by["y2"]["worst"]["index"].as_array().unwrap().len(), 2);
     assert!(by["y2"]["top1_agreement"].as_f64().is_some());
+    // --bisect names the node that consumes the changed weight.
+    let (code, out, _) = rdeploy(&[
+        "compare",
+        s(&model),
+        "--backends",
+        "tract",
+        "--against",
+        s(&changed),
+        "--bisect",
+        "--json",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let b = &v["bisect"];
+    assert_eq!(b["op_type"], "MatMul", "{b}");
+    assert_eq!(b["inputs"], serde_json::json!(["x", "w2"]), "{b}");
+    assert_eq!(b["diff"]["output"], "z", "{b}");
     // A per-output tolerance wide enough lets y2 pass.
     let (code, _, err) = rdeploy(&[
         "compare",
@@ -225,5 +242,37 @@ fn rank_2_scores_report_top1_and_top5_agreement() {
         assert_eq!(d["top1_agreement"], 1.0, "{d}");
         assert_eq!(d["top5_agreement"], 1.0, "{d}");
         assert_eq!(d["nan_mismatches"], 0);
+    }
+}
+
+#[test]
+fn bisect_finds_the_node_of_a_changed_weight_deep_in_a_cnn() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("tests/data/small-cnn.onnx");
+    // The second convolution's weight: four nodes before it agree.
+    let changed = dir.path().join("changed.onnx");
+    change_one_weight(&model, "conv2.w", 3.0, &changed);
+    for backends in ["tract", "onnxruntime"] {
+        let (code, out, err) = rdeploy(&[
+            "compare",
+            s(&model),
+            "--backends",
+            backends,
+            "--against",
+            s(&changed),
+            "--bisect",
+            "--json",
+        ]);
+        assert_eq!(code, 1, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(err.contains("'probs'"), "{err}");
+        let b = &v["bisect"];
+        assert_eq!(b["op_type"], "Conv", "{b}");
+        assert_eq!(
+            b["inputs"],
+            serde_json::json!(["p1", "conv2.w", "conv2.b"]),
+            "{b}"
+        );
+        assert_eq!(b["nodes_checked"], 3, "{b}");
     }
 }

@@ -419,6 +419,166 @@ pub fn compare(
     })
 }
 
+/// Where two runs of a graph first disagree ([`bisect`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Divergence {
+    /// The first node (in graph order) with an output beyond tolerance.
+    pub node: String,
+    /// Its operator.
+    pub op_type: String,
+    /// Its inputs (value names; initializers included).
+    pub inputs: Vec<String>,
+    /// Its output that diverges, compared like a model output.
+    pub diff: OutputDiff,
+    /// Nodes compared before it (all within tolerance).
+    pub nodes_checked: usize,
+}
+
+/// A copy of `model` with every node output whose element type is known exposed as a graph
+/// output, so that a run returns the intermediate values too.
+fn expose_intermediates(
+    model: &rdeploy_core::onnx::proto::ModelProto,
+) -> rdeploy_core::onnx::proto::ModelProto {
+    let facts = rdeploy_onnx::rewrite::Facts::of(model);
+    let mut m = model.clone();
+    if let Some(g) = m.graph.as_mut() {
+        let mut have: std::collections::HashSet<String> =
+            g.output.iter().map(|o| o.name().to_string()).collect();
+        let mut extra = Vec::new();
+        for n in &g.node {
+            for o in n.output.iter().filter(|o| !o.is_empty()) {
+                if have.contains(o) {
+                    continue;
+                }
+                let Some(&elem) = facts.elem_types.get(o) else {
+                    continue;
+                };
+                have.insert(o.clone());
+                extra.push(rdeploy_onnx::build::tensor_value_info(o, elem, None));
+            }
+        }
+        g.output.extend(extra);
+    }
+    m
+}
+
+/// Finds the first node whose output differs between two runs: `model` on `backends[0]`
+/// against `against` on `backends[0]` (a copy with changed weights, say), or, without
+/// `against`, `model` on `backends[0]` against `model` on `backends[1]`. Every node output
+/// becomes a model output on a copy of each graph; values are matched by name and compared in
+/// graph order with the tolerances of `options` (per dtype by default). `None` when all agree.
+///
+/// # Errors
+/// As for [`compare`]: a backend that cannot convert or run the instrumented copy.
+pub fn bisect(
+    registry: &Registry,
+    model: &Path,
+    options: &CompareOptions,
+) -> Result<Option<Divergence>> {
+    let scratch = tempfile::Builder::new()
+        .prefix("rdeploy-bisect-")
+        .tempdir()
+        .map_err(|e| Error::io("cannot create a temporary dir", std::env::temp_dir(), e))?;
+    let original = rdeploy_core::onnx::load(model)?;
+    let write =
+        |m: &rdeploy_core::onnx::proto::ModelProto, name: &str| -> Result<std::path::PathBuf> {
+            let p = scratch.path().join(name);
+            rdeploy_core::onnx::save(&expose_intermediates(m), &p)?;
+            Ok(p)
+        };
+    let a = write(&original, "a.onnx")?;
+    let (b, b_backend) = match &options.against {
+        Some(other) => (
+            write(&rdeploy_core::onnx::load(other)?, "b.onnx")?,
+            &options.backends[0],
+        ),
+        None => (
+            a.clone(),
+            options.backends.get(1).ok_or_else(|| {
+                Error::config_key(
+                    "backends",
+                    "bisect needs two backends, or another model to compare against",
+                )
+            })?,
+        ),
+    };
+    let sub = |m: &Path, backend: &String| -> Result<NamedTensors> {
+        let opts = CompareOptions {
+            backends: vec![backend.clone()],
+            expected: None,
+            against: None,
+            ..options.clone()
+        };
+        let be = registry.get(backend)?;
+        be.ensure_available()?;
+        let work = scratch.path().join(format!(
+            "w-{}-{backend}",
+            m.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&work).map_err(|e| Error::io("cannot create", work.clone(), e))?;
+        let cfg = DeployConfig(serde_json::json!({"backend_config": {"type": be.name()}}));
+        let (files, _) = crate::deploy::to_backend(be.as_ref(), m, &cfg, &work, &opts.device)?;
+        let w = be.build_wrapper(&files, &opts.device, &[], &[], &cfg)?;
+        let named = match &opts.inputs {
+            CompareInputs::Given(t) => t.clone(),
+            CompareInputs::Generated { shapes, seed } => {
+                let (_, info) = rdeploy_core::onnx::inspect_file(model)?;
+                let examples = info
+                    .inputs
+                    .iter()
+                    .map(|t| (t.name.clone(), t.concrete_shape(&Default::default())))
+                    .collect();
+                random_inputs(w.inputs(), shapes, &examples, *seed)?
+            }
+        };
+        w.forward(named)
+    };
+    let want = sub(&a, &options.backends[0])?;
+    let got = sub(&b, b_backend)?;
+    let Some(g) = &original.graph else {
+        return Ok(None);
+    };
+    let mut checked = 0;
+    for n in &g.node {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            let (Some((_, w)), Some((_, gv))) = (
+                want.iter().find(|(k, _)| k == o),
+                got.iter().find(|(k, _)| k == o),
+            ) else {
+                continue;
+            };
+            if !w.dtype().is_float() {
+                continue; // shapes and indices: their consumers show any effect
+            }
+            let (rtol, atol) = match options.per_output.iter().find(|(k, _, _)| k == o) {
+                Some((_, r, a)) => (*r, *a),
+                None => {
+                    let (r, a) = default_tolerance(w.dtype());
+                    (options.rtol.unwrap_or(r), options.atol.unwrap_or(a))
+                }
+            };
+            let d = OutputDiff::of(b_backend, o, gv, w, rtol, atol);
+            if !d.pass {
+                return Ok(Some(Divergence {
+                    node: if n.name().is_empty() {
+                        format!("{}#{checked}", n.op_type())
+                    } else {
+                        n.name().to_string()
+                    },
+                    op_type: n.op_type().to_string(),
+                    inputs: n.input.clone(),
+                    diff: d,
+                    nodes_checked: checked,
+                }));
+            }
+        }
+        checked += 1;
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,22 +89,32 @@ pub(crate) fn run(registry: &Registry, a: CompareArgs) -> Result<()> {
             seed: a.input.random_seed,
         }
     };
-    let report = rdeploy::compare::compare(
-        registry,
-        &a.model,
-        &CompareOptions {
-            backends: a.backends.clone(),
-            device,
-            rtol: a.rtol,
-            atol: a.atol,
-            per_output: a.tol.clone(),
-            inputs,
-            against: a.against.clone(),
-            expected,
-        },
-    )?;
+    let options = CompareOptions {
+        backends: a.backends.clone(),
+        device,
+        rtol: a.rtol,
+        atol: a.atol,
+        per_output: a.tol.clone(),
+        inputs,
+        against: a.against.clone(),
+        expected,
+    };
+    let report = rdeploy::compare::compare(registry, &a.model, &options)?;
+    let bisect = if a.bisect && !report.pass {
+        let pb = super::progress_spinner();
+        pb.set_message("bisecting: every intermediate value as an output");
+        let found = rdeploy::compare::bisect(registry, &a.model, &options);
+        pb.finish_and_clear();
+        Some(found?)
+    } else {
+        None
+    };
     if a.json {
-        out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(b) = &bisect {
+            v["bisect"] = serde_json::to_value(b)?;
+        }
+        out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
     } else {
         let mut s = format!("reference: {}\n", report.reference);
         for d in &report.outputs {
@@ -154,6 +164,22 @@ pub(crate) fn run(registry: &Registry, a: CompareArgs) -> Result<()> {
                     ""
                 }
             ));
+        }
+        match &bisect {
+            Some(Some(d)) => s.push_str(&format!(
+                "first divergence: node '{}' ({}) with inputs [{}], output '{}': max abs {:.3e}, max rel {:.3e} (after {} nodes that agree)\n",
+                d.node,
+                d.op_type,
+                d.inputs.join(", "),
+                d.diff.output,
+                d.diff.max_abs_diff,
+                d.diff.max_rel_diff,
+                d.nodes_checked
+            )),
+            Some(None) => s.push_str(
+                "bisect: every intermediate value agrees; the difference is in the outputs alone\n",
+            ),
+            None => {}
         }
         out(&s)?;
     }
