@@ -297,14 +297,14 @@ pub fn compare(
         .prefix("rdeploy-compare-")
         .tempdir()
         .map_err(|e| Error::io("cannot create a temporary dir", std::env::temp_dir(), e))?;
-    let load = |m: &Path, i: usize, name: &str| -> Result<Box<dyn Wrapper>> {
-        let be = registry.get(name)?;
-        be.ensure_available()?;
-        let work = scratch.path().join(format!("{i}-{name}"));
-        std::fs::create_dir_all(&work).map_err(|e| Error::io("cannot create", work.clone(), e))?;
-        let cfg = DeployConfig(serde_json::json!({"backend_config": {"type": be.name()}}));
-        let (files, _) = crate::deploy::to_backend(be.as_ref(), m, &cfg, &work, &options.device)?;
-        be.build_wrapper(&files, &options.device, &[], &[], &cfg)
+    let load = |m: &Path, i: usize, name: &str| {
+        load_on(
+            registry,
+            m,
+            name,
+            &scratch.path().join(format!("{i}-{name}")),
+            &options.device,
+        )
     };
     // (label, wrapper): the model on every backend, then the other model on every backend.
     let mut runs: Vec<(String, Box<dyn Wrapper>)> = Vec::new();
@@ -326,18 +326,7 @@ pub fn compare(
             runs.push((label, load(other, 100 + i, name)?));
         }
     }
-    let named = match &options.inputs {
-        CompareInputs::Given(t) => t.clone(),
-        CompareInputs::Generated { shapes, seed } => {
-            let (_, info) = rdeploy_core::onnx::inspect_file(model)?;
-            let examples = info
-                .inputs
-                .iter()
-                .map(|t| (t.name.clone(), t.concrete_shape(&Default::default())))
-                .collect();
-            random_inputs(runs[0].1.inputs(), shapes, &examples, *seed)?
-        }
-    };
+    let named = inputs_for(options, model, runs[0].1.as_ref())?;
     let mut results: Vec<(String, NamedTensors)> = Vec::new();
     for (name, w) in &runs {
         // Input errors are the caller's (named as such); engine errors name the backend.
@@ -384,13 +373,7 @@ pub fn compare(
     let mut outputs = Vec::new();
     for (name, outs) in candidates {
         for (oname, want) in &reference {
-            let (rtol, atol) = match options.per_output.iter().find(|(n, _, _)| n == oname) {
-                Some((_, r, a)) => (*r, *a),
-                None => {
-                    let (r, a) = default_tolerance(want.dtype());
-                    (options.rtol.unwrap_or(r), options.atol.unwrap_or(a))
-                }
-            };
+            let (rtol, atol) = tolerance_for(options, oname, want.dtype());
             match outs.iter().find(|(n, _)| n == oname) {
                 Some((_, got)) => {
                     outputs.push(OutputDiff::of(name, oname, got, want, rtol, atol));
@@ -417,6 +400,55 @@ pub fn compare(
         pass: outputs.iter().all(|d| d.pass),
         outputs,
     })
+}
+
+/// `model` as it is (no `onnx_config`) converted for `backend` in `work` and loaded.
+fn load_on(
+    registry: &Registry,
+    model: &Path,
+    backend: &str,
+    work: &Path,
+    device: &Device,
+) -> Result<Box<dyn Wrapper>> {
+    let be = registry.get(backend)?;
+    be.ensure_available()?;
+    std::fs::create_dir_all(work).map_err(|e| Error::io("cannot create", work, e))?;
+    let cfg = DeployConfig(serde_json::json!({"backend_config": {"type": be.name()}}));
+    let (files, _) = crate::deploy::to_backend(be.as_ref(), model, &cfg, work, device)?;
+    be.build_wrapper(&files, device, &[], &[], &cfg)
+}
+
+/// The (rtol, atol) of one output: its own from `per_output`, else the options' for every
+/// output, else its dtype's default.
+fn tolerance_for(options: &CompareOptions, output: &str, dtype: rdeploy_core::DType) -> (f64, f64) {
+    match options.per_output.iter().find(|(n, _, _)| n == output) {
+        Some((_, r, a)) => (*r, *a),
+        None => {
+            let (r, a) = default_tolerance(dtype);
+            (options.rtol.unwrap_or(r), options.atol.unwrap_or(a))
+        }
+    }
+}
+
+/// The inputs of a comparison: the given ones, or generated for `wrapper` (the same seed gives
+/// the same tensors for every run).
+fn inputs_for(
+    options: &CompareOptions,
+    model: &Path,
+    wrapper: &dyn Wrapper,
+) -> Result<NamedTensors> {
+    match &options.inputs {
+        CompareInputs::Given(t) => Ok(t.clone()),
+        CompareInputs::Generated { shapes, seed } => {
+            let (_, info) = rdeploy_core::onnx::inspect_file(model)?;
+            let examples = info
+                .inputs
+                .iter()
+                .map(|t| (t.name.clone(), t.concrete_shape(&Default::default())))
+                .collect();
+            random_inputs(wrapper.inputs(), shapes, &examples, *seed)
+        }
+    }
 }
 
 /// Where two runs of a graph first disagree ([`bisect`]).
@@ -503,37 +535,13 @@ pub fn bisect(
         ),
     };
     let sub = |m: &Path, backend: &String| -> Result<NamedTensors> {
-        let opts = CompareOptions {
-            backends: vec![backend.clone()],
-            expected: None,
-            against: None,
-            ..options.clone()
-        };
-        let be = registry.get(backend)?;
-        be.ensure_available()?;
-        let work = scratch.path().join(format!(
-            "w-{}-{backend}",
-            m.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        std::fs::create_dir_all(&work).map_err(|e| Error::io("cannot create", work.clone(), e))?;
-        let cfg = DeployConfig(serde_json::json!({"backend_config": {"type": be.name()}}));
-        let (files, _) = crate::deploy::to_backend(be.as_ref(), m, &cfg, &work, &opts.device)?;
-        let w = be.build_wrapper(&files, &opts.device, &[], &[], &cfg)?;
-        let named = match &opts.inputs {
-            CompareInputs::Given(t) => t.clone(),
-            CompareInputs::Generated { shapes, seed } => {
-                let (_, info) = rdeploy_core::onnx::inspect_file(model)?;
-                let examples = info
-                    .inputs
-                    .iter()
-                    .map(|t| (t.name.clone(), t.concrete_shape(&Default::default())))
-                    .collect();
-                random_inputs(w.inputs(), shapes, &examples, *seed)?
-            }
-        };
-        w.forward(named)
+        let stem = m
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let work = scratch.path().join(format!("w-{stem}-{backend}"));
+        let w = load_on(registry, m, backend, &work, &options.device)?;
+        w.forward(inputs_for(options, model, w.as_ref())?)
     };
     let want = sub(&a, &options.backends[0])?;
     let got = sub(&b, b_backend)?;
@@ -552,13 +560,7 @@ pub fn bisect(
             if !w.dtype().is_float() {
                 continue; // shapes and indices: their consumers show any effect
             }
-            let (rtol, atol) = match options.per_output.iter().find(|(k, _, _)| k == o) {
-                Some((_, r, a)) => (*r, *a),
-                None => {
-                    let (r, a) = default_tolerance(w.dtype());
-                    (options.rtol.unwrap_or(r), options.atol.unwrap_or(a))
-                }
-            };
+            let (rtol, atol) = tolerance_for(options, o, w.dtype());
             let d = OutputDiff::of(b_backend, o, gv, w, rtol, atol);
             if !d.pass {
                 return Ok(Some(Divergence {
