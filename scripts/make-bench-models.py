@@ -20,6 +20,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+    print(__doc__)
+    sys.exit(0)
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "bench-models")
 rng = np.random.default_rng(18)
 inits, nodes = [], []
