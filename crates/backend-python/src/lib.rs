@@ -326,6 +326,18 @@ impl PythonBackend {
     }
 
     fn control_call(&self, op: &str, doing: &str, req: Value, timeout: Duration) -> Result<Value> {
+        self.control_raw(op, req, timeout)?
+            .map_err(|e| e.into_error(&self.ep.name, doing))
+    }
+
+    /// A call on the control worker: `Err` when no worker could be started, else the call's
+    /// own outcome (a Python exception, or a worker that died or hung).
+    fn control_raw(
+        &self,
+        op: &str,
+        req: Value,
+        timeout: Duration,
+    ) -> Result<std::result::Result<Value, CallError>> {
         let mut guard = self
             .control
             .lock()
@@ -342,22 +354,27 @@ impl PythonBackend {
         if w.is_broken() {
             *guard = None;
         }
-        r.map_err(|e| e.into_error(&self.ep.name, doing))
+        Ok(r)
     }
 
     fn status(&self) -> Status {
         if let Some(s) = self.status.get() {
             return s.clone();
         }
-        let reply = self.control_call("check", "is_available()", json!({}), check_timeout());
+        let reply = self.control_raw("check", json!({}), check_timeout());
         let mut kinds: Vec<&'static str> = vec!["cpu"];
         let (availability, definitive) = match reply {
+            Err(e) => (Err(e.to_string()), true),
             // The worker died or hung: ask again next time (a server keeps running).
-            Err(e) => {
-                let definitive = !matches!(&e, Error::Backend { msg, .. } if msg.starts_with("the Python worker"));
-                (Err(e.to_string()), definitive)
-            }
-            Ok(v) => {
+            Ok(Err(e @ CallError::Broken(_))) => (
+                Err(e.into_error(&self.ep.name, "is_available()").to_string()),
+                false,
+            ),
+            Ok(Err(e)) => (
+                Err(e.into_error(&self.ep.name, "is_available()").to_string()),
+                true,
+            ),
+            Ok(Ok(v)) => {
                 if let Some(k) = v.get("device_kinds").and_then(Value::as_array) {
                     // Leaked once per backend per process: the contract hands out `&str`s.
                     kinds = k
