@@ -250,12 +250,6 @@ pub struct CompareReport {
     pub outputs: Vec<OutputDiff>,
 }
 
-/// Compares `got` with `want` elementwise: (max abs diff, max rel diff, pass, problem).
-pub fn diff(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> (f64, f64, bool, Option<String>) {
-    let d = OutputDiff::of("", "", got, want, rtol, atol);
-    (d.max_abs_diff, d.max_rel_diff, d.pass, d.problem)
-}
-
 /// Runs `model` (as it is, no `onnx_config`) on every backend of `options` with the same
 /// inputs and compares outputs, matched by name: each backend's with the first's; or each
 /// backend's with `options.expected`; or, with `options.against`, the other model's on every
@@ -591,15 +585,37 @@ mod tests {
         let b = a
             .cast(rdeploy_core::DType::F64, rdeploy_core::Cast::Unchecked)
             .unwrap();
-        let (abs, _, pass, problem) = diff(&a, &b, 1e-3, 1e-4);
-        assert_eq!(abs, 0.0);
-        assert!(!pass);
-        assert_eq!(problem.as_deref(), Some("dtype f32 vs f64"));
-        let (_, _, pass, problem) = diff(&a, &a, 0.0, 0.0);
-        assert!(pass && problem.is_none());
+        let diff = |g: &Tensor, w: &Tensor, rtol: f64, atol: f64| {
+            OutputDiff::of("b", "o", g, w, rtol, atol)
+        };
+        let d = diff(&a, &b, 1e-3, 1e-4);
+        assert_eq!(d.max_abs_diff, 0.0);
+        assert!(!d.pass);
+        assert_eq!(d.problem.as_deref(), Some("dtype f32 vs f64"));
+        let d = diff(&a, &a, 0.0, 0.0);
+        assert!(d.pass && d.problem.is_none());
         let inf = Tensor::from_shape_vec(&[1], vec![f32::INFINITY]).unwrap();
-        assert!(diff(&inf, &inf, 0.0, 0.0).2, "equal infinities agree");
+        assert!(diff(&inf, &inf, 0.0, 0.0).pass, "equal infinities agree");
         let nan = Tensor::from_shape_vec(&[1], vec![f32::NAN]).unwrap();
-        assert!(!diff(&nan, &inf, 1.0, 1.0).2);
+        let d = diff(&nan, &inf, 1.0, 1.0);
+        assert!(!d.pass);
+        assert_eq!((d.nan_mismatches, d.inf_mismatches), (1, 0));
+    }
+
+    #[test]
+    fn worst_element_cosine_and_top_k() {
+        // Two rows of scores; row 1's arg-max moves from class 2 to class 0.
+        let want = Tensor::from_shape_vec(&[2, 3], vec![0.1f32, 0.2, 0.7, 0.2, 0.3, 0.5]).unwrap();
+        let got = Tensor::from_shape_vec(&[2, 3], vec![0.1f32, 0.2, 0.7, 0.9, 0.3, 0.5]).unwrap();
+        let d = OutputDiff::of("b", "o", &got, &want, 1e-3, 1e-4);
+        assert!(!d.pass);
+        let w = d.worst.unwrap();
+        assert_eq!(
+            (w.index, w.got as f32, w.want as f32),
+            (vec![1, 0], 0.9, 0.2)
+        );
+        assert_eq!((d.top1_agreement, d.top5_agreement), (Some(0.5), Some(1.0)));
+        assert!(d.cosine.unwrap() < 1.0 && d.cosine.unwrap() > 0.8);
+        assert!((d.mean_abs_diff - 0.7 / 6.0).abs() < 1e-6);
     }
 }
