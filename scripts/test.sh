@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup-venv.sh
 # Triton Inference Server and its client, for the real-Triton test of libtriton_rdeploy.so.
 scripts/install-triton.sh
+# Headless Chromium, which renders `rdeploy bench --report` in a test.
+scripts/install-chromium.sh
 .venv/bin/python scripts/prepare-test-data.py
 # Tests of a backend named here fail (rather than skip) when it is unavailable.
 export RDEPLOY_REQUIRE_BACKENDS="${RDEPLOY_REQUIRE_BACKENDS:-tract,onnxruntime,openvino,ncnn,tvm}"

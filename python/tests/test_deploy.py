@@ -108,6 +108,11 @@ def test_compare_and_bench(small_cnn, tmp_path):
     assert rep["iters"] == 5 and rep["concurrency"] == 2
     assert rep["input_shapes"] == [["image", [2, 3, 32, 32]]]
     assert 0 < rep["execute_ms"]["p50"] <= rep["latency_ms"]["max"]
+    assert rep["batch"] == 2 and rep["samples_per_s"] == pytest.approx(2 * rep["throughput_per_s"])
+    assert rep["peak_rss_mb"] > 1
+    # A time budget instead of a count of calls.
+    rep = rdeploy.bench(work, duration=0.2, warmup=0)
+    assert rep["iters"] >= 1 and rep["latency_ms"]["p50"] > 0
 
 
 def test_config_mapping_api_and_pickle():
@@ -138,6 +143,9 @@ def test_argument_errors_are_rdeploy_errors(small_cnn, tmp_path):
     for kw in [{"iters": 0}, {"iters": -1}, {"concurrency": 0}, {"warmup": -2}]:
         with pytest.raises(rdeploy.Error, match="must be at least"):
             rdeploy.bench(work, **kw)
+    for d in (0, -1.0, float("nan")):
+        with pytest.raises(rdeploy.Error, match="duration must be a positive"):
+            rdeploy.bench(work, duration=d)
     with pytest.raises(rdeploy.WorkDirError, match="is a file"):
         rdeploy.bench(small_cnn)
     assert rdeploy.compare(small_cnn, "tract,tract", shapes={"batch": 1})["pass"]

@@ -290,14 +290,16 @@ pub struct InferArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// A work dir written by `rdeploy deploy`, or an ONNX model: then it is deployed for each
-    /// of --backends into a temporary folder and they are ranked on the same inputs, their
-    /// timed calls interleaved (--rounds) so machine noise falls on all alike.
+    /// A work dir written by `rdeploy deploy` (benchmarked on its backend), or an ONNX model:
+    /// then it is deployed for each of --backends into a temporary folder and they are ranked
+    /// on the same inputs, their timed calls interleaved (--rounds) so machine noise falls on
+    /// all alike.
     #[arg(value_name = "WORK_DIR|MODEL.onnx")]
     pub work_dir: PathBuf,
-    /// With a model: the backends to rank, comma separated, or `all` (every available one).
-    #[arg(long, value_delimiter = ',', default_value = "all")]
-    pub backends: Vec<String>,
+    /// With a model: the backends to rank, comma separated, or `all` (every available one;
+    /// the default).
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Option<Vec<String>>,
     /// With a model: a deploy config for every backend (its backend_config.type is replaced).
     #[arg(long, value_name = "CFG")]
     pub config: Option<PathBuf>,
@@ -305,26 +307,51 @@ pub struct BenchArgs {
     /// intra_op_num_threads, OpenVINO inference_num_threads), for a fair comparison.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// With a model: the timed calls of each backend are split into this many blocks, run in
-    /// turn across backends.
+    /// The timed calls of each backend and setting are split into this many blocks, run in
+    /// turn across backends (the order rotating every round).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: u32,
     #[command(flatten)]
     pub input: InputSource,
-    /// Untimed runs first (caches, lazy allocation, JIT).
+    /// Untimed runs first, per thread (caches, lazy allocation, JIT).
     #[arg(long, default_value_t = 10)]
     pub warmup: usize,
-    /// Timed runs (in total, over all threads).
+    /// Timed runs per backend and setting (in total, over all threads).
     #[arg(long, default_value_t = 100)]
     pub iters: usize,
+    /// Instead of --iters: run each backend and setting for this many seconds (split over
+    /// the rounds), e.g. 10 or 2.5.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
     /// Threads calling forward at once on the one loaded model (like benchmark_app's infer
-    /// requests); each does the warmup, then they share the timed runs. Throughput is timed runs
-    /// over wall time.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub concurrency: u32,
+    /// requests); each does the warmup, then they share the timed runs. Throughput is timed
+    /// runs over wall time. A list (1,2,4) benchmarks each.
+    #[arg(long, value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: Vec<u32>,
+    /// Batch sizes to benchmark, e.g. 1,8: each input's first dim is set to N (a batch-1 input
+    /// repeated); the model needs a dynamic batch axis. Default: the inputs as they are.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub batch: Vec<u64>,
+    /// Write a self-contained HTML report (latency distributions, the comparison chart,
+    /// settings and versions; no network needed to view it).
+    #[arg(long, value_name = "OUT.html")]
+    pub report: Option<PathBuf>,
     /// Print the measurements as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds (e.g. 10 or 2.5)"))?;
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero() && secs <= 86_400.0)
+        .ok_or_else(|| format!("'{s}': give a duration above 0 and at most 86400 seconds"))
 }
 
 #[derive(Args, Debug)]

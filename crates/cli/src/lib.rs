@@ -14,6 +14,7 @@
 mod args;
 mod commands;
 mod inputs;
+mod report;
 
 use anyhow::Result;
 use args::Cli;

@@ -1248,7 +1248,8 @@ fn bench_ranks_backends_on_a_model() {
         "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let ranked = v["ranked"].as_array().unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1, "{v}");
+    let ranked = v["runs"][0]["ranked"].as_array().unwrap();
     assert_eq!(ranked.len(), backends.split(',').count(), "{v}");
     let mut last = 0.0;
     for (i, r) in ranked.iter().enumerate() {
@@ -1281,9 +1282,306 @@ fn bench_ranks_backends_on_a_model() {
         "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["ranked"].as_array().unwrap().len(), 1);
+    assert_eq!(v["runs"][0]["ranked"].as_array().unwrap().len(), 1);
     assert_eq!(v["failed"][0]["backend"], "nosuch");
     // The plain table names the columns.
     let text = ok(&["bench", s(&model), "--backends", "tract", "--iters", "4"]);
     assert!(text.contains("p50 ms") && text.contains("tract"), "{text}");
+}
+
+/// The benchmark models (`scripts/make-bench-models.py`: ResNet-18/50, SqueezeNet, Inception,
+/// DenseNet-121 with random weights, opset 13, dynamic batch), made once per test run.
+fn bench_models() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-bench-models");
+        let python = std::env::var_os("VIRTUAL_ENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join(".venv"))
+            .join("bin/python");
+        let o = std::process::Command::new(python)
+            .arg(root().join("scripts/make-bench-models.py"))
+            .arg(&dir)
+            .output()
+            .expect("the venv's python (scripts/setup-venv.sh) makes the benchmark models");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        dir
+    })
+    .clone()
+}
+
+#[test]
+fn bench_grid_of_concurrency_and_batch_with_memory_and_duration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("w");
+    ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
+    // A work dir over a grid: 2 concurrencies x 2 batches, each a run of its own.
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        s(&work),
+        "--warmup",
+        "1",
+        "--iters",
+        "6",
+        "--concurrency",
+        "1,2",
+        "--batch",
+        "1,3",
+        "--json",
+    ]))
+    .unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    let grid: Vec<(u64, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["concurrency"].as_u64().unwrap(),
+                r["batch"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(grid, [(1, 1), (1, 3), (2, 1), (2, 3)], "{v}");
+    for r in runs {
+        let rep = &r["ranked"][0]["report"];
+        let b = r["batch"].as_u64().unwrap();
+        assert_eq!(rep["batch"], b);
+        assert_eq!(
+            rep["input_shapes"][0][1][0], b,
+            "--batch sets the first dim"
+        );
+        assert_eq!(rep["concurrency"], r["concurrency"]);
+        assert_eq!(rep["iters"], 6);
+        let calls = rep["throughput_per_s"].as_f64().unwrap();
+        let samples = rep["samples_per_s"].as_f64().unwrap();
+        assert!(
+            (samples - calls * b as f64).abs() <= 1e-9 * samples.max(1.0),
+            "{rep}"
+        );
+        // Resident memory is read from /proc on Linux: the process holds at least the model.
+        assert!(rep["peak_rss_mb"].as_f64().unwrap() > 1.0, "{rep}");
+    }
+    assert!(v["backends"][0]["load_rss_mb"].as_f64().is_some(), "{v}");
+    assert!(
+        v["backends"][0]["deploy_ms"].is_null(),
+        "a work dir is not deployed: {v}"
+    );
+    // --duration instead of --iters: calls until the time is up (at least one per thread).
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        s(&work),
+        "--warmup",
+        "1",
+        "--duration",
+        "0.3",
+        "--json",
+    ]))
+    .unwrap();
+    let n = j["iters"].as_u64().unwrap();
+    assert!(n >= 1, "{j}");
+    assert_eq!(j["latency_ms"]["p50"].as_f64().map(|x| x > 0.0), Some(true));
+    // Bad settings name what to change.
+    for (args, want) in [
+        (vec!["--duration", "0"], "duration"),
+        (vec!["--duration", "soon"], "seconds"),
+        (vec!["--batch", "0"], "--batch"),
+        (vec!["--concurrency", "1,0"], "--concurrency"),
+        (vec!["--backends", "onnxruntime"], "deployed for tract"),
+        (vec!["--threads", "2"], "--threads"),
+    ] {
+        let mut a = vec!["bench", s(&work)];
+        a.extend(args);
+        let (code, _, err) = run(&a);
+        assert_ne!(code, 0, "{a:?}");
+        assert!(err.contains(want), "{a:?}: {err}");
+    }
+}
+
+#[test]
+fn bench_batch_needs_a_dynamic_first_dim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("fixed");
+    // PyTorch's Conv2d export from the ONNX test data: input fixed to [2, 3, 7, 5] (a plain
+    // backend config: no dynamic_axes).
+    ok(&[
+        "deploy",
+        "configs/_base_/backends/tract.py",
+        "tests/data/generated/onnx-backend/test_Conv2d/model.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
+    let e = fails(&["bench", s(&work), "--batch", "4", "--iters", "2"]);
+    assert!(
+        e.contains("input") && e.contains("fixes it to 2") && e.contains("dynamic"),
+        "{e}"
+    );
+    // The batch it already has is fine.
+    ok(&["bench", s(&work), "--batch", "2", "--iters", "2"]);
+}
+
+/// Chromium for the report test: `CHROMIUM`, else Debian's /usr/bin/chromium (scripts/test.sh
+/// installs it). Missing in CI is a failure.
+fn chromium() -> Option<PathBuf> {
+    let p = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: scripts/install-chromium.sh installs Debian's chromium",
+        p.display()
+    );
+    eprintln!(
+        "skipped: no chromium at {} (scripts/install-chromium.sh)",
+        p.display()
+    );
+    None
+}
+
+/// Runs headless Chromium on `page` with `extra` arguments (flags from the machine notes: no
+/// background networking on a closed network, a fresh profile).
+fn headless(chrome: &Path, page: &Path, extra: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn bench_ranks_three_engines_on_resnet_with_an_html_report_checked_in_chromium() {
+    let need = ["tract", "onnxruntime", "openvino"];
+    if need.iter().any(|b| !available(b)) {
+        assert!(
+            !need.iter().any(|b| required(b) && !available(b)),
+            "a required backend is unavailable"
+        );
+        eprintln!("skipped: needs tract, onnxruntime and openvino");
+        return;
+    }
+    let model = bench_models().join("resnet18.onnx");
+    let tmp = tempfile::tempdir().unwrap();
+    let page = tmp.path().join("report.html");
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        s(&model),
+        "--backends",
+        "tract,onnxruntime,openvino",
+        "--threads",
+        "2",
+        "--warmup",
+        "1",
+        "--iters",
+        "4",
+        "--rounds",
+        "2",
+        "--concurrency",
+        "1,2",
+        "--batch",
+        "1,2",
+        "--report",
+        s(&page),
+        "--json",
+    ]))
+    .unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "{v}");
+    for r in runs {
+        let ranked = r["ranked"].as_array().unwrap();
+        let mut names: Vec<&str> = ranked
+            .iter()
+            .map(|x| x["backend"].as_str().unwrap())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["onnxruntime", "openvino", "tract"], "{r}");
+        let p50: Vec<f64> = ranked
+            .iter()
+            .map(|x| x["report"]["latency_ms"]["p50"].as_f64().unwrap())
+            .collect();
+        assert!(
+            p50.windows(2).all(|w| w[0] <= w[1]),
+            "ranked by p50: {p50:?}"
+        );
+        for x in ranked {
+            // ResNet-18 at batch b: 1.81 G multiply-adds (torchvision) = 3.6 GFLOPs per sample.
+            let f = x["report"]["flops_per_call"].as_f64().unwrap();
+            let b = r["batch"].as_f64().unwrap();
+            assert!((f / b / 1e9 - 3.64).abs() < 0.1, "{f}");
+            assert!(x["deploy_ms"].as_f64().unwrap() > 0.0);
+        }
+    }
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing is fetched when the page is viewed.
+    for fetch in ["<link", " src=", "url(", "@import"] {
+        assert!(!html.contains(fetch), "the report loads '{fetch}'");
+    }
+    let Some(chrome) = chromium() else { return };
+    // The DOM as Chromium built it: every chart is there, with the backends in its legend.
+    let dom = headless(&chrome, &page, &["--dump-dom"]);
+    for k in 0..4 {
+        for chart in ["latency-ranges", "latency-cdf"] {
+            let id = format!("id=\"{chart}-{k}\"");
+            let at = dom.find(&id).unwrap_or_else(|| panic!("{id} missing"));
+            let svg = &dom[at..at + dom[at..].find("</svg>").unwrap()];
+            for b in ["tract", "onnxruntime", "openvino"] {
+                assert!(svg.contains(b), "{chart}-{k} does not name {b}");
+            }
+            assert!(
+                svg.contains("<path") || svg.contains("<polyline"),
+                "{chart}-{k} is empty"
+            );
+        }
+    }
+    assert!(
+        dom.contains("id=\"throughput\""),
+        "the across-settings chart"
+    );
+    assert!(
+        dom.contains("2 thread(s), batch 2"),
+        "the settings are labelled"
+    );
+    assert!(dom.contains("bench-data"), "the numbers behind the page");
+    // And it paints: a screenshot of the page is a real PNG of the window's size.
+    let shot = tmp.path().join("report.png");
+    headless(
+        &chrome,
+        &page,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1100,2000",
+        ],
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let (w, h) = (
+        u32::from_be_bytes(png[16..20].try_into().unwrap()),
+        u32::from_be_bytes(png[20..24].try_into().unwrap()),
+    );
+    assert_eq!((w, h), (1100, 2000));
+    assert!(
+        png.len() > 50_000,
+        "a blank page is a few KB: {} bytes",
+        png.len()
+    );
 }

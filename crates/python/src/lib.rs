@@ -666,13 +666,15 @@ fn compare<'py>(
 }
 
 /// Benchmarks a Wrapper (or a work dir, loaded first): `warmup` untimed calls per thread, then
-/// `iters` timed calls shared by `concurrency` threads. Inputs as a dict, or generated from the
-/// signature (`shapes`, `seed`).
+/// `iters` timed calls shared by `concurrency` threads (or, with `duration` in seconds, calls
+/// until that much time has passed). Inputs as a dict, or generated from the signature
+/// (`shapes`, `seed`).
 ///
-/// Returns the report as a dict (milliseconds): latency_ms and execute_ms with mean/min/p50/
-/// p90/p99/max, overhead_ms_mean, throughput_per_s, settings, input_shapes.
+/// Returns the report as a dict (milliseconds): latency_ms and execute_ms with mean/std/min/
+/// p50/p90/p99/max, overhead_ms_mean, throughput_per_s, samples_per_s, batch, peak_rss_mb,
+/// settings, input_shapes.
 #[pyfunction]
-#[pyo3(name = "bench", signature = (target, inputs = None, warmup = 10, iters = 100, concurrency = 1, shapes = None, seed = 0))]
+#[pyo3(name = "bench", signature = (target, inputs = None, warmup = 10, iters = 100, concurrency = 1, shapes = None, seed = 0, duration = None))]
 #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
 fn bench_wrapper<'py>(
     py: Python<'py>,
@@ -683,7 +685,20 @@ fn bench_wrapper<'py>(
     concurrency: i64,
     shapes: Option<&Bound<'py, PyDict>>,
     seed: u64,
+    duration: Option<f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let duration = duration
+        .map(|d| {
+            std::time::Duration::try_from_secs_f64(d)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    RdeployError::new_err(format!(
+                        "bench: duration must be a positive number of seconds, not {d}"
+                    ))
+                })
+        })
+        .transpose()?;
     let count = |what: &str, v: i64, min: i64| -> PyResult<usize> {
         usize::try_from(v)
             .ok()
@@ -730,6 +745,7 @@ fn bench_wrapper<'py>(
                 &rdeploy::bench::BenchOptions {
                     warmup,
                     iters,
+                    duration,
                     concurrency,
                     tick: None,
                 },

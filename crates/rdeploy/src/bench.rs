@@ -3,7 +3,7 @@
 
 use rdeploy_core::{Error, NamedTensors, Result, Tensor, Wrapper, validate_inputs};
 use serde::Serialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The most threads [`bench`] starts (the command line's `--concurrency` range).
 pub const MAX_CONCURRENCY: usize = 256;
@@ -13,8 +13,11 @@ pub const MAX_CONCURRENCY: usize = 256;
 pub struct BenchOptions<'a> {
     /// Untimed calls per thread first (caches, lazy allocation, JIT).
     pub warmup: usize,
-    /// Timed calls in total, over all threads.
+    /// Timed calls in total, over all threads (ignored when `duration` is set).
     pub iters: usize,
+    /// Instead of a number of calls: call until this much wall time has passed (each thread
+    /// finishes the call it is in). In [`bench_interleaved`], the time is split over the rounds.
+    pub duration: Option<Duration>,
     /// Threads calling `forward` at once on the one wrapper (like `benchmark_app`'s infer
     /// requests); each warms up, then they share the timed calls.
     pub concurrency: usize,
@@ -27,6 +30,7 @@ impl Default for BenchOptions<'_> {
         BenchOptions {
             warmup: 10,
             iters: 100,
+            duration: None,
             concurrency: 1,
             tick: None,
         }
@@ -94,10 +98,12 @@ pub struct BenchReport {
     pub device: String,
     /// Untimed calls per thread.
     pub warmup: usize,
-    /// Timed calls in total.
+    /// Timed calls in total (as made: with a duration, the count reached).
     pub iters: usize,
     /// Threads.
     pub concurrency: usize,
+    /// Samples per call: the first dimension of the inputs (1 when they have no dims).
+    pub batch: usize,
     /// Engine settings in effect (precision, streams...), as the wrapper reports them.
     pub settings: serde_json::Map<String, serde_json::Value>,
     /// The input shapes benchmarked.
@@ -114,6 +120,16 @@ pub struct BenchReport {
     pub overhead_ms_mean: f64,
     /// Timed calls over the wall time of the timed phase.
     pub throughput_per_s: f64,
+    /// `throughput_per_s` times `batch`: samples per second.
+    pub samples_per_s: f64,
+    /// The process's peak resident memory (VmHWM, MiB) during this model's timed calls: the
+    /// peak is reset before each block of calls ([`memory::reset_peak`]), so it is this run's,
+    /// but it includes everything the process holds (other loaded models too). `None` off Linux.
+    pub peak_rss_mb: Option<f64>,
+    /// Whole-`forward` latency of every timed call in milliseconds, in the order each thread
+    /// made them (threads one after another), for plots; not serialised.
+    #[serde(skip)]
+    pub latency_samples_ms: Vec<f64>,
     /// The model's FLOPs per call at these inputs (`rdeploy::inspect`), when counted.
     pub flops_per_call: Option<u64>,
     /// FLOPs per call over the p50 latency, in GFLOP/s, when counted.
@@ -140,14 +156,18 @@ pub fn bench(
     inputs: &NamedTensors,
     options: &BenchOptions<'_>,
 ) -> Result<BenchReport> {
-    if options.iters == 0 {
+    if options.iters == 0 && options.duration.is_none() {
         return Err(Error::config_key("iters", "must be at least 1"));
+    }
+    if options.duration.is_some_and(|d| d.is_zero()) {
+        return Err(Error::config_key("duration", "must be more than 0 seconds"));
     }
     let m = measure(wrapper, inputs, options)?;
     Ok(report(wrapper, inputs, options, m))
 }
 
-/// Warmup, then `options.iters` timed calls (0: warmup only).
+/// Warmup, then `options.iters` timed calls or calls for `options.duration` (iters 0 and no
+/// duration: warmup only).
 fn measure(
     wrapper: &dyn Wrapper,
     inputs: &NamedTensors,
@@ -206,12 +226,17 @@ fn measure(
         ))
     };
     type Timed = (Vec<(f64, f64, Option<f64>)>, Instant, Instant);
+    let timed = options.iters > 0 || options.duration.is_some();
+    if timed {
+        memory::reset_peak();
+    }
     let results: Vec<Result<Timed>> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (barrier, call, tick) = (&barrier, &call, &tick);
                 // Timed runs split evenly, the first threads taking the remainder.
                 let n = options.iters / threads + usize::from(t < options.iters % threads);
+                let duration = options.duration;
                 sc.spawn(move || -> Result<Timed> {
                     let mut warm = Ok(());
                     for _ in 0..options.warmup {
@@ -226,9 +251,21 @@ fn measure(
                     warm?;
                     let start = Instant::now();
                     let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(call()?);
-                        tick();
+                    match duration {
+                        // At least one call, then until the time is up.
+                        Some(d) => loop {
+                            v.push(call()?);
+                            tick();
+                            if start.elapsed() >= d {
+                                break;
+                            }
+                        },
+                        None => {
+                            for _ in 0..n {
+                                v.push(call()?);
+                                tick();
+                            }
+                        }
                     }
                     Ok((v, start, Instant::now()))
                 })
@@ -265,6 +302,9 @@ fn measure(
         (Some(f), Some(l)) => (l - f).as_secs_f64(),
         _ => 0.0,
     };
+    if timed {
+        m.peak_rss = memory::peak_rss_bytes();
+    }
     Ok(m)
 }
 
@@ -277,6 +317,8 @@ struct Measured {
     engine: Vec<f64>,
     /// Wall time of the timed phases, in seconds.
     wall_s: f64,
+    /// The process's peak resident bytes over the timed phases.
+    peak_rss: Option<u64>,
 }
 
 impl Measured {
@@ -285,6 +327,7 @@ impl Measured {
         self.execute.extend(o.execute);
         self.engine.extend(o.engine);
         self.wall_s += o.wall_s;
+        self.peak_rss = self.peak_rss.max(o.peak_rss);
     }
 }
 
@@ -299,6 +342,7 @@ fn report(
         execute,
         engine,
         wall_s: timed_wall,
+        peak_rss,
     } = m;
     let iters = latency.len();
     let overhead = latency
@@ -307,13 +351,23 @@ fn report(
         .map(|(l, e)| l - e)
         .sum::<f64>()
         / latency.len().max(1) as f64;
+    let throughput = if timed_wall > 0.0 {
+        iters as f64 / timed_wall
+    } else {
+        0.0
+    };
+    let batch = inputs
+        .iter()
+        .find_map(|(_, t)| t.shape().first().copied())
+        .unwrap_or(1);
     BenchReport {
         backend: wrapper.backend().to_string(),
         backend_version: String::new(),
         device: wrapper.device().to_string(),
         warmup: options.warmup,
-        iters: options.iters,
+        iters,
         concurrency: options.concurrency,
+        batch,
         settings: wrapper
             .settings()
             .into_iter()
@@ -323,23 +377,23 @@ fn report(
             .iter()
             .map(|(n, t)| (n.clone(), t.shape().to_vec()))
             .collect(),
-        latency_ms: Percentiles::of(latency),
+        latency_ms: Percentiles::of(latency.clone()),
+        latency_samples_ms: latency,
         execute_ms: Percentiles::of(execute),
         engine_ms: (!engine.is_empty()).then(|| Percentiles::of(engine)),
         overhead_ms_mean: overhead,
-        throughput_per_s: if timed_wall > 0.0 {
-            iters as f64 / timed_wall
-        } else {
-            0.0
-        },
+        throughput_per_s: throughput,
+        samples_per_s: throughput * batch as f64,
+        peak_rss_mb: peak_rss.map(|b| b as f64 / (1024.0 * 1024.0)),
         flops_per_call: None,
         gflops_per_s: None,
     }
 }
 
 /// Benchmarks several loaded models on the same inputs, interleaved: after each one's warmup,
-/// `rounds` rounds each run every model for `iters / rounds` timed calls, the order rotating
-/// every round, so machine noise (another process, frequency changes) falls on all alike.
+/// `rounds` rounds each run every model for `iters / rounds` timed calls (or `duration /
+/// rounds` of time), the order rotating every round, so machine noise (another process,
+/// frequency changes) falls on all alike.
 /// Returns one report per model, in the order given.
 ///
 /// # Errors
@@ -349,7 +403,10 @@ pub fn bench_interleaved(
     options: &BenchOptions<'_>,
     rounds: usize,
 ) -> Result<Vec<BenchReport>> {
-    let rounds = rounds.clamp(1, options.iters.max(1));
+    let rounds = match options.duration {
+        Some(_) => rounds.max(1),
+        None => rounds.clamp(1, options.iters.max(1)),
+    };
     let mut measured: Vec<Measured> = vec![Measured::default(); runs.len()];
     for (w, inputs) in runs {
         measure(
@@ -357,13 +414,15 @@ pub fn bench_interleaved(
             inputs,
             &BenchOptions {
                 iters: 0,
+                duration: None,
                 ..*options
             },
         )?;
     }
     for round in 0..rounds {
         let per = options.iters / rounds + usize::from(round < options.iters % rounds);
-        if per == 0 {
+        let duration = options.duration.map(|d| d / rounds as u32);
+        if per == 0 && duration.is_none() {
             continue;
         }
         for k in 0..runs.len() {
@@ -375,6 +434,7 @@ pub fn bench_interleaved(
                 &BenchOptions {
                     warmup: 0,
                     iters: per,
+                    duration,
                     ..*options
                 },
             )?;
@@ -386,4 +446,32 @@ pub fn bench_interleaved(
         .zip(measured)
         .map(|((w, inputs), m)| report(*w, inputs, options, m))
         .collect())
+}
+
+/// The process's resident memory, from Linux's `/proc/self` (`None` elsewhere or when it
+/// cannot be read).
+pub mod memory {
+    /// Resident bytes now (`VmRSS` in `/proc/self/status`).
+    pub fn rss_bytes() -> Option<u64> {
+        status_kb("VmRSS:")
+    }
+
+    /// The peak resident bytes since the process started or since the last
+    /// [`reset_peak`] (`VmHWM` in `/proc/self/status`).
+    pub fn peak_rss_bytes() -> Option<u64> {
+        status_kb("VmHWM:")
+    }
+
+    /// Resets the peak to the current resident size: writing `5` to `/proc/self/clear_refs`
+    /// (Linux 4.0+, `proc(5)`). Best effort: where it is refused the peak is the process's.
+    pub fn reset_peak() {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+
+    fn status_kb(key: &str) -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
 }

@@ -194,3 +194,55 @@ fn filled<T>(n: usize, spec: &TensorInfo, mut f: impl FnMut() -> T) -> Result<Ve
     v.extend((0..n).map(|_| f()));
     Ok(v)
 }
+
+/// The inputs at batch size `batch`: each input's first dim becomes `batch`, its first sample
+/// repeated (an input already at `batch` is kept as it is).
+///
+/// # Errors
+/// [`Error::InputMismatch`] naming the input when it has no dims or an empty first dim, or
+/// when the model fixes its first dim to another size (export it with a dynamic batch axis).
+pub fn with_batch(
+    inputs: &NamedTensors,
+    specs: &[TensorInfo],
+    batch: usize,
+) -> Result<NamedTensors> {
+    if batch == 0 {
+        return Err(Error::config_key("batch", "must be at least 1"));
+    }
+    inputs
+        .iter()
+        .map(|(name, t)| {
+            let bad = |expected: String| Error::InputMismatch {
+                name: name.clone(),
+                expected,
+                got: format!("{:?}", t.shape()),
+            };
+            let fixed = specs
+                .iter()
+                .find(|s| &s.name == name)
+                .and_then(|s| s.shape.as_ref()?.first()?.fixed());
+            if let Some(f) = fixed.filter(|&f| f != batch as u64) {
+                return Err(bad(format!(
+                    "a dynamic first dim for batch {batch}: the model fixes it to {f} (export it with a dynamic batch axis, e.g. torch.onnx.export(..., dynamic_axes={{'{name}': {{0: 'batch'}}}}))"
+                )));
+            }
+            let first = match t.shape().first() {
+                Some(&f) if f > 0 => f,
+                Some(_) => return Err(bad(format!("a sample to repeat {batch} times; the first dim is empty"))),
+                None => {
+                    return Err(bad(format!(
+                        "a first (batch) dim to set to {batch}; this input is a scalar"
+                    )));
+                }
+            };
+            if first == batch {
+                return Ok((name.clone(), t.clone()));
+            }
+            let sample = &t.as_bytes()[..t.as_bytes().len() / first];
+            let mut shape = t.shape().to_vec();
+            shape[0] = batch;
+            let bytes = sample.repeat(batch);
+            Ok((name.clone(), Tensor::from_le_bytes(t.dtype(), &shape, &bytes)?))
+        })
+        .collect()
+}

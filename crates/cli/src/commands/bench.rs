@@ -1,51 +1,332 @@
-//! `rdeploy bench`: latency percentiles, throughput, execute vs forward.
+//! `rdeploy bench`: latency percentiles, throughput, execute vs forward; with a model, every
+//! backend deployed and ranked in one interleaved run, over a grid of concurrency and batch.
 
 use super::model_inputs;
 use crate::args::BenchArgs;
 use crate::out;
+use crate::report::{self, BenchEntry, BenchRun};
 use anyhow::{Context, Result, bail};
-use rdeploy::bench::{BenchOptions, Percentiles};
+use rdeploy::bench::{BenchOptions, BenchReport, Percentiles, memory};
 use rdeploy::{Registry, WorkDir};
 use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Backends that could not be deployed: (name, why).
+type Failed = Vec<(String, String)>;
+
+/// One backend ready to run: deployed (or opened) and loaded.
+struct Loaded {
+    entry: BenchEntry,
+    wrapper: Arc<dyn rdeploy::Wrapper>,
+    inputs: rdeploy::NamedTensors,
+    /// The ONNX file its FLOPs are counted on.
+    onnx: PathBuf,
+}
 
 pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
-    if a.iters == 0 {
+    if a.iters == 0 && a.duration.is_none() {
         bail!("--iters must be at least 1");
     }
-    if a.work_dir.is_file() {
-        return rank(registry, &a);
+    // A temporary folder for the deploys of a model, kept until the run ends.
+    let tmp = tempfile::Builder::new()
+        .prefix("rdeploy-bench-")
+        .tempdir()
+        .context("creating a temporary folder for the deploys")?;
+    let from_model = a.work_dir.is_file();
+    let (loaded, failed) = if from_model {
+        deploy_each(registry, &a, tmp.path())?
+    } else {
+        (vec![open_work_dir(registry, &a)?], Vec::new())
+    };
+    let batches: Vec<Option<usize>> = if a.batch.is_empty() {
+        vec![None]
+    } else {
+        a.batch.iter().map(|&b| Some(b as usize)).collect()
+    };
+    let settings: Vec<(usize, Option<usize>)> = a
+        .concurrency
+        .iter()
+        .flat_map(|&c| batches.iter().map(move |&b| (c as usize, b)))
+        .collect();
+    let runs = measure(&a, &loaded, &settings)?;
+    let entries: Vec<BenchEntry> = loaded.iter().map(|l| l.entry.clone()).collect();
+    if let Some(path) = &a.report {
+        report::write_bench_report(
+            path,
+            &report::BenchPage {
+                model: &a.work_dir,
+                entries: &entries,
+                runs: &runs,
+                failed: &failed,
+                rounds: a.rounds,
+                warmup: a.warmup,
+                threads: a.threads,
+            },
+        )?;
+        tracing::info!("wrote the report {}", path.display());
     }
+    if !from_model && runs.len() == 1 {
+        return print_one(&a, &runs[0].reports[0]);
+    }
+    print_ranking(&a, &entries, &runs, &failed)
+}
+
+/// `bench WORK_DIR`: the work dir's backend, loaded.
+fn open_work_dir(registry: &Registry, a: &BenchArgs) -> Result<Loaded> {
     let work = WorkDir::open(&a.work_dir)?;
+    let backend = work.manifest.backend.clone();
+    if let Some(b) = &a.backends
+        && b.iter().any(|n| n != &backend)
+    {
+        bail!(
+            "{} is deployed for {backend}; --backends {} needs the ONNX model (rdeploy bench MODEL.onnx --backends ...), which is deployed for each",
+            a.work_dir.display(),
+            b.join(",")
+        );
+    }
+    if a.config.is_some() || a.threads.is_some() {
+        bail!(
+            "--config and --threads apply when a model is deployed; {} is already deployed (its settings are in its deploy.json): give the ONNX model instead",
+            a.work_dir.display()
+        );
+    }
+    let rss0 = memory::rss_bytes();
+    let t = std::time::Instant::now();
     let wrapper = rdeploy::load(&work, registry, None)?;
-    let named = model_inputs(&work.manifest, wrapper.as_ref(), &a.input)?;
-    let threads = a.concurrency as usize;
-    let bar = indicatif::ProgressBar::new((a.warmup * threads + a.iters) as u64);
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    let tick = || bar.inc(1);
-    let report = rdeploy::bench::bench(
-        wrapper.as_ref(),
-        &named,
-        &BenchOptions {
-            warmup: a.warmup,
-            iters: a.iters,
-            concurrency: threads,
-            tick: Some(&tick),
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let inputs = model_inputs(&work.manifest, wrapper.as_ref(), &a.input)?;
+    Ok(Loaded {
+        entry: BenchEntry {
+            backend,
+            version: work.manifest.backend_version.clone(),
+            deploy_ms: None,
+            load_ms,
+            load_rss_mb: rss_growth(rss0),
         },
-    );
+        onnx: work.path.join(&work.manifest.ir_file.path),
+        wrapper,
+        inputs,
+    })
+}
+
+/// Resident memory gained since `before`, in MiB.
+fn rss_growth(before: Option<u64>) -> Option<f64> {
+    let now = memory::rss_bytes()?;
+    Some(now.saturating_sub(before?) as f64 / (1024.0 * 1024.0))
+}
+
+/// `bench MODEL.onnx`: deploy and load each backend; those that fail are listed with why.
+fn deploy_each(registry: &Registry, a: &BenchArgs, tmp: &Path) -> Result<(Vec<Loaded>, Failed)> {
+    let model = &a.work_dir;
+    let wanted = a.backends.clone().unwrap_or_else(|| vec!["all".into()]);
+    let names: Vec<String> = if wanted.iter().any(|b| b == "all") {
+        rdeploy::check_env(registry)
+            .into_iter()
+            .filter(|b| b.available)
+            .map(|b| b.name)
+            .collect()
+    } else {
+        wanted
+    };
+    if names.is_empty() {
+        bail!(
+            "no backend to benchmark: --backends names none, or none is available (rdeploy check-env)"
+        );
+    }
+    let base = match &a.config {
+        Some(p) => rdeploy::Config::from_file(p)?.deploy_config().0,
+        None => json!({}),
+    };
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for name in &names {
+        let config = backend_config(&base, name, a)?;
+        let rss0 = memory::rss_bytes();
+        let started = std::time::Instant::now();
+        let step = rdeploy::deploy(
+            registry,
+            &config,
+            model,
+            &tmp.join(name),
+            &rdeploy::Device::cpu(),
+            &rdeploy::DeployOptions::default(),
+        )
+        .and_then(|wd| {
+            let deploy_ms = started.elapsed().as_secs_f64() * 1e3;
+            let t = std::time::Instant::now();
+            let w = rdeploy::load(&wd, registry, None)?;
+            Ok((wd, w, deploy_ms, t.elapsed().as_secs_f64() * 1e3))
+        });
+        match step {
+            Ok((wd, wrapper, deploy_ms, load_ms)) => {
+                let inputs = model_inputs(&wd.manifest, wrapper.as_ref(), &a.input)?;
+                ok.push(Loaded {
+                    entry: BenchEntry {
+                        backend: name.clone(),
+                        version: wd.manifest.backend_version.clone(),
+                        deploy_ms: Some(deploy_ms),
+                        load_ms,
+                        load_rss_mb: rss_growth(rss0),
+                    },
+                    onnx: model.clone(),
+                    wrapper,
+                    inputs,
+                });
+            }
+            Err(e) => {
+                tracing::warn!("{name}: {}", e.report());
+                failed.push((name.clone(), e.report()));
+            }
+        }
+    }
+    if ok.is_empty() {
+        bail!(
+            "no backend could deploy {}: {}",
+            model.display(),
+            failed
+                .iter()
+                .map(|(n, e)| format!("{n}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok((ok, failed))
+}
+
+/// The deploy config for `name`: the base config with its backend type, and `--threads` in
+/// the backend's own thread setting.
+fn backend_config(base: &serde_json::Value, name: &str, a: &BenchArgs) -> Result<rdeploy::Config> {
+    let mut cfg = base.clone();
+    let root = cfg
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("the config is not a dict"))?;
+    let be = root.entry("backend_config").or_insert_with(|| json!({}));
+    let Some(be) = be.as_object_mut() else {
+        bail!("backend_config in the config is not a dict");
+    };
+    be.insert("type".into(), json!(name));
+    if let Some(t) = a.threads {
+        match thread_key(name) {
+            Some(("", k)) => {
+                be.insert(k.into(), json!(t));
+            }
+            Some((section, k)) => {
+                let cc = be.entry(section).or_insert_with(|| json!({}));
+                if let Some(cc) = cc.as_object_mut() {
+                    cc.insert(k.into(), json!(t));
+                }
+            }
+            None => tracing::warn!(
+                "--threads: rdeploy does not know {name}'s thread setting; it runs with its own"
+            ),
+        }
+    }
+    Ok(rdeploy::Config::from_json(
+        &cfg,
+        a.config.as_deref().unwrap_or(Path::new("<bench>")),
+    )?)
+}
+
+/// Where a backend's engine thread count goes in `backend_config`: (section, key), section ""
+/// for the top level.
+pub(crate) fn thread_key(backend: &str) -> Option<(&'static str, &'static str)> {
+    match backend {
+        "openvino" => Some(("", "inference_num_threads")),
+        "onnxruntime" | "ort" => Some(("common_config", "intra_op_num_threads")),
+        "tract" | "ncnn" => Some(("common_config", "num_threads")),
+        "tvm" => Some(("", "num_threads")),
+        _ => None,
+    }
+}
+
+/// Every setting, every backend interleaved within it.
+fn measure(
+    a: &BenchArgs,
+    loaded: &[Loaded],
+    settings: &[(usize, Option<usize>)],
+) -> Result<Vec<BenchRun>> {
+    let per_setting_calls: usize = settings
+        .iter()
+        .map(|&(c, _)| (a.warmup * c + a.iters) * loaded.len())
+        .sum();
+    let bar = match a.duration {
+        // Calls of unknown number: count them beside the elapsed time.
+        Some(d) => {
+            let pb = super::progress_spinner();
+            pb.set_message(format!(
+                "calls; about {:.0} s of timed calls planned",
+                d.as_secs_f64() * (settings.len() * loaded.len()) as f64
+            ));
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {pos} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            pb
+        }
+        None => {
+            let pb = indicatif::ProgressBar::new(per_setting_calls as u64);
+            pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            pb
+        }
+    };
+    let tick = || bar.inc(1);
+    let mut runs = Vec::new();
+    for &(concurrency, batch) in settings {
+        let inputs: Vec<rdeploy::NamedTensors> = loaded
+            .iter()
+            .map(|l| match batch {
+                Some(b) => rdeploy::inputs::with_batch(&l.inputs, l.wrapper.inputs(), b)
+                    .with_context(|| format!("--batch {b} on {}", l.entry.backend)),
+                None => Ok(l.inputs.clone()),
+            })
+            .collect::<Result<_>>()?;
+        let pairs: Vec<(&dyn rdeploy::Wrapper, &rdeploy::NamedTensors)> = loaded
+            .iter()
+            .zip(&inputs)
+            .map(|(l, i)| (l.wrapper.as_ref(), i))
+            .collect();
+        let reports = rdeploy::bench::bench_interleaved(
+            &pairs,
+            &BenchOptions {
+                warmup: a.warmup,
+                iters: a.iters,
+                duration: a.duration,
+                concurrency,
+                tick: Some(&tick),
+            },
+            a.rounds as usize,
+        );
+        let mut reports = match reports {
+            Ok(r) => r,
+            Err(e) => {
+                bar.finish_and_clear();
+                return Err(e.into());
+            }
+        };
+        for (r, l) in reports.iter_mut().zip(loaded) {
+            r.backend_version = l.entry.version.clone();
+            r.set_flops(rdeploy::inspect::flops_at(&l.onnx, &r.input_shapes));
+        }
+        runs.push(BenchRun {
+            concurrency,
+            batch,
+            reports,
+        });
+    }
     bar.finish_and_clear();
-    let mut report = report?;
-    report.backend_version = work.manifest.backend_version.clone();
-    report.set_flops(rdeploy::inspect::flops_at(
-        &work.path.join(&work.manifest.ir_file.path),
-        &report.input_shapes,
-    ));
+    Ok(runs)
+}
+
+/// One work dir, one setting: the detailed report.
+fn print_one(a: &BenchArgs, report: &BenchReport) -> Result<()> {
     if a.json {
-        return out(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+        return out(&format!("{}\n", serde_json::to_string_pretty(report)?));
     }
     let p = |x: &Percentiles| {
         format!(
-            "mean {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  min {:.3}  max {:.3}",
-            x.mean, x.p50, x.p90, x.p99, x.min, x.max
+            "mean {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  min {:.3}  max {:.3}  std {:.3}",
+            x.mean, x.p50, x.p90, x.p99, x.min, x.max, x.std
         )
     };
     let settings = if report.settings.is_empty() {
@@ -74,184 +355,66 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
         ),
         _ => String::new(),
     };
+    let memory = report
+        .peak_rss_mb
+        .map(|m| {
+            format!("\n  peak resident memory: {m:.1} MiB (the process, during the timed calls)")
+        })
+        .unwrap_or_default();
     out(&format!(
-        "{} {} on {}, {} iterations after {} warmup, {} thread(s){settings}\n  forward (ms): {}\n  execute (ms): {}{engine}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s{compute}\n",
+        "{} {} on {}, {} iterations after {} warmup, {} thread(s), batch {}{settings}\n  forward (ms): {}\n  execute (ms): {}{engine}\n  overhead outside execute: {:.4} ms/call\n  throughput: {:.1} calls/s, {:.1} samples/s{compute}{memory}\n",
         report.backend,
         report.backend_version,
         report.device,
         report.iters,
         report.warmup,
         report.concurrency,
+        report.batch,
         p(&report.latency_ms),
         p(&report.execute_ms),
         report.overhead_ms_mean,
-        report.throughput_per_s
+        report.throughput_per_s,
+        report.samples_per_s,
     ))
 }
 
-/// `rdeploy bench MODEL.onnx --backends ...`: deploy for each backend, then rank them.
-fn rank(registry: &Registry, a: &BenchArgs) -> Result<()> {
-    let model = &a.work_dir;
-    let names: Vec<String> = if a.backends.iter().any(|b| b == "all") {
-        rdeploy::check_env(registry)
-            .into_iter()
-            .filter(|b| b.available)
-            .map(|b| b.name)
-            .collect()
-    } else {
-        a.backends.clone()
-    };
-    if names.is_empty() {
-        bail!(
-            "no backend to benchmark: --backends names none, or none is available (rdeploy check-env)"
-        );
-    }
-    let base = match &a.config {
-        Some(p) => rdeploy::Config::from_file(p)?.deploy_config().0,
-        None => json!({}),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix("rdeploy-bench-")
-        .tempdir()
-        .context("creating a temporary folder for the deploys")?;
-    struct Entry {
-        name: String,
-        version: String,
-        deploy_ms: f64,
-        load_ms: f64,
-        wrapper: std::sync::Arc<dyn rdeploy::Wrapper>,
-        inputs: rdeploy::NamedTensors,
-    }
-    let mut ok: Vec<Entry> = Vec::new();
-    let mut failed: Vec<(String, String)> = Vec::new();
-    for name in &names {
-        let mut cfg = base.clone();
-        let root = cfg
-            .as_object_mut()
-            .ok_or_else(|| anyhow::anyhow!("the config is not a dict"))?;
-        let be = root.entry("backend_config").or_insert_with(|| json!({}));
-        let Some(be) = be.as_object_mut() else {
-            bail!("backend_config in the config is not a dict");
-        };
-        be.insert("type".into(), json!(name));
-        if let Some(t) = a.threads {
-            let key = match name.as_str() {
-                "openvino" => Some(("", "inference_num_threads")),
-                "onnxruntime" | "ort" => Some(("common_config", "intra_op_num_threads")),
-                "tract" | "ncnn" => Some(("common_config", "num_threads")),
-                "tvm" => Some(("", "num_threads")),
-                _ => None,
-            };
-            match key {
-                Some(("", k)) => {
-                    be.insert(k.into(), json!(t));
-                }
-                Some((section, k)) => {
-                    let cc = be.entry(section).or_insert_with(|| json!({}));
-                    if let Some(cc) = cc.as_object_mut() {
-                        cc.insert(k.into(), json!(t));
-                    }
-                }
-                None => tracing::warn!(
-                    "--threads: rdeploy does not know {name}'s thread setting; it runs with its own"
-                ),
-            }
-        }
-        let config = rdeploy::Config::from_json(
-            &cfg,
-            a.config
-                .as_deref()
-                .unwrap_or(std::path::Path::new("<bench>")),
-        )?;
-        let started = std::time::Instant::now();
-        let step = rdeploy::deploy(
-            registry,
-            &config,
-            model,
-            &tmp.path().join(name),
-            &rdeploy::Device::cpu(),
-            &rdeploy::DeployOptions::default(),
-        )
-        .and_then(|wd| {
-            let deploy_ms = started.elapsed().as_secs_f64() * 1e3;
-            let t = std::time::Instant::now();
-            let w = rdeploy::load(&wd, registry, None)?;
-            Ok((wd, w, deploy_ms, t.elapsed().as_secs_f64() * 1e3))
-        });
-        match step {
-            Ok((wd, w, deploy_ms, load_ms)) => {
-                let inputs = model_inputs(&wd.manifest, w.as_ref(), &a.input)?;
-                ok.push(Entry {
-                    name: name.clone(),
-                    version: wd.manifest.backend_version.clone(),
-                    deploy_ms,
-                    load_ms,
-                    wrapper: w,
-                    inputs,
-                });
-            }
-            Err(e) => {
-                tracing::warn!("{name}: {}", e.report());
-                failed.push((name.clone(), e.report()));
-            }
-        }
-    }
-    if ok.is_empty() {
-        bail!(
-            "no backend could deploy {}: {}",
-            model.display(),
-            failed
-                .iter()
-                .map(|(n, e)| format!("{n}: {e}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    let threads = a.concurrency as usize;
-    let bar = indicatif::ProgressBar::new(((a.warmup * threads + a.iters) * ok.len()) as u64);
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    let tick = || bar.inc(1);
-    let runs: Vec<(&dyn rdeploy::Wrapper, &rdeploy::NamedTensors)> =
-        ok.iter().map(|e| (e.wrapper.as_ref(), &e.inputs)).collect();
-    let reports = rdeploy::bench::bench_interleaved(
-        &runs,
-        &BenchOptions {
-            warmup: a.warmup,
-            iters: a.iters,
-            concurrency: threads,
-            tick: Some(&tick),
-        },
-        a.rounds as usize,
-    );
-    bar.finish_and_clear();
-    let mut reports = reports?;
-    // The same model and input shapes for all: counted once.
-    let flops = reports
-        .first()
-        .and_then(|r| rdeploy::inspect::flops_at(model, &r.input_shapes));
-    for (r, e) in reports.iter_mut().zip(&ok) {
-        r.backend_version = e.version.clone();
-        r.set_flops(flops);
-    }
-    let mut order: Vec<usize> = (0..ok.len()).collect();
+/// Indices of `reports` from the lowest p50 latency up.
+pub(crate) fn ranked(reports: &[BenchReport]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..reports.len()).collect();
     order.sort_by(|&i, &j| {
         reports[i]
             .latency_ms
             .p50
             .total_cmp(&reports[j].latency_ms.p50)
     });
+    order
+}
+
+fn print_ranking(
+    a: &BenchArgs,
+    entries: &[BenchEntry],
+    runs: &[BenchRun],
+    failed: &[(String, String)],
+) -> Result<()> {
     if a.json {
-        let ranked: Vec<serde_json::Value> = order
+        let runs: Vec<serde_json::Value> = runs
             .iter()
-            .enumerate()
-            .map(|(rank, &i)| {
-                json!({
-                    "rank": rank + 1,
-                    "backend": ok[i].name,
-                    "deploy_ms": ok[i].deploy_ms,
-                    "load_ms": ok[i].load_ms,
-                    "report": reports[i],
-                })
+            .map(|run| {
+                let ranked: Vec<serde_json::Value> = ranked(&run.reports)
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, &i)| {
+                        json!({
+                            "rank": rank + 1,
+                            "backend": entries[i].backend,
+                            "deploy_ms": entries[i].deploy_ms,
+                            "load_ms": entries[i].load_ms,
+                            "load_rss_mb": entries[i].load_rss_mb,
+                            "report": run.reports[i],
+                        })
+                    })
+                    .collect();
+                json!({"concurrency": run.concurrency, "batch": run.batch, "ranked": ranked})
             })
             .collect();
         let failed: Vec<serde_json::Value> = failed
@@ -261,67 +424,89 @@ fn rank(registry: &Registry, a: &BenchArgs) -> Result<()> {
         return out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&json!({
-                "model": model,
+                "model": a.work_dir,
                 "rounds": a.rounds,
                 "iters": a.iters,
+                "duration_s": a.duration.map(|d| d.as_secs_f64()),
                 "warmup": a.warmup,
-                "concurrency": threads,
                 "threads": a.threads,
-                "ranked": ranked,
+                "backends": entries,
+                "runs": runs,
                 "failed": failed,
             }))?
         ));
     }
-    let best = reports[order[0]].latency_ms.p50;
+    let timed = match a.duration {
+        Some(d) => format!("{:.1} s of timed calls each", d.as_secs_f64()),
+        None => format!("{} timed calls each", a.iters),
+    };
     let mut s = format!(
-        "{}: {} backends, {} timed calls each in {} interleaved rounds after {} warmup, {} caller thread(s){}\n",
-        model.display(),
-        ok.len(),
-        a.iters,
+        "{}: {} backend(s), {timed} in {} interleaved rounds after {} warmup{}\n",
+        a.work_dir.display(),
+        entries.len(),
         a.rounds,
         a.warmup,
-        threads,
         a.threads
             .map(|t| format!(", {t} engine threads"))
             .unwrap_or_default()
     );
-    s.push_str(&format!(
-        "{:<4} {:<12} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>10} {:>9}\n",
-        "rank",
-        "backend",
-        "version",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "mean ms",
-        "std ms",
-        "calls/s",
-        "vs best",
-        "deploy ms",
-        "GFLOP/s"
-    ));
-    for (rank, &i) in order.iter().enumerate() {
-        let r = &reports[i];
-        let version: String = ok[i].version.chars().take(10).collect();
+    for run in runs {
         s.push_str(&format!(
-            "{:<4} {:<12} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.1} {:>7.2}x {:>10.0} {:>9}\n",
-            rank + 1,
-            ok[i].name,
-            version,
-            r.latency_ms.p50,
-            r.latency_ms.p90,
-            r.latency_ms.p99,
-            r.latency_ms.mean,
-            r.latency_ms.std,
-            r.throughput_per_s,
-            r.latency_ms.p50 / best,
-            ok[i].deploy_ms,
-            r.gflops_per_s
-                .map_or_else(|| "-".to_string(), |g| format!("{g:.2}"))
+            "\n{} caller thread(s), batch {}:\n",
+            run.concurrency,
+            run.batch
+                .map_or_else(|| "as given".to_string(), |b| b.to_string())
         ));
+        s.push_str(&format!(
+            "{:<4} {:<12} {:<10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}\n",
+            "rank",
+            "backend",
+            "version",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "mean ms",
+            "std ms",
+            "calls/s",
+            "samples/s",
+            "vs best",
+            "deploy ms",
+            "peak MiB",
+            "GFLOP/s"
+        ));
+        let order = ranked(&run.reports);
+        let best = run.reports[order[0]].latency_ms.p50;
+        for (rank, &i) in order.iter().enumerate() {
+            let r = &run.reports[i];
+            let e = &entries[i];
+            let version: String = e.version.chars().take(10).collect();
+            s.push_str(&format!(
+                "{:<4} {:<12} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>8.3} {:>10.1} {:>10.1} {:>7.2}x {:>10} {:>9} {:>9}\n",
+                rank + 1,
+                e.backend,
+                version,
+                r.latency_ms.p50,
+                r.latency_ms.p90,
+                r.latency_ms.p99,
+                r.latency_ms.mean,
+                r.latency_ms.std,
+                r.throughput_per_s,
+                r.samples_per_s,
+                r.latency_ms.p50 / best,
+                e.deploy_ms
+                    .map_or_else(|| "-".to_string(), |d| format!("{d:.0}")),
+                r.peak_rss_mb
+                    .map_or_else(|| "-".to_string(), |m| format!("{m:.0}")),
+                r.gflops_per_s
+                    .map_or_else(|| "-".to_string(), |g| format!("{g:.2}"))
+            ));
+        }
     }
-    for (n, e) in &failed {
+    for (n, e) in failed {
         s.push_str(&format!("-    {n:<12} failed: {e}\n"));
+    }
+    if let Some(p) = &a.report {
+        s.push_str(&format!("report: {}\n", p.display()));
     }
     out(&s)
 }

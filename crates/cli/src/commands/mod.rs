@@ -11,6 +11,8 @@ mod inspect;
 mod rewrite;
 mod serve;
 
+pub(crate) use bench::ranked;
+
 use crate::args::{Command, ConfigCmd, ExportCmd, InputSource};
 use anyhow::{Result, bail};
 use rdeploy::inputs::random_inputs;
