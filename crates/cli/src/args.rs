@@ -81,6 +81,83 @@ pub enum Command {
     /// Write a deployed work dir into a serving engine's model layout.
     #[command(subcommand)]
     Export(ExportCmd),
+    /// Run the ONNX backend test suite through rdeploy on each backend (deploy, load, forward,
+    /// compare with the expected outputs at each case's rtol/atol) and classify every case:
+    /// pass, wrong, unsupported (refused at deploy or load), error (the call failed), timeout,
+    /// crash. Cases run in worker processes with a time limit each: an engine that aborts or
+    /// hangs loses one case, not the run.
+    ///
+    /// The cases come from scripts/prepare-conformance.py (the `onnx` wheel's node tests
+    /// serialised once, with each case's tolerances). --markdown writes docs/conformance.md,
+    /// --readme updates the README's summary table. Exit code 0 when the run completed,
+    /// whatever the cases' results.
+    Conformance(ConformanceArgs),
+    /// (internal) The worker process of `rdeploy conformance`: runs the case folders named on
+    /// stdin, one JSON line each on stdout.
+    #[command(hide = true)]
+    ConformanceWorker {
+        /// The backend every case runs on.
+        #[arg(long)]
+        backend: String,
+        /// A folder for the deploys, emptied after each case.
+        #[arg(long)]
+        scratch: PathBuf,
+    },
+}
+
+/// Which cases `rdeploy conformance` runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suite {
+    /// One operator per case (about 1,900 cases in onnx 1.23).
+    Node,
+    /// The small models the `onnx` wheel ships (PyTorch exports, simple graphs).
+    Models,
+    /// Both.
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct ConformanceArgs {
+    /// Backends, comma separated, or `all` (every available one).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub backends: Vec<String>,
+    /// The cases to run.
+    #[arg(long, value_enum, default_value = "node")]
+    pub suite: Suite,
+    /// Only cases whose name matches this regular expression (e.g. '^test_(conv|gemm)').
+    #[arg(long, value_name = "REGEX")]
+    pub filter: Option<String>,
+    /// Only every Nth case (after --filter), for a quick sample of the whole suite.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
+    /// Worker processes at once (default: the number of CPUs).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: Option<u64>,
+    /// Seconds one case may take (deploy, load and run) before its worker is killed.
+    #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Where scripts/prepare-conformance.py wrote the cases (its --out).
+    #[arg(long, default_value = "target/conformance", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print every case's result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the report (summary, pass counts by operator, failing operators per backend).
+    #[arg(long, value_name = "OUT.md")]
+    pub markdown: Option<PathBuf>,
+    /// Write the per-case results (case -> backend -> class) as JSON, the form
+    /// docs/conformance.json is committed in.
+    #[arg(long, value_name = "OUT.json")]
+    pub results: Option<PathBuf>,
+    /// Replace the summary table between `<!-- conformance:start -->` and
+    /// `<!-- conformance:end -->` in this file (the README).
+    #[arg(long, value_name = "README.md")]
+    pub readme: Option<PathBuf>,
+    /// The engine's own result on the same cases, from scripts/conformance-native.py --json:
+    /// BACKEND=FILE.json (repeatable); the report puts the rates side by side and lists every
+    /// case the engine passes natively but not through rdeploy.
+    #[arg(long, value_name = "BACKEND=FILE.json")]
+    pub native: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -37,6 +37,7 @@
 pub mod bench;
 mod check;
 pub mod compare;
+pub mod conformance;
 mod deploy;
 pub mod inputs;
 pub mod inspect;

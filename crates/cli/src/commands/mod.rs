@@ -4,6 +4,7 @@ mod bench;
 mod check_env;
 mod compare;
 mod config;
+mod conformance;
 mod deploy;
 mod export;
 mod infer;
@@ -31,6 +32,10 @@ pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
         Command::Config(ConfigCmd::Check { config }) => config::check(registry, &config),
         Command::Rewrite(a) => rewrite::run(registry, a),
         Command::Export(ExportCmd::Triton(a)) => export::triton(a),
+        Command::Conformance(a) => conformance::run(registry, a),
+        Command::ConformanceWorker { backend, scratch } => {
+            conformance::worker(registry, &backend, &scratch)
+        }
         Command::Serve(a) => serve::run(registry, a),
     }
 }
