@@ -9,6 +9,8 @@ scripts/install-triton.sh
 # Headless Chromium, which renders `rdeploy bench --report` in a test.
 scripts/install-chromium.sh
 .venv/bin/python scripts/prepare-test-data.py
+# The ONNX node suite's cases for `rdeploy conformance` (serialised once from the onnx wheel).
+.venv/bin/python scripts/prepare-conformance.py --suite node --out target/conformance
 # Tests of a backend named here fail (rather than skip) when it is unavailable.
 export RDEPLOY_REQUIRE_BACKENDS="${RDEPLOY_REQUIRE_BACKENDS:-tract,onnxruntime,openvino,ncnn,tvm}"
 # Engines installed as Python wheels are found through the active environment.

@@ -102,6 +102,9 @@ pub enum Command {
         /// A folder for the deploys, emptied after each case.
         #[arg(long)]
         scratch: PathBuf,
+        /// The deploy config every case is deployed with.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -124,6 +127,10 @@ pub struct ConformanceArgs {
     /// The cases to run.
     #[arg(long, value_enum, default_value = "node")]
     pub suite: Suite,
+    /// A deploy config every case is deployed with (its backend_config.type is replaced by
+    /// each backend), e.g. to run the suite with an engine setting or precision.
+    #[arg(long, value_name = "CFG")]
+    pub config: Option<PathBuf>,
     /// Only cases whose name matches this regular expression (e.g. '^test_(conv|gemm)').
     #[arg(long, value_name = "REGEX")]
     pub filter: Option<String>,

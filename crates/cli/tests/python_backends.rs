@@ -466,3 +466,120 @@ fn a_worker_does_not_outlive_a_killed_rdeploy() {
         pid.trim()
     );
 }
+
+/// The process ids whose command line holds every one of `needles`.
+fn pids_with(needles: &[&str]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if needles.iter().all(|n| cmd.contains(n)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// `rdeploy conformance` runs each case in a worker process with a time limit: a hung engine
+/// costs its case (timeout), a killed worker its case (crash), and the run goes on with a new
+/// worker each time; with the fault gone, the same cases pass.
+#[test]
+fn conformance_survives_hung_and_killed_workers() {
+    if !venv_ready() {
+        return;
+    }
+    let pkg = test_package();
+    let tmp = tempfile::tempdir().unwrap();
+    // Three cases: ONNX test data (PyTorch's Conv2d export) under three names.
+    let cases = tmp.path().join("cases");
+    let src = root().join("tests/data/generated/onnx-backend/test_Conv2d");
+    for name in ["test_a", "test_b", "test_c"] {
+        let d = cases.join("node").join(name);
+        std::fs::create_dir_all(d.join("test_data_set_0")).unwrap();
+        std::fs::copy(src.join("model.onnx"), d.join("model.onnx")).unwrap();
+        for f in ["input_0.pb", "output_0.pb"] {
+            std::fs::copy(
+                src.join("test_data_set_0").join(f),
+                d.join("test_data_set_0").join(f),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            d.join("case.json"),
+            format!(
+                r#"{{"name": "{name}", "suite": "node", "rtol": 1e-3, "atol": 1e-7, "op": "Conv",
+                    "inputs": [{{"name": "0", "kind": "tensor"}}], "outputs": [{{"name": "3", "kind": "tensor"}}]}}"#
+            ),
+        )
+        .unwrap();
+    }
+    let fault = tmp.path().join("fault");
+    std::fs::write(&fault, "hang").unwrap();
+    let cfg = tmp.path().join("ortpy_hang_test.py");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backend_config = dict(type='ortpy', fault_file={:?})\n",
+            fault.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let mut c = rdeploy(Some(pkg));
+        c.args(["conformance", "--backends", "ortpy", "--jobs", "1", "--timeout", "5"])
+            .args(["--json", "--dir"])
+            .arg(&cases)
+            .arg("--config")
+            .arg(&cfg);
+        c
+    };
+    // Kill the first worker mid-case (the test's config path is in its command line).
+    let marker = cfg.to_str().unwrap().to_string();
+    let killer = std::thread::spawn(move || {
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if let Some(&pid) = pids_with(&["conformance-worker", &marker]).first() {
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                // SAFETY: kill(2) with a pid read from /proc; a signal, no memory involved.
+                unsafe { libc_kill(pid, 9) };
+                return true;
+            }
+        }
+        false
+    });
+    let started = std::time::Instant::now();
+    let v: serde_json::Value = serde_json::from_str(&ok(&mut run())).unwrap();
+    assert!(killer.join().unwrap(), "no worker was seen");
+    let classes: Vec<&str> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["crash", "timeout", "timeout"], "{v}");
+    assert!(
+        v["cases"][0]["detail"].as_str().unwrap().contains("signal 9"),
+        "{v}"
+    );
+    // Two time limits of 5 s and the killed case, not the hour the engine would sleep.
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    // No worker is left behind, nor the Python processes they ran.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        pids_with(&["conformance-worker", cfg.to_str().unwrap()]).is_empty(),
+        "a worker outlived its run"
+    );
+    std::fs::remove_file(&fault).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(&mut run())).unwrap();
+    assert_eq!(v["summary"]["ortpy"]["pass"], 3, "{v}");
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

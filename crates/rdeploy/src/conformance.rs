@@ -1,7 +1,7 @@
 //! One ONNX backend-test case through deploy, load and forward on a backend, classified the
 //! way ONNX's own runner (`onnx.backend.test.runner`) judges a backend: every output present,
 //! same dtype and shape, values within the case's rtol/atol (NumPy's `assert_allclose`, NaNs
-//! equal), exact for integers and booleans.
+//! equal), integers and booleans included, as the runner compares them.
 //!
 //! A case is a folder `scripts/prepare-conformance.py` writes: `model.onnx`,
 //! `test_data_set_N/{input_K.pb, output_K.pb}` and `case.json` (name, suite, rtol, atol, op,
@@ -124,12 +124,19 @@ pub struct Outcome {
     pub ms: f64,
 }
 
-/// Runs the case in `case_dir` on `backend`: deploys its `model.onnx` into `scratch` (created,
-/// then emptied), loads it, runs every `test_data_set_*` and compares with the expected
-/// outputs.
-pub fn run_case(registry: &Registry, backend: &str, case_dir: &Path, scratch: &Path) -> Outcome {
+/// Runs the case in `case_dir` on `backend`: deploys its `model.onnx` with `base` (a deploy
+/// config as JSON, `{}` for none; its `backend_config.type` becomes `backend`) into `scratch`
+/// (created, then emptied), loads it, runs every `test_data_set_*` and compares with the
+/// expected outputs.
+pub fn run_case(
+    registry: &Registry,
+    backend: &str,
+    base: &serde_json::Value,
+    case_dir: &Path,
+    scratch: &Path,
+) -> Outcome {
     let started = Instant::now();
-    let (class, detail, max_abs_diff) = match evaluate(registry, backend, case_dir, scratch) {
+    let (class, detail, max_abs_diff) = match evaluate(registry, backend, base, case_dir, scratch) {
         Ok(d) => d,
         Err((class, detail)) => (class, detail, None),
     };
@@ -147,6 +154,7 @@ type Judged = (Class, String, Option<f64>);
 fn evaluate(
     registry: &Registry,
     backend: &str,
+    base: &serde_json::Value,
     case_dir: &Path,
     scratch: &Path,
 ) -> std::result::Result<Judged, (Class, String)> {
@@ -166,11 +174,16 @@ fn evaluate(
         ));
     }
     let unsupported = |e: crate::Error| (Class::Unsupported, e.report());
-    let config = Config::from_json(
-        &serde_json::json!({"backend_config": {"type": backend}}),
-        Path::new("<conformance>"),
-    )
-    .map_err(unsupported)?;
+    let mut cfg = base.clone();
+    if !cfg.is_object() {
+        cfg = serde_json::json!({});
+    }
+    let be = &mut cfg["backend_config"];
+    if !be.is_object() {
+        *be = serde_json::json!({});
+    }
+    be["type"] = serde_json::json!(backend);
+    let config = Config::from_json(&cfg, Path::new("<conformance>")).map_err(unsupported)?;
     let _ = std::fs::remove_dir_all(scratch);
     let work = crate::deploy(
         registry,

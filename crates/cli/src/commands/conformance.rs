@@ -31,13 +31,19 @@ struct CaseResult {
 }
 
 /// `rdeploy conformance-worker`: runs each case folder read from stdin.
-pub(crate) fn worker(registry: &Registry, backend: &str, scratch: &Path) -> Result<()> {
+pub(crate) fn worker(
+    registry: &Registry,
+    backend: &str,
+    scratch: &Path,
+    config: Option<&Path>,
+) -> Result<()> {
+    let base = base_config(config)?;
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     for line in stdin.lock().lines() {
         let case = PathBuf::from(line.context("reading a case from stdin")?);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rdeploy::conformance::run_case(registry, backend, &case, scratch)
+            rdeploy::conformance::run_case(registry, backend, &base, &case, scratch)
         }))
         .unwrap_or_else(|p| Outcome {
             class: Class::Crash,
@@ -57,6 +63,14 @@ pub(crate) fn worker(registry: &Registry, backend: &str, scratch: &Path) -> Resu
     Ok(())
 }
 
+/// The deploy config at `path` as JSON (`{}` without one).
+fn base_config(path: Option<&Path>) -> Result<serde_json::Value> {
+    Ok(match path {
+        Some(p) => rdeploy::Config::from_file(p)?.deploy_config().0,
+        None => serde_json::json!({}),
+    })
+}
+
 /// A running worker for one backend.
 struct Worker {
     backend: String,
@@ -67,7 +81,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(backend: &str, scratch: &Path, log: &Path) -> Result<Worker> {
+    fn spawn(backend: &str, config: Option<&Path>, scratch: &Path, log: &Path) -> Result<Worker> {
         let exe = std::env::current_exe().context("finding the rdeploy binary for workers")?;
         let stderr =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -84,12 +98,15 @@ impl Worker {
             backend,
         ])
         .arg("--scratch")
-        .arg(scratch)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        // Its own process group: a timeout kills it and anything it started.
-        .process_group(0);
+        .arg(scratch);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            // Its own process group: a timeout kills it and anything it started.
+            .process_group(0);
         let mut child = cmd.spawn().context("starting a conformance worker")?;
         let stdin = child.stdin.take().ok_or_else(|| anyhow!("worker stdin"))?;
         let stdout = child
@@ -275,6 +292,15 @@ pub(crate) fn run(registry: &Registry, a: ConformanceArgs) -> Result<()> {
         }
     }
     let natives = read_natives(&a.native)?;
+    // Checked here, once, so that a bad config is one error and not one per case; workers
+    // get an absolute path.
+    base_config(a.config.as_deref())?;
+    let config = a
+        .config
+        .as_ref()
+        .map(std::path::absolute)
+        .transpose()
+        .context("--config")?;
     let metas: Vec<CaseMeta> = all
         .iter()
         .map(|p| CaseMeta::read(p).map_err(|e| anyhow!(e)))
@@ -308,6 +334,7 @@ pub(crate) fn run(registry: &Registry, a: ConformanceArgs) -> Result<()> {
             .map(|j| {
                 let (queue, results, bar) = (&queue, &results, &bar);
                 let (names, all, limit) = (&names, &all, a.timeout);
+                let config = config.as_deref();
                 let dir = scratch.path().join(format!("job{j}"));
                 sc.spawn(move || -> Result<()> {
                     let mut current: Option<Worker> = None;
@@ -318,6 +345,7 @@ pub(crate) fn run(registry: &Registry, a: ConformanceArgs) -> Result<()> {
                         if current.as_ref().is_none_or(|w| &w.backend != backend) {
                             current = Some(Worker::spawn(
                                 backend,
+                                config,
                                 &dir.join("work"),
                                 &dir.with_extension("stderr"),
                             )?);
@@ -568,6 +596,9 @@ impl Report<'_> {
         });
         if let Some(f) = &self.args.filter {
             c.push_str(&format!(" --filter '{f}'"));
+        }
+        if let Some(p) = &self.args.config {
+            c.push_str(&format!(" --config {}", p.display()));
         }
         if let Some(n) = self.args.sample {
             c.push_str(&format!(" --sample {n}"));

@@ -33,9 +33,11 @@ pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
         Command::Rewrite(a) => rewrite::run(registry, a),
         Command::Export(ExportCmd::Triton(a)) => export::triton(a),
         Command::Conformance(a) => conformance::run(registry, a),
-        Command::ConformanceWorker { backend, scratch } => {
-            conformance::worker(registry, &backend, &scratch)
-        }
+        Command::ConformanceWorker {
+            backend,
+            scratch,
+            config,
+        } => conformance::worker(registry, &backend, &scratch, config.as_deref()),
         Command::Serve(a) => serve::run(registry, a),
     }
 }
