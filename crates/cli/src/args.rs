@@ -440,17 +440,20 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// The ONNX model (used as it is: no onnx_config).
+    /// The ONNX model (used as it is: no onnx_config), or a work dir: then its own deployed
+    /// engine is the reference and its end2end.onnx is deployed for each of --backends.
+    #[arg(value_name = "MODEL.onnx|WORK_DIR")]
     pub model: PathBuf,
-    /// Backends to run, comma separated; the first is the reference (with --expected or
-    /// --against, one is enough).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Backends to run, comma separated; the first is the reference (with a work dir,
+    /// --expected or --against, one is enough).
+    #[arg(long, value_delimiter = ',')]
     pub backends: Vec<String>,
     #[command(flatten)]
     pub input: InputSource,
     /// Another ONNX model (an fp16 or optimised copy, a re-export) to compare with MODEL: MODEL
-    /// on the first backend is the reference, OTHER runs on every backend.
-    #[arg(long, value_name = "OTHER.onnx", conflicts_with = "expected")]
+    /// on the first backend (or the work dir) is the reference, OTHER runs on every backend; a
+    /// work dir runs on its own deployed engine.
+    #[arg(long, value_name = "OTHER.onnx|WORK_DIR", conflicts_with = "expected")]
     pub against: Option<PathBuf>,
     /// Expected outputs to compare every backend with: a .npz (by output name), or a folder of
     /// output_N.pb / .npy files (ONNX's test_data_set_N layout; its input_N.pb are the inputs

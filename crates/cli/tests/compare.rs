@@ -277,6 +277,53 @@ fn bisect_finds_the_node_of_a_changed_weight_deep_in_a_cnn() {
     }
 }
 
+#[test]
+fn a_work_dir_is_the_reference_and_another_work_dir_runs_as_deployed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("tests/data/small-cnn.onnx");
+    let deploy = |m: &Path, w: &Path| {
+        let (code, _, err) = rdeploy(&[
+            "deploy",
+            "configs/mmpretrain/classification_tract_dynamic.py",
+            s(m),
+            "--work-dir",
+            s(w),
+        ]);
+        assert_eq!(code, 0, "{err}");
+    };
+    let work = dir.path().join("w");
+    deploy(&model, &work);
+    // The work dir's own engine is the reference; its end2end.onnx runs on the others.
+    let (code, out, err) = rdeploy(&["compare", s(&work), "--backends", "tract", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reference"], "w (tract)", "{v}");
+    assert_eq!(v["outputs"][0]["backend"], "tract");
+    // Against a work dir of the model with one weight changed: the output it feeds fails, and
+    // --bisect names the node that consumes that weight.
+    let changed = dir.path().join("changed.onnx");
+    change_one_weight(&model, "conv2.w", 3.0, &changed);
+    let other = dir.path().join("w2");
+    deploy(&changed, &other);
+    let (code, out, err) = rdeploy(&[
+        "compare",
+        s(&work),
+        "--against",
+        s(&other),
+        "--bisect",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outputs"][0]["backend"], "w2 (tract)", "{v}");
+    assert_eq!(v["outputs"][0]["pass"], false, "{v}");
+    assert_eq!(v["bisect"]["inputs"][1], "conv2.w", "{v}");
+    // A work dir alone has nothing to compare with.
+    let (code, _, err) = rdeploy(&["compare", s(&work)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--backends"), "{err}");
+}
+
 /// Whether onnxruntime and openvino are here (a failure instead when CI requires them).
 fn engines_ready() -> bool {
     let (_, out, _) = rdeploy(&["check-env", "--json"]);

@@ -5,6 +5,7 @@ use crate::inputs::{ShapeHint, random_inputs};
 use rdeploy_core::{DeployConfig, Device, Error, NamedTensors, Registry, Result, Tensor, Wrapper};
 use serde::Serialize;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Where the inputs of a comparison come from.
 #[derive(Clone, Debug)]
@@ -280,11 +281,18 @@ pub fn compare(
             ));
         }
     }
-    let single = options.expected.is_some() || options.against.is_some();
-    if options.backends.is_empty() || (!single && options.backends.len() < 2) {
+    // Runs of the model: a work dir's own engine, and each backend's.
+    let model_runs = options.backends.len() + usize::from(model.is_dir());
+    let against_file = options.against.as_deref().is_some_and(|p| !p.is_dir());
+    let enough = if options.expected.is_some() || options.against.is_some() {
+        model_runs >= 1 && !(against_file && options.backends.is_empty())
+    } else {
+        model_runs >= 2
+    };
+    if !enough {
         return Err(Error::config_key(
             "backends",
-            "needs at least two backends to compare (e.g. tract,onnxruntime), or one with expected outputs or another model to compare against",
+            "needs at least two backends to compare (e.g. tract,onnxruntime), or one with a work dir, expected outputs or another model to compare against",
         ));
     }
     let scratch = tempfile::Builder::new()
@@ -299,28 +307,52 @@ pub fn compare(
             &scratch.path().join(format!("{i}-{name}")),
             &options.device,
         )
+        .map(Arc::<dyn Wrapper>::from)
     };
-    // (label, wrapper): the model on every backend, then the other model on every backend.
-    let mut runs: Vec<(String, Box<dyn Wrapper>)> = Vec::new();
+    let (model_onnx, model_work) = resolve(model)?;
+    let against = options.against.as_deref().map(resolve).transpose()?;
+    let label_of = |p: &Path| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        )
+    };
+    // (label, wrapper): the model (a work dir's own engine first), then the other model.
+    let mut runs: Vec<(String, Arc<dyn Wrapper>)> = Vec::new();
+    if let Some(w) = &model_work {
+        runs.push((
+            format!("{} ({})", label_of(model), w.manifest.backend),
+            crate::load(w, registry, None)?,
+        ));
+    }
     for (i, name) in options.backends.iter().enumerate() {
-        runs.push((name.clone(), load(model, i, name)?));
-        if options.against.is_some() {
-            break; // the model runs on the first backend only: the reference
+        if against.is_some() && !runs.is_empty() {
+            break; // the model runs on one backend only: the reference
         }
+        let label = if against.is_some() {
+            format!("{} on {name}", label_of(model))
+        } else {
+            name.clone()
+        };
+        runs.push((label, load(&model_onnx, i, name)?));
     }
-    if let Some(other) = &options.against {
-        for (i, name) in options.backends.iter().enumerate() {
-            let label = format!(
-                "{} on {name}",
-                other.file_name().map_or_else(
-                    || other.display().to_string(),
-                    |f| f.to_string_lossy().into_owned()
-                )
-            );
-            runs.push((label, load(other, 100 + i, name)?));
+    match (&against, &options.against) {
+        // Another work dir runs on its own deployed files.
+        (Some((_, Some(w))), Some(other)) => runs.push((
+            format!("{} ({})", label_of(other), w.manifest.backend),
+            crate::load(w, registry, None)?,
+        )),
+        (Some((other_onnx, None)), Some(other)) => {
+            for (i, name) in options.backends.iter().enumerate() {
+                runs.push((
+                    format!("{} on {name}", label_of(other)),
+                    load(other_onnx, 100 + i, name)?,
+                ));
+            }
         }
+        _ => {}
     }
-    let named = inputs_for(options, model, runs[0].1.as_ref())?;
+    let named = inputs_for(options, &model_onnx, runs[0].1.as_ref())?;
     let mut results: Vec<(String, NamedTensors)> = Vec::new();
     for (name, w) in &runs {
         // Input errors are the caller's (named as such); engine errors name the backend.
@@ -347,22 +379,7 @@ pub fn compare(
             };
             ("expected".to_string(), reference, &results[..])
         }
-        None => (
-            if options.against.is_some() {
-                format!(
-                    "{} on {}",
-                    model.file_name().map_or_else(
-                        || model.display().to_string(),
-                        |f| f.to_string_lossy().into_owned()
-                    ),
-                    options.backends[0]
-                )
-            } else {
-                options.backends[0].clone()
-            },
-            results[0].1.clone(),
-            &results[1..],
-        ),
+        None => (results[0].0.clone(), results[0].1.clone(), &results[1..]),
     };
     let mut outputs = Vec::new();
     for (name, outs) in candidates {
@@ -394,6 +411,18 @@ pub fn compare(
         pass: outputs.iter().all(|d| d.pass),
         outputs,
     })
+}
+
+/// An ONNX file as it is, or a work dir: its deployed model (`end2end.onnx`) and the work dir.
+///
+/// # Errors
+/// A work dir that cannot be opened (no or a bad `deploy.json`).
+pub fn resolve(path: &Path) -> Result<(std::path::PathBuf, Option<crate::WorkDir>)> {
+    if path.is_dir() {
+        let w = crate::WorkDir::open(path)?;
+        return Ok((w.path.join(&w.manifest.ir_file.path), Some(w)));
+    }
+    Ok((path.to_path_buf(), None))
 }
 
 /// `model` as it is (no `onnx_config`) converted for `backend` in `work` and loaded.

@@ -55,13 +55,15 @@ fn read_expected(path: &Path) -> Result<(NamedTensors, Option<NamedTensors>)> {
 }
 
 pub(crate) fn run(registry: &Registry, a: CompareArgs) -> Result<()> {
-    if a.backends.len() < 2 && a.expected.is_none() && a.against.is_none() {
+    let work = a.model.is_dir();
+    if a.backends.len() + usize::from(work) < 2 && a.expected.is_none() && a.against.is_none() {
         bail!(
-            "--backends needs at least two backends to compare (e.g. --backends tract,onnxruntime), or one with --expected or --against"
+            "--backends needs at least two backends to compare (e.g. --backends tract,onnxruntime), or one with a work dir, --expected or --against"
         );
     }
     let device: Device = a.device.parse()?;
-    let (_, info) = rdeploy::onnx::inspect_file(&a.model)?;
+    let (onnx, work_dir) = rdeploy::compare::resolve(&a.model)?;
+    let (_, info) = rdeploy::onnx::inspect_file(&onnx)?;
     let (expected, set_inputs) = match &a.expected {
         Some(p) => {
             let (o, i) = read_expected(p).with_context(|| format!("reading {}", p.display()))?;
@@ -83,6 +85,15 @@ pub(crate) fn run(registry: &Registry, a: CompareArgs) -> Result<()> {
                 .map(|(spec, (_, t))| (spec.name.clone(), t))
                 .collect(),
         )
+    } else if let Some(w) = &work_dir {
+        // A work dir's model: the shapes it was deployed and checked at (its manifest's
+        // example shapes) for dims --shape leaves open.
+        CompareInputs::Given(rdeploy::inputs::random_inputs(
+            &info.inputs,
+            &a.input.shapes,
+            &w.manifest.example_shapes,
+            a.input.random_seed,
+        )?)
     } else {
         CompareInputs::Generated {
             shapes: a.input.shapes.clone(),
@@ -103,7 +114,18 @@ pub(crate) fn run(registry: &Registry, a: CompareArgs) -> Result<()> {
     let bisect = if a.bisect && !report.pass {
         let pb = super::progress_spinner();
         pb.set_message("bisecting: every intermediate value as an output");
-        let found = rdeploy::compare::bisect(registry, &a.model, &options);
+        // A work dir's model: between its backend and the others, on its end2end.onnx.
+        let mut options = options.clone();
+        if let Some(w) = &work_dir
+            && (options.against.is_none() || options.backends.is_empty())
+        {
+            options.backends.insert(0, w.manifest.backend.clone());
+        }
+        // Another work dir: its end2end.onnx.
+        if let Some(other) = &options.against {
+            options.against = Some(rdeploy::compare::resolve(other)?.0);
+        }
+        let found = rdeploy::compare::bisect(registry, &onnx, &options);
         pb.finish_and_clear();
         Some(found?)
     } else {
