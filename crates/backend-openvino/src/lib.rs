@@ -29,6 +29,7 @@
 mod convert;
 mod limits;
 pub mod locate;
+mod profile;
 mod settings;
 
 use openvino::{
@@ -441,9 +442,20 @@ impl BackendManager for OpenVinoBackend {
             .compiled
             .create_infer_request()
             .map_err(|e| ov_err("creating an infer request", e))?;
+        let by_ext = |ext: &str| {
+            backend_files
+                .iter()
+                .find(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext)))
+                .cloned()
+        };
         Ok(Box::new(OpenVinoWrapper {
             sig,
-
+            source: ProfileSource {
+                model: by_ext("xml").or_else(|| by_ext("onnx")).unwrap_or_default(),
+                weights: by_ext("bin"),
+                device: ov_device(device)?,
+                properties: s.properties(),
+            },
             in_effect: c.in_effect,
             requests: Mutex::new(vec![first]),
             compiled: Mutex::new(c.compiled),
@@ -455,12 +467,22 @@ impl BackendManager for OpenVinoBackend {
 /// A model compiled by OpenVINO, with a pool of infer requests.
 pub struct OpenVinoWrapper {
     sig: Signature,
+    /// What it was compiled from, for a profiling compile.
+    source: ProfileSource,
     in_effect: Vec<(String, String)>,
     // Drop order matters: requests, then the compiled model, then the core.
     requests: Mutex<Vec<InferRequest>>,
     compiled: Mutex<CompiledModel>,
     // Never used after compiling; kept alive for the compiled model (and Mutex'd for Sync).
     _core: Mutex<Core>,
+}
+
+/// The model files, device and properties a wrapper was compiled with.
+struct ProfileSource {
+    model: PathBuf,
+    weights: Option<PathBuf>,
+    device: String,
+    properties: Vec<(String, String)>,
 }
 
 /// An infer request taken from the pool; goes back on drop.
@@ -509,10 +531,18 @@ fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result
         let mut ov = req
             .get_tensor(&spec.name)
             .map_err(|e| ov_err(&format!("binding input '{}'", spec.name), e))?;
-        let current = ov
-            .get_shape()
-            .map_err(|e| ov_err(&format!("binding input '{}'", spec.name), e))?;
-        if current.get_dimensions() != dims.as_slice() {
+        // OpenVINO's C API has no rank-0 shape (ov_shape_create refuses rank 0), so a scalar
+        // input's shape is neither read nor set: the request's tensor for a scalar input is
+        // already a scalar, and its byte size is checked below.
+        let current = if dims.is_empty() {
+            None
+        } else {
+            Some(
+                ov.get_shape()
+                    .map_err(|e| ov_err(&format!("binding input '{}'", spec.name), e))?,
+            )
+        };
+        if current.is_some_and(|c| c.get_dimensions() != dims.as_slice()) {
             let shape = Shape::new(&dims)
                 .map_err(|e| ov_err(&format!("shape of input '{}'", spec.name), e))?;
             // `set_shape` returns a second owner of the same tensor handle: forget it, or the
@@ -559,13 +589,21 @@ fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result
                     ),
                 )
             })?;
-            let shape: Vec<usize> = ov
-                .get_shape()
-                .map_err(read)?
-                .get_dimensions()
-                .iter()
-                .map(|&d| d.max(0) as usize)
-                .collect();
+            // A scalar output: the C API cannot give a rank-0 shape; one element, no shape.
+            let shape: Vec<usize> = match ov.get_shape() {
+                Ok(s) => s
+                    .get_dimensions()
+                    .iter()
+                    .map(|&d| d.max(0) as usize)
+                    .collect(),
+                Err(e) => {
+                    if ov.get_size().map_err(read)? == 1 {
+                        Vec::new()
+                    } else {
+                        return Err(read(e));
+                    }
+                }
+            };
             // An empty output (NMS that keeps nothing) has no buffer: the binding's
             // get_raw_data would build a slice from a null pointer (a panic that aborts).
             if shape.contains(&0) {
@@ -589,23 +627,30 @@ impl Wrapper for OpenVinoWrapper {
         self.in_effect.clone()
     }
 
+    /// OpenVINO's per-layer counters (`PERF_COUNT`) of a compile like this wrapper's.
+    fn profile(&self, inputs: Vec<Tensor>, runs: usize) -> Result<Vec<rdeploy_core::OpTime>> {
+        let src = &self.source;
+        rdeploy_core::guard::catch_engine_panic(NAME, "profiling", || {
+            profile::profile(
+                &src.model,
+                src.weights.as_deref(),
+                &src.device,
+                &src.properties,
+                &inputs,
+                runs,
+            )
+        })
+    }
+
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         // Refused before the engine sees them: OpenVINO's CPU plugin fails on empty tensors and
-        // its compiled model then keeps failing for the same shapes, and the C API binding does
-        // not take 0-d tensors.
+        // its compiled model then keeps failing for the same shapes.
         for (t, spec) in inputs.iter().zip(self.inputs()) {
             if t.shape().contains(&0) {
                 return Err(Error::InputMismatch {
                     name: spec.name.clone(),
                     expected: "no 0-sized dim: OpenVINO's CPU plugin cannot run empty tensors (tract and onnxruntime can)".into(),
                     got: format!("shape {:?}", t.shape()),
-                });
-            }
-            if t.shape().is_empty() {
-                return Err(Error::InputMismatch {
-                    name: spec.name.clone(),
-                    expected: "a tensor of rank >= 1: rdeploy's OpenVINO binding cannot pass 0-d (scalar) tensors yet (tract and onnxruntime can)".into(),
-                    got: "a 0-d tensor".into(),
                 });
             }
         }

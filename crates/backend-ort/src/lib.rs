@@ -315,6 +315,8 @@ struct SessionSettings {
     parallel: Option<bool>,
     mem_pattern: Option<bool>,
     pool_size: usize,
+    /// ONNX Runtime's profiler on, writing `<prefix>_<time>.json` ([`OrtWrapper::profile`]).
+    profile_prefix: Option<PathBuf>,
 }
 
 fn settings(cfg: &DeployConfig) -> Result<SessionSettings> {
@@ -386,6 +388,7 @@ fn settings(cfg: &DeployConfig) -> Result<SessionSettings> {
         parallel,
         mem_pattern: flag("enable_mem_pattern")?,
         pool_size,
+        profile_prefix: None,
     })
 }
 
@@ -467,6 +470,11 @@ fn session_with(
             b = b
                 .with_optimized_model_path(p)
                 .map_err(|e| step("optimized_model_filepath", e.into()))?;
+        }
+        if let Some(p) = &s.profile_prefix {
+            b = b
+                .with_profiling(p)
+                .map_err(|e| step("enable_profiling", e.into()))?;
         }
         if device.kind() == "cuda" {
             let id = i32::try_from(device.index().unwrap_or(0)).unwrap_or(0);
@@ -678,9 +686,14 @@ impl BackendManager for OrtBackend {
             .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(OrtWrapper {
             sig,
-
             sessions,
             next: Default::default(),
+            source: Source {
+                path: path.to_path_buf(),
+                device: device.clone(),
+                settings: s,
+                libs,
+            },
         }))
     }
 }
@@ -690,6 +703,56 @@ pub struct OrtWrapper {
     sig: Signature,
     sessions: Vec<Mutex<Session>>,
     next: std::sync::atomic::AtomicUsize,
+    /// What the sessions were built from, for a profiling session.
+    source: Source,
+}
+
+/// A session's model file, device, settings and custom-op libraries.
+struct Source {
+    path: PathBuf,
+    device: Device,
+    settings: SessionSettings,
+    libs: Vec<PathBuf>,
+}
+
+/// Per-node times from ONNX Runtime's profiling JSON (Chrome trace events): `Node` events
+/// named `<node>_kernel_time` with `dur` in microseconds and `args.op_name`, after the first
+/// `model_run` (a warm-up), averaged over `runs`.
+fn parse_ort_profile(json: &str, runs: usize) -> Result<Vec<rdeploy_core::OpTime>> {
+    let events: Vec<Json> = serde_json::from_str(json)
+        .map_err(|e| Error::backend(NAME, format!("unreadable profiling JSON: {e}")))?;
+    let num = |e: &Json, k: &str| e.get(k).and_then(Json::as_f64).unwrap_or(0.0);
+    let warm_end = events
+        .iter()
+        .filter(|e| e.get("name").and_then(Json::as_str) == Some("model_run"))
+        .map(|e| num(e, "ts") + num(e, "dur"))
+        .fold(f64::INFINITY, f64::min);
+    let mut by_node: Vec<rdeploy_core::OpTime> = Vec::new();
+    for e in &events {
+        let Some(name) = e.get("name").and_then(Json::as_str) else {
+            continue;
+        };
+        let Some(node) = name.strip_suffix("_kernel_time") else {
+            continue;
+        };
+        if e.get("cat").and_then(Json::as_str) != Some("Node") || num(e, "ts") < warm_end {
+            continue;
+        }
+        let op = e
+            .pointer("/args/op_name")
+            .and_then(Json::as_str)
+            .unwrap_or("?");
+        let ms = num(e, "dur") / 1e3 / runs.max(1) as f64;
+        match by_node.iter_mut().find(|t| t.node == node) {
+            Some(t) => t.ms += ms,
+            None => by_node.push(rdeploy_core::OpTime {
+                node: node.to_string(),
+                op_type: op.to_string(),
+                ms,
+            }),
+        }
+    }
+    Ok(by_node)
 }
 
 impl OrtWrapper {
@@ -761,6 +824,40 @@ fn from_ort(v: &DynValue, spec: &TensorInfo) -> Result<Tensor> {
 impl Wrapper for OrtWrapper {
     fn backend(&self) -> &str {
         NAME
+    }
+
+    /// A session like this wrapper's with ONNX Runtime's profiler on (`enable_profiling`):
+    /// one warm-up call, then `runs` calls; the profile's kernel times per node.
+    fn profile(&self, inputs: Vec<Tensor>, runs: usize) -> Result<Vec<rdeploy_core::OpTime>> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let prefix = std::env::temp_dir().join(format!(
+            "rdeploy-ort-profile-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut settings = self.source.settings.clone();
+        settings.profile_prefix = Some(prefix);
+        let src = &self.source;
+        let mut session = build_session(&src.path, &src.device, &settings, &src.libs, None)?;
+        let file = rdeploy_core::guard::catch_engine_panic(NAME, "profiling", || {
+            for _ in 0..=runs.max(1) {
+                let values = inputs
+                    .iter()
+                    .zip(&self.sig.inputs)
+                    .map(|(t, spec)| Ok((spec.name.as_str(), to_ort(t)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                session
+                    .run(values)
+                    .map_err(|e| ort_err("inference failed", e))?;
+            }
+            session
+                .end_profiling()
+                .map_err(|e| ort_err("ending the profile", e))
+        })?;
+        let text = std::fs::read_to_string(&file);
+        let _ = std::fs::remove_file(&file);
+        let text = text.map_err(|e| Error::io("cannot read ONNX Runtime's profile", &file, e))?;
+        parse_ort_profile(&text, runs.max(1))
     }
 
     fn signature(&self) -> &Signature {

@@ -441,4 +441,41 @@ impl Wrapper for TractWrapper {
             .map(|(v, spec)| from_tract(v, spec))
             .collect()
     }
+
+    /// Each node of the optimised plan timed around its evaluation (what `tract --profile`
+    /// does), over `runs` calls.
+    fn profile(&self, inputs: Vec<Tensor>, runs: usize) -> Result<Vec<rdeploy_core::OpTime>> {
+        let plan = self.plan_for(&inputs)?;
+        let model = plan.model();
+        let mut total = vec![std::time::Duration::ZERO; model.nodes().len()];
+        let runs = runs.max(1);
+        for _ in 0..runs {
+            let values: TVec<TValue> = inputs.iter().cloned().map(to_tract).collect();
+            rdeploy_core::guard::catch_engine_panic(NAME, "profiling", || {
+                multithread_tract_scope(self.executor.clone(), || {
+                    let mut state = plan.spawn()?;
+                    state.run_plan_with_eval(values, |ctx, op_state, node, ins| {
+                        let t = std::time::Instant::now();
+                        let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, ins);
+                        if let Some(d) = total.get_mut(node.id) {
+                            *d += t.elapsed();
+                        }
+                        r
+                    })
+                })
+                .map_err(|e| engine_err("profiling failed", e))
+            })?;
+        }
+        Ok(model
+            .nodes()
+            .iter()
+            .zip(total)
+            .filter(|(n, d)| !d.is_zero() && n.op().name() != "Source")
+            .map(|(n, d)| rdeploy_core::OpTime {
+                node: n.name.clone(),
+                op_type: n.op().name().to_string(),
+                ms: d.as_secs_f64() * 1e3 / runs as f64,
+            })
+            .collect())
+    }
 }

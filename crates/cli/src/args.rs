@@ -421,6 +421,15 @@ pub struct BenchArgs {
     /// settings and versions; no network needed to view it).
     #[arg(long, value_name = "OUT.html")]
     pub report: Option<PathBuf>,
+    /// Also time each operator with the engine's own profiler (ONNX Runtime's profiling JSON,
+    /// OpenVINO's per-layer counters, tract's per-node timing) at the first setting, mapped
+    /// back to the model's ONNX operators in one table.
+    #[arg(long)]
+    pub profile_ops: bool,
+    /// Profiled calls per backend with --profile-ops (after one warm-up call).
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub profile_runs: u64,
     /// Print the measurements as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -49,6 +49,20 @@ impl BenchRun {
     }
 }
 
+/// One backend's per-operator profile (`bench --profile-ops`).
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct BackendProfile {
+    pub backend: String,
+    /// Profiled calls (after a warm-up call).
+    pub runs: u64,
+    /// Time per ONNX operator type, largest first.
+    pub by_op_type: Vec<rdeploy::profile::OpTypeTime>,
+    /// Every engine node with the ONNX operator it maps to.
+    pub nodes: Vec<rdeploy::profile::MappedOp>,
+    /// Why there is no profile (the backend has no profiler, or it failed).
+    pub error: Option<String>,
+}
+
 /// Everything the report shows.
 pub(crate) struct BenchPage<'a> {
     pub model: &'a Path,
@@ -58,6 +72,7 @@ pub(crate) struct BenchPage<'a> {
     pub rounds: u32,
     pub warmup: usize,
     pub threads: Option<u32>,
+    pub profiles: &'a [BackendProfile],
 }
 
 /// Writes the report to `path` (whole or not at all).
@@ -393,6 +408,11 @@ fn render(page: &BenchPage<'_>) -> Result<String> {
             "samples per second at each setting",
         ));
         h.push_str("</section>\n");
+    }
+    if !page.profiles.is_empty() {
+        h.push_str("<section><h2>Time per operator (each engine's profiler)</h2>\n<pre>");
+        h.push_str(&esc(&crate::commands::profile_table(page.profiles)));
+        h.push_str("</pre></section>\n");
     }
     h.push_str(&settings_table(page));
     if !page.failed.is_empty() {

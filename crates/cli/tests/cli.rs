@@ -1585,3 +1585,60 @@ fn bench_ranks_three_engines_on_resnet_with_an_html_report_checked_in_chromium()
         png.len()
     );
 }
+
+#[test]
+fn bench_profile_ops_maps_each_engines_profile_to_onnx_operators() {
+    let need = ["tract", "onnxruntime", "openvino"];
+    if need.iter().any(|b| !available(b)) {
+        assert!(
+            !need.iter().any(|b| required(b)),
+            "a required backend is unavailable"
+        );
+        return;
+    }
+    let model = bench_models().join("resnet18.onnx");
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        s(&model),
+        "--backends",
+        "tract,onnxruntime,openvino",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--profile-ops",
+        "--profile-runs",
+        "3",
+        "--json",
+    ]))
+    .unwrap();
+    let profiles = v["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 3, "{v}");
+    for p in profiles {
+        assert!(p["error"].is_null(), "{p}");
+        assert_eq!(p["runs"], 3);
+        let by = p["by_op_type"].as_array().unwrap();
+        // Every engine's convolutions, whatever it calls them (OpenVINO's Convolution with the
+        // BatchNormalization folded in, ONNX Runtime's fused NCHWc Conv, tract's OptMatMul),
+        // count under the model's Conv, and they are most of ResNet-18's time.
+        assert_eq!(by[0]["op_type"], "Conv", "{}: {by:?}", p["backend"]);
+        let total: f64 = by.iter().map(|o| o["ms"].as_f64().unwrap()).sum();
+        assert!(by[0]["ms"].as_f64().unwrap() > 0.5 * total, "{by:?}");
+        assert!(!p["nodes"].as_array().unwrap().is_empty());
+    }
+    // A work dir: its engine's profile, in the plain output.
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("w");
+    ok(&[
+        "deploy",
+        "configs/mmpretrain/classification_tract_dynamic.py",
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&work),
+    ]);
+    let text = ok(&["bench", s(&work), "--iters", "2", "--profile-ops"]);
+    assert!(
+        text.contains("per-operator time") && text.contains("in operators"),
+        "{text}"
+    );
+}

@@ -531,11 +531,19 @@ fn conformance_survives_hung_and_killed_workers() {
     .unwrap();
     let run = || {
         let mut c = rdeploy(Some(pkg));
-        c.args(["conformance", "--backends", "ortpy", "--jobs", "1", "--timeout", "5"])
-            .args(["--json", "--dir"])
-            .arg(&cases)
-            .arg("--config")
-            .arg(&cfg);
+        c.args([
+            "conformance",
+            "--backends",
+            "ortpy",
+            "--jobs",
+            "1",
+            "--timeout",
+            "5",
+        ])
+        .args(["--json", "--dir"])
+        .arg(&cases)
+        .arg("--config")
+        .arg(&cfg);
         c
     };
     // Kill the first worker mid-case (the test's config path is in its command line).
@@ -563,7 +571,10 @@ fn conformance_survives_hung_and_killed_workers() {
         .collect();
     assert_eq!(classes, ["crash", "timeout", "timeout"], "{v}");
     assert!(
-        v["cases"][0]["detail"].as_str().unwrap().contains("signal 9"),
+        v["cases"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("signal 9"),
         "{v}"
     );
     // Two time limits of 5 s and the killed case, not the hour the engine would sleep.

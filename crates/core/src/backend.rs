@@ -214,6 +214,18 @@ pub struct Signature {
     pub device: Device,
 }
 
+/// One node's time in a profiled call ([`Wrapper::profile`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OpTime {
+    /// The node's name as the engine reports it.
+    pub node: String,
+    /// Its operator type as the engine reports it (`Conv`, OpenVINO's `Convolution`, tract's
+    /// `OptMatMul`...).
+    pub op_type: String,
+    /// Mean time per call, in milliseconds.
+    pub ms: f64,
+}
+
 /// A loaded model ready to run: MMDeploy's `BaseWrapper`.
 ///
 /// Wrappers are immutable and shareable across threads; per-call state lives in the call.
@@ -264,6 +276,24 @@ pub trait Wrapper: Send + Sync {
         inputs: Vec<Tensor>,
     ) -> Result<(Vec<Tensor>, Option<std::time::Duration>)> {
         self.execute(inputs).map(|o| (o, None))
+    }
+
+    /// Per-operator times from the engine's own profiler: `runs` calls of
+    /// [`execute`](Wrapper::execute) on `inputs` (ordered like it), each node's mean time per
+    /// call. Nodes are the engine's own after its graph optimisations (ONNX Runtime's fused
+    /// kernels, OpenVINO's executed layers, tract's optimised plan), so names and op types are
+    /// the engine's, and the sum is the time inside operators (without the engine's
+    /// scheduling between them).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the backend has no per-operator profile (the default) or the
+    /// engine fails.
+    fn profile(&self, inputs: Vec<Tensor>, runs: usize) -> Result<Vec<OpTime>> {
+        let _ = (inputs, runs);
+        Err(Error::backend(
+            self.backend(),
+            "has no per-operator profile in rdeploy (tract, onnxruntime and openvino have one)",
+        ))
     }
 
     /// The output names, in output order.

@@ -44,9 +44,9 @@ mod tensor;
 pub mod timing;
 
 pub use backend::{
-    Availability, BackendManager, Dim, NamedTensors, PassRequest, Signature, TensorInfo, Wrapper,
-    format_dims, resolve_backend_files, select_signature, signature_from_files, single_file,
-    validate_inputs, validate_outputs,
+    Availability, BackendManager, Dim, NamedTensors, OpTime, PassRequest, Signature, TensorInfo,
+    Wrapper, format_dims, resolve_backend_files, select_signature, signature_from_files,
+    single_file, validate_inputs, validate_outputs,
 };
 pub use config::DeployConfig;
 pub use device::Device;

@@ -64,12 +64,15 @@ fn check_shapes(
 }
 
 /// Loads `files` with `backend` the way `load` will, checks the signature against the
-/// manifest's, and runs once at [`check_shapes`]. Returns the wrapper's outputs (for the fp16
-/// check) when it ran.
+/// manifest's, and runs once at [`check_shapes`] on generated inputs. Returns the wrapper's
+/// outputs (for the fp16 check) when it ran. When the engine fails on the generated values,
+/// the deploy stands with a note and a warning unless `must_run` (a pass changed the numbers
+/// and the result must be compared).
 ///
 /// # Errors
-/// [`Error::Backend`] saying that the deployed files cannot be loaded or run, with the engine's
-/// reason, or which names differ.
+/// [`Error::Backend`] saying that the deployed files cannot be loaded, return outputs that
+/// break the signature, or (with `must_run`) cannot run, with the engine's reason, or which
+/// names differ.
 #[allow(clippy::too_many_arguments, reason = "one internal call site")]
 pub fn run_check(
     backend: &dyn BackendManager,
@@ -79,6 +82,7 @@ pub fn run_check(
     opt_shapes: &BTreeMap<String, Vec<u64>>,
     device: &Device,
     cfg: &DeployConfig,
+    must_run: bool,
     report: &mut CheckReport,
 ) -> Result<Option<(NamedTensors, NamedTensors)>> {
     let name = backend.name().to_string();
@@ -124,9 +128,32 @@ pub fn run_check(
         .map(|(k, v)| format!("{k}: {v:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let outs = w
-        .forward(named.clone())
+    // The engine call apart from the output checks: an engine failing on generated values
+    // (a model whose inputs are sizes or indices, such as AffineGrid's `size`) is not proof
+    // that the deploy is wrong, but outputs that break the signature are.
+    let ordered = rdeploy_core::validate_inputs(w.inputs(), named.clone())?;
+    let raw = match w.execute(ordered) {
+        Ok(o) => o,
+        Err(e) if !must_run => {
+            let why = e.report();
+            tracing::warn!(
+                "{name} loads the converted model, but a run on generated inputs at {shape_text} failed: {why}. If the model's inputs carry meaning (sizes, indices), check it with real ones: rdeploy infer WORK_DIR --input ..."
+            );
+            report.notes.push(format!(
+                "deploy checked that {name} loads the converted model; a run on generated inputs at {shape_text} failed ({why}), so no run verified it"
+            ));
+            return Ok(None);
+        }
+        Err(e) => return Err(fail(format!("it cannot run them at {shape_text}"), e)),
+    };
+    rdeploy_core::validate_outputs(&name, w.outputs(), &raw)
         .map_err(|e| fail(format!("it cannot run them at {shape_text}"), e))?;
+    let outs: NamedTensors = w
+        .outputs()
+        .iter()
+        .map(|o| o.name.clone())
+        .zip(raw)
+        .collect();
     report.notes.push(format!(
         "deploy checked that {name} loads and runs the converted model at {shape_text}"
     ));

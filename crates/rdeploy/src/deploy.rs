@@ -308,6 +308,7 @@ pub fn deploy(
         // Prove the deploy: the backend loads what it wrote, with the manifest's names, and
         // runs it; an fp16 graph still matches the float32 one.
         let mut report = crate::check::CheckReport { notes: Vec::new() };
+        let fp16 = more.iter().any(|r| r.name == "fp16" && r.outcome.changed);
         let ran = crate::check::run_check(
             backend.as_ref(),
             &files,
@@ -316,6 +317,7 @@ pub fn deploy(
             &opt_shapes,
             device,
             &deploy_cfg,
+            fp16,
             &mut report,
         )?;
         let mut used_cfg = deploy_cfg.clone();

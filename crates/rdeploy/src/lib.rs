@@ -42,6 +42,7 @@ mod deploy;
 pub mod inputs;
 pub mod inspect;
 mod load;
+pub mod profile;
 pub mod workdir;
 
 pub use deploy::{DeployOptions, backend_of, backend_passes, deploy, rewrite_model, to_backend};
@@ -52,8 +53,8 @@ pub use workdir::{Manifest, WorkDir};
 pub use rdeploy_config::{self as config, Config};
 pub use rdeploy_core::{
     self as core, BackendDescriptor, BackendManager, Cast, DType, DeployConfig, Device, Dim, Error,
-    NamedTensors, Registry, Result, Signature, Tensor, TensorInfo, Wrapper, guard, io, onnx,
-    timing,
+    NamedTensors, OpTime, Registry, Result, Signature, Tensor, TensorInfo, Wrapper, guard, io,
+    onnx, timing,
 };
 pub use rdeploy_onnx::{self as passes, PassRecord, PassRegistry};
 

@@ -4,7 +4,7 @@
 use super::model_inputs;
 use crate::args::BenchArgs;
 use crate::out;
-use crate::report::{self, BenchEntry, BenchRun};
+use crate::report::{self, BackendProfile, BenchEntry, BenchRun};
 use anyhow::{Context, Result, bail};
 use rdeploy::bench::{BenchOptions, BenchReport, Percentiles, memory};
 use rdeploy::{Registry, WorkDir};
@@ -51,6 +51,11 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
         .collect();
     let runs = measure(&a, &loaded, &settings)?;
     let entries: Vec<BenchEntry> = loaded.iter().map(|l| l.entry.clone()).collect();
+    let profiles = if a.profile_ops {
+        profile_each(&a, &loaded, settings[0].1)?
+    } else {
+        Vec::new()
+    };
     if let Some(path) = &a.report {
         report::write_bench_report(
             path,
@@ -62,14 +67,102 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
                 rounds: a.rounds,
                 warmup: a.warmup,
                 threads: a.threads,
+                profiles: &profiles,
             },
         )?;
         tracing::info!("wrote the report {}", path.display());
     }
     if !from_model && runs.len() == 1 {
-        return print_one(&a, &runs[0].reports[0]);
+        return print_one(&a, &runs[0].reports[0], &profiles);
     }
-    print_ranking(&a, &entries, &runs, &failed)
+    print_ranking(&a, &entries, &runs, &failed, &profiles)
+}
+
+/// Each backend's per-operator profile at the first setting's inputs.
+fn profile_each(
+    a: &BenchArgs,
+    loaded: &[Loaded],
+    batch: Option<usize>,
+) -> Result<Vec<BackendProfile>> {
+    let pb = super::progress_spinner();
+    let mut out = Vec::new();
+    for l in loaded {
+        pb.set_message(format!("profiling operators on {}", l.entry.backend));
+        let inputs = match batch {
+            Some(b) => rdeploy::inputs::with_batch(&l.inputs, l.wrapper.inputs(), b)?,
+            None => l.inputs.clone(),
+        };
+        let ordered = rdeploy::core::validate_inputs(l.wrapper.inputs(), inputs)?;
+        let result = l
+            .wrapper
+            .profile(ordered, a.profile_runs as usize)
+            .map(|times| rdeploy::profile::map_to_onnx(&l.onnx, &times));
+        out.push(match result {
+            Ok(nodes) => BackendProfile {
+                backend: l.entry.backend.clone(),
+                runs: a.profile_runs,
+                by_op_type: rdeploy::profile::by_op_type(&nodes),
+                nodes,
+                error: None,
+            },
+            Err(e) => BackendProfile {
+                backend: l.entry.backend.clone(),
+                runs: a.profile_runs,
+                by_op_type: Vec::new(),
+                nodes: Vec::new(),
+                error: Some(e.report()),
+            },
+        });
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+/// The per-operator table: ONNX operator types down, backends across, ms per call and the
+/// share of the backend's time in operators.
+pub(crate) fn profile_table(profiles: &[BackendProfile]) -> String {
+    let Some(runs) = profiles.first().map(|p| p.runs) else {
+        return String::new();
+    };
+    let mut s = format!(
+        "\nper-operator time from each engine's profiler ({runs} calls after a warm-up; ms per call, share of its time in operators), by the model's ONNX operator ([engine-added nodes]):\n{:<22}",
+        "operator"
+    );
+    for p in profiles {
+        s.push_str(&format!(" {:>22}", p.backend));
+    }
+    s.push('\n');
+    let mut ops: Vec<&str> = Vec::new();
+    for p in profiles {
+        for o in &p.by_op_type {
+            if !ops.contains(&o.op_type.as_str()) {
+                ops.push(&o.op_type);
+            }
+        }
+    }
+    let total = |p: &BackendProfile| p.by_op_type.iter().map(|o| o.ms).sum::<f64>();
+    for op in ops {
+        s.push_str(&format!("{op:<22}"));
+        for p in profiles {
+            let cell = p.by_op_type.iter().find(|o| o.op_type == op).map_or_else(
+                || "-".to_string(),
+                |o| format!("{:.3} ({:.0}%)", o.ms, 100.0 * o.ms / total(p).max(1e-12)),
+            );
+            s.push_str(&format!(" {cell:>22}"));
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!("{:<22}", "in operators"));
+    for p in profiles {
+        s.push_str(&format!(" {:>22}", format!("{:.3}", total(p))));
+    }
+    s.push('\n');
+    for p in profiles {
+        if let Some(e) = &p.error {
+            s.push_str(&format!("{}: no profile: {e}\n", p.backend));
+        }
+    }
+    s
 }
 
 /// `bench WORK_DIR`: the work dir's backend, loaded.
@@ -138,6 +231,14 @@ fn deploy_each(registry: &Registry, a: &BenchArgs, tmp: &Path) -> Result<(Vec<Lo
         Some(p) => rdeploy::Config::from_file(p)?.deploy_config().0,
         None => json!({}),
     };
+    // With --profile-ops, a copy whose unnamed nodes have names, so that every engine's
+    // profile maps back to the same ONNX nodes (the graph is the same).
+    let deployed = if a.profile_ops {
+        rdeploy::profile::named_copy(model, &tmp.join("named.onnx"))?
+            .unwrap_or_else(|| model.clone())
+    } else {
+        model.clone()
+    };
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for name in &names {
@@ -147,7 +248,7 @@ fn deploy_each(registry: &Registry, a: &BenchArgs, tmp: &Path) -> Result<(Vec<Lo
         let step = rdeploy::deploy(
             registry,
             &config,
-            model,
+            &deployed,
             &tmp.join(name),
             &rdeploy::Device::cpu(),
             &rdeploy::DeployOptions::default(),
@@ -169,7 +270,7 @@ fn deploy_each(registry: &Registry, a: &BenchArgs, tmp: &Path) -> Result<(Vec<Lo
                         load_ms,
                         load_rss_mb: rss_growth(rss0),
                     },
-                    onnx: model.clone(),
+                    onnx: deployed.clone(),
                     wrapper,
                     inputs,
                 });
@@ -319,9 +420,13 @@ fn measure(
 }
 
 /// One work dir, one setting: the detailed report.
-fn print_one(a: &BenchArgs, report: &BenchReport) -> Result<()> {
+fn print_one(a: &BenchArgs, report: &BenchReport, profiles: &[BackendProfile]) -> Result<()> {
     if a.json {
-        return out(&format!("{}\n", serde_json::to_string_pretty(report)?));
+        let mut v = serde_json::to_value(report)?;
+        if let Some(p) = profiles.first() {
+            v["profile"] = serde_json::to_value(p)?;
+        }
+        return out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
     }
     let p = |x: &Percentiles| {
         format!(
@@ -375,7 +480,8 @@ fn print_one(a: &BenchArgs, report: &BenchReport) -> Result<()> {
         report.overhead_ms_mean,
         report.throughput_per_s,
         report.samples_per_s,
-    ))
+    ))?;
+    out(&profile_table(profiles))
 }
 
 /// Indices of `reports` from the lowest p50 latency up.
@@ -395,6 +501,7 @@ fn print_ranking(
     entries: &[BenchEntry],
     runs: &[BenchRun],
     failed: &[(String, String)],
+    profiles: &[BackendProfile],
 ) -> Result<()> {
     if a.json {
         let runs: Vec<serde_json::Value> = runs
@@ -433,6 +540,7 @@ fn print_ranking(
                 "backends": entries,
                 "runs": runs,
                 "failed": failed,
+                "profiles": profiles,
             }))?
         ));
     }
@@ -505,6 +613,7 @@ fn print_ranking(
     for (n, e) in failed {
         s.push_str(&format!("-    {n:<12} failed: {e}\n"));
     }
+    s.push_str(&profile_table(profiles));
     if let Some(p) = &a.report {
         s.push_str(&format!("report: {}\n", p.display()));
     }

@@ -12,7 +12,7 @@ mod inspect;
 mod rewrite;
 mod serve;
 
-pub(crate) use bench::ranked;
+pub(crate) use bench::{profile_table, ranked};
 
 use crate::args::{Command, ConfigCmd, ExportCmd, InputSource};
 use anyhow::{Result, bail};
