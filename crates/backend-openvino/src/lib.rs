@@ -430,14 +430,29 @@ impl BackendManager for OpenVinoBackend {
         loaded()?;
         let s = Settings::from_config(deploy_cfg)?;
         let mut c = compile(backend_files, device, &s)?;
+        // OpenVINO's ONNX frontend drops graph inputs nothing uses (CastLike's `like`, a
+        // Reduce's empty `axes`): callers still pass them, so they stay in the signature, from
+        // the ONNX file, and are not bound.
+        let unused = dropped_inputs(backend_files, &c.inputs, input_names)?;
+        let known: Vec<TensorInfo> = c.inputs.iter().chain(&unused).cloned().collect();
         let sig = rdeploy_core::select_signature(
             NAME,
-            &c.inputs,
+            &known,
             &c.outputs,
             input_names,
             output_names,
             device,
         )?;
+        let unused: Vec<String> = unused.into_iter().map(|t| t.name).collect();
+        // OpenVINO may list inputs in another order than the model (its frontend orders them
+        // by use); inputs are bound by name, so the signature takes the model's order.
+        let mut sig = sig;
+        sig.inputs.sort_by_key(|t| {
+            input_names
+                .iter()
+                .position(|n| n == &t.name)
+                .unwrap_or(usize::MAX)
+        });
         let first = c
             .compiled
             .create_infer_request()
@@ -450,6 +465,7 @@ impl BackendManager for OpenVinoBackend {
         };
         Ok(Box::new(OpenVinoWrapper {
             sig,
+            unused,
             source: ProfileSource {
                 model: by_ext("xml").or_else(|| by_ext("onnx")).unwrap_or_default(),
                 weights: by_ext("bin"),
@@ -467,6 +483,8 @@ impl BackendManager for OpenVinoBackend {
 /// A model compiled by OpenVINO, with a pool of infer requests.
 pub struct OpenVinoWrapper {
     sig: Signature,
+    /// Inputs of the ONNX model that OpenVINO dropped as unused: accepted, not bound.
+    unused: Vec<String>,
     /// What it was compiled from, for a profiling compile.
     source: ProfileSource,
     in_effect: Vec<(String, String)>,
@@ -475,6 +493,35 @@ pub struct OpenVinoWrapper {
     compiled: Mutex<CompiledModel>,
     // Never used after compiling; kept alive for the compiled model (and Mutex'd for Sync).
     _core: Mutex<Core>,
+}
+
+/// The inputs among `wanted` that an ONNX model declares but OpenVINO's reading of it dropped,
+/// with their ONNX types (empty for an IR or when none is missing).
+///
+/// # Errors
+/// Reading the ONNX file.
+fn dropped_inputs(
+    files: &[PathBuf],
+    have: &[TensorInfo],
+    wanted: &[String],
+) -> Result<Vec<TensorInfo>> {
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|n| !have.iter().any(|t| &t.name == *n))
+        .collect();
+    let onnx = files.iter().find(|p| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    });
+    let (Some(onnx), false) = (onnx, missing.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let (_, info) = rdeploy_core::onnx::inspect_file(onnx)?;
+    Ok(info
+        .inputs
+        .into_iter()
+        .filter(|t| missing.contains(&&t.name))
+        .collect())
 }
 
 /// The model files, device and properties a wrapper was compiled with.
@@ -527,6 +574,9 @@ impl OpenVinoWrapper {
 
 fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
     for (t, spec) in inputs.iter().zip(w.inputs()) {
+        if w.unused.contains(&spec.name) {
+            continue;
+        }
         let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
         let mut ov = req
             .get_tensor(&spec.name)
@@ -630,13 +680,21 @@ impl Wrapper for OpenVinoWrapper {
     /// OpenVINO's per-layer counters (`PERF_COUNT`) of a compile like this wrapper's.
     fn profile(&self, inputs: Vec<Tensor>, runs: usize) -> Result<Vec<rdeploy_core::OpTime>> {
         let src = &self.source;
+        // By name, without the inputs OpenVINO dropped.
+        let named: Vec<(String, Tensor)> = self
+            .inputs()
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(inputs)
+            .filter(|(n, _)| !self.unused.contains(n))
+            .collect();
         rdeploy_core::guard::catch_engine_panic(NAME, "profiling", || {
             profile::profile(
                 &src.model,
                 src.weights.as_deref(),
                 &src.device,
                 &src.properties,
-                &inputs,
+                &named,
                 runs,
             )
         })
@@ -646,7 +704,7 @@ impl Wrapper for OpenVinoWrapper {
         // Refused before the engine sees them: OpenVINO's CPU plugin fails on empty tensors and
         // its compiled model then keeps failing for the same shapes.
         for (t, spec) in inputs.iter().zip(self.inputs()) {
-            if t.shape().contains(&0) {
+            if t.shape().contains(&0) && !self.unused.contains(&spec.name) {
                 return Err(Error::InputMismatch {
                     name: spec.name.clone(),
                     expected: "no 0-sized dim: OpenVINO's CPU plugin cannot run empty tensors (tract and onnxruntime can)".into(),

@@ -76,13 +76,13 @@ fn element_type(d: DType) -> Result<sys::ov_element_type_e> {
 }
 
 /// Per-layer times of `model` (`.xml` with `weights`, or `.onnx`) on `device` with
-/// `properties`, for `inputs` in the model's input order.
+/// `properties`, for `inputs` by tensor name.
 pub(crate) fn profile(
     model: &Path,
     weights: Option<&Path>,
     device: &str,
     properties: &[(String, String)],
-    inputs: &[Tensor],
+    inputs: &[(String, Tensor)],
     runs: usize,
 ) -> Result<Vec<OpTime>> {
     crate::loaded()?;
@@ -148,9 +148,10 @@ pub(crate) fn profile(
             "creating an infer request",
         )?;
         // The inputs' bytes, owned here for as long as the tensors that point at them.
-        let mut buffers: Vec<Vec<u8>> = inputs.iter().map(|t| t.as_bytes().to_vec()).collect();
+        let mut buffers: Vec<Vec<u8>> = inputs.iter().map(|(_, t)| t.as_bytes().to_vec()).collect();
         let mut tensors = Vec::new();
-        for (i, (t, buf)) in inputs.iter().zip(buffers.iter_mut()).enumerate() {
+        for ((name, t), buf) in inputs.iter().zip(buffers.iter_mut()) {
+            let name_c = c_string(name, "an input name")?;
             let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
             let mut shape = sys::ov_shape_t {
                 rank: 0,
@@ -173,8 +174,8 @@ pub(crate) fn profile(
             sys::ov_shape_free(&mut shape);
             check(made, "creating an input tensor")?;
             check(
-                sys::ov_infer_request_set_input_tensor_by_index(req.ptr, i, tensor.ptr),
-                "setting an input",
+                sys::ov_infer_request_set_tensor(req.ptr, name_c.as_ptr(), tensor.ptr),
+                &format!("setting input '{name}'"),
             )?;
             tensors.push(tensor);
         }
