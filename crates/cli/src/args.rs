@@ -426,6 +426,15 @@ pub struct BenchArgs {
     /// back to the model's ONNX operators in one table.
     #[arg(long)]
     pub profile_ops: bool,
+    /// With a model: try each backend with its main knobs (engine threads 1 and all cores;
+    /// ONNX Runtime's graph_optimization_level and execution_mode; OpenVINO's
+    /// performance_hint), all interleaved in one run, and write the fastest (p50 at the first
+    /// setting) as a deploy config (--tune-out).
+    #[arg(long, conflicts_with = "threads")]
+    pub tune: bool,
+    /// Where --tune writes the winning deploy config (MMDeploy's Python form).
+    #[arg(long, value_name = "CFG.py", default_value = "tuned.py")]
+    pub tune_out: PathBuf,
     /// Profiled calls per backend with --profile-ops (after one warm-up call).
     #[arg(long, default_value_t = 10, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=10000))]

@@ -1642,3 +1642,78 @@ fn bench_profile_ops_maps_each_engines_profile_to_onnx_operators() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_tune_tries_each_backends_knobs_and_writes_the_fastest_as_a_deploy_config() {
+    let backends = if ort_available() {
+        "tract,onnxruntime"
+    } else {
+        "tract"
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let tuned = tmp.path().join("tuned.py");
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        backends,
+        "--tune",
+        "--tune-out",
+        s(&tuned),
+        "--iters",
+        "4",
+        "--warmup",
+        "1",
+        "--json",
+    ]))
+    .unwrap();
+    let ranked = v["runs"][0]["ranked"].as_array().unwrap();
+    let labels: Vec<&str> = ranked
+        .iter()
+        .map(|r| r["backend"].as_str().unwrap())
+        .collect();
+    // tract: one and all threads; ONNX Runtime: threads x (optimisation level, execution mode).
+    assert!(labels.contains(&"tract[threads=1]"), "{labels:?}");
+    if backends.contains("onnxruntime") {
+        assert!(
+            labels.contains(&"onnxruntime[threads=1,opt=basic,mode=sequential]"),
+            "{labels:?}"
+        );
+    }
+    // The file is the winner's deploy config, in MMDeploy's form, and deploys.
+    let text = std::fs::read_to_string(&tuned).unwrap();
+    assert!(
+        text.starts_with("# Written by `rdeploy bench --tune`"),
+        "{text}"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&ok(&["config", "print", "--json", s(&tuned)])).unwrap();
+    let winner = labels[0];
+    assert_eq!(
+        cfg["backend_config"]["type"].as_str().unwrap(),
+        &winner[..winner.find('[').unwrap()],
+        "{text}"
+    );
+    let want_threads: u64 = winner
+        .split("threads=")
+        .nth(1)
+        .and_then(|t| t.split([',', ']']).next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let threads = cfg["backend_config"]["common_config"]
+        .as_object()
+        .and_then(|c| {
+            c.get("num_threads")
+                .or_else(|| c.get("intra_op_num_threads"))
+        })
+        .and_then(serde_json::Value::as_u64);
+    assert_eq!(threads, Some(want_threads), "{text}");
+    ok(&[
+        "deploy",
+        s(&tuned),
+        "tests/data/small-cnn.onnx",
+        "--work-dir",
+        s(&tmp.path().join("w")),
+    ]);
+}

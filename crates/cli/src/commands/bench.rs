@@ -18,6 +18,8 @@ type Failed = Vec<(String, String)>;
 /// One backend ready to run: deployed (or opened) and loaded.
 struct Loaded {
     entry: BenchEntry,
+    /// The deploy config it was deployed with (`None` for a work dir given as is).
+    config: serde_json::Value,
     wrapper: Arc<dyn rdeploy::Wrapper>,
     inputs: rdeploy::NamedTensors,
     /// The ONNX file its FLOPs are counted on.
@@ -51,6 +53,9 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
         .collect();
     let runs = measure(&a, &loaded, &settings)?;
     let entries: Vec<BenchEntry> = loaded.iter().map(|l| l.entry.clone()).collect();
+    if a.tune {
+        write_tuned(&a, &loaded, &runs[0])?;
+    }
     let profiles = if a.profile_ops {
         profile_each(&a, &loaded, settings[0].1)?
     } else {
@@ -190,6 +195,7 @@ fn open_work_dir(registry: &Registry, a: &BenchArgs) -> Result<Loaded> {
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let inputs = model_inputs(&work.manifest, wrapper.as_ref(), &a.input)?;
     Ok(Loaded {
+        config: work.manifest.config.clone(),
         entry: BenchEntry {
             backend,
             version: work.manifest.backend_version.clone(),
@@ -241,15 +247,33 @@ fn deploy_each(registry: &Registry, a: &BenchArgs, tmp: &Path) -> Result<(Vec<Lo
     };
     let mut ok = Vec::new();
     let mut failed = Vec::new();
-    for name in &names {
-        let config = backend_config(&base, name, a)?;
+    let candidates: Vec<(String, String, serde_json::Value)> = names
+        .iter()
+        .flat_map(|name| -> Vec<(String, String, serde_json::Value)> {
+            if a.tune {
+                tune_grid(name)
+                    .into_iter()
+                    .map(|(label, knobs)| (format!("{name}[{label}]"), name.clone(), knobs))
+                    .collect()
+            } else {
+                vec![(name.clone(), name.clone(), json!({}))]
+            }
+        })
+        .collect();
+    for (label, name, knobs) in &candidates {
+        let mut config_json = backend_config(&base, name, a)?.to_json();
+        merge_backend_config(&mut config_json, knobs);
+        let config = rdeploy::Config::from_json(
+            &config_json,
+            a.config.as_deref().unwrap_or(Path::new("<bench>")),
+        )?;
         let rss0 = memory::rss_bytes();
         let started = std::time::Instant::now();
         let step = rdeploy::deploy(
             registry,
             &config,
             &deployed,
-            &tmp.join(name),
+            &tmp.join(label.replace(['[', ']', ',', '='], "_")),
             &rdeploy::Device::cpu(),
             &rdeploy::DeployOptions::default(),
         )
@@ -263,8 +287,9 @@ fn deploy_each(registry: &Registry, a: &BenchArgs, tmp: &Path) -> Result<(Vec<Lo
             Ok((wd, wrapper, deploy_ms, load_ms)) => {
                 let inputs = model_inputs(&wd.manifest, wrapper.as_ref(), &a.input)?;
                 ok.push(Loaded {
+                    config: config_json,
                     entry: BenchEntry {
-                        backend: name.clone(),
+                        backend: label.clone(),
                         version: wd.manifest.backend_version.clone(),
                         deploy_ms: Some(deploy_ms),
                         load_ms,
@@ -276,8 +301,8 @@ fn deploy_each(registry: &Registry, a: &BenchArgs, tmp: &Path) -> Result<(Vec<Lo
                 });
             }
             Err(e) => {
-                tracing::warn!("{name}: {}", e.report());
-                failed.push((name.clone(), e.report()));
+                tracing::warn!("{label}: {}", e.report());
+                failed.push((label.clone(), e.report()));
             }
         }
     }
@@ -327,6 +352,111 @@ fn backend_config(base: &serde_json::Value, name: &str, a: &BenchArgs) -> Result
         &cfg,
         a.config.as_deref().unwrap_or(Path::new("<bench>")),
     )?)
+}
+
+/// `--tune`'s candidates for a backend: (label, backend_config keys to merge). Threads: one and
+/// every core this process may use; per engine its main execution knobs.
+fn tune_grid(backend: &str) -> Vec<(String, serde_json::Value)> {
+    let all = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut threads = vec![1];
+    if all > 1 {
+        threads.push(all);
+    }
+    let mut out = Vec::new();
+    for &t in &threads {
+        let with_threads = |mut v: serde_json::Value| {
+            match thread_key(backend) {
+                Some(("", k)) => v[k] = json!(t),
+                Some((section, k)) => v[section][k] = json!(t),
+                None => {}
+            }
+            v
+        };
+        match backend {
+            "onnxruntime" => {
+                for (level, mode) in [
+                    ("all", "sequential"),
+                    ("basic", "sequential"),
+                    ("all", "parallel"),
+                ] {
+                    out.push((
+                        format!("threads={t},opt={level},mode={mode}"),
+                        with_threads(json!({"common_config": {
+                            "graph_optimization_level": level,
+                            "execution_mode": mode,
+                        }})),
+                    ));
+                }
+            }
+            "openvino" => {
+                for hint in ["LATENCY", "THROUGHPUT"] {
+                    out.push((
+                        format!("threads={t},hint={hint}"),
+                        with_threads(json!({"performance_hint": hint})),
+                    ));
+                }
+            }
+            _ if thread_key(backend).is_some() => {
+                out.push((format!("threads={t}"), with_threads(json!({}))));
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        out.push(("as configured".into(), json!({})));
+    }
+    out
+}
+
+/// Merges `knobs` into `cfg.backend_config`, one level of sections deep.
+fn merge_backend_config(cfg: &mut serde_json::Value, knobs: &serde_json::Value) {
+    let Some(knobs) = knobs.as_object() else {
+        return;
+    };
+    if !cfg["backend_config"].is_object() {
+        cfg["backend_config"] = json!({});
+    }
+    for (k, v) in knobs {
+        match (v.as_object(), cfg["backend_config"][k].as_object_mut()) {
+            (Some(section), Some(into)) => {
+                for (sk, sv) in section {
+                    into.insert(sk.clone(), sv.clone());
+                }
+            }
+            _ => cfg["backend_config"][k] = v.clone(),
+        }
+    }
+}
+
+/// Writes the fastest candidate's deploy config (lowest p50 at the first setting) to
+/// `--tune-out`, with a header saying what was measured.
+fn write_tuned(a: &BenchArgs, loaded: &[Loaded], run: &BenchRun) -> Result<()> {
+    let order = ranked(&run.reports);
+    let Some(&best) = order.first() else {
+        bail!("--tune: nothing was measured");
+    };
+    let winner = &loaded[best];
+    let config = rdeploy::Config::from_json(&winner.config, Path::new("<tuned>"))?;
+    let r = &run.reports[best];
+    let mut text = format!(
+        "# Written by `rdeploy bench --tune` for {}: the fastest of {} candidates\n# ({}: p50 {:.3} ms, p90 {:.3} ms, {} caller thread(s), inputs {:?}).\n",
+        a.work_dir.display(),
+        loaded.len(),
+        winner.entry.backend,
+        r.latency_ms.p50,
+        r.latency_ms.p90,
+        run.concurrency,
+        r.input_shapes
+    );
+    text.push_str(&super::config::python_text(&config.tree));
+    rdeploy::core::atomic::write_atomic(&a.tune_out, |w| w.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", a.tune_out.display()))?;
+    tracing::info!(
+        "--tune: {} is the fastest; its deploy config is in {}",
+        winner.entry.backend,
+        a.tune_out.display()
+    );
+    Ok(())
 }
 
 /// Where a backend's engine thread count goes in `backend_config`: (section, key), section ""
@@ -565,8 +695,14 @@ fn print_ranking(
             run.batch
                 .map_or_else(|| "as given".to_string(), |b| b.to_string())
         ));
+        let bw = entries
+            .iter()
+            .map(|e| e.backend.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(12);
         s.push_str(&format!(
-            "{:<4} {:<12} {:<10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}\n",
+            "{:<4} {:<bw$} {:<10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9}\n",
             "rank",
             "backend",
             "version",
@@ -589,7 +725,7 @@ fn print_ranking(
             let e = &entries[i];
             let version: String = e.version.chars().take(10).collect();
             s.push_str(&format!(
-                "{:<4} {:<12} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>8.3} {:>10.1} {:>10.1} {:>7.2}x {:>10} {:>9} {:>9}\n",
+                "{:<4} {:<bw$} {:<10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>8.3} {:>10.1} {:>10.1} {:>7.2}x {:>10} {:>9} {:>9}\n",
                 rank + 1,
                 e.backend,
                 version,
@@ -611,7 +747,7 @@ fn print_ranking(
         }
     }
     for (n, e) in failed {
-        s.push_str(&format!("-    {n:<12} failed: {e}\n"));
+        s.push_str(&format!("-    {n} failed: {e}\n"));
     }
     s.push_str(&profile_table(profiles));
     if let Some(p) = &a.report {

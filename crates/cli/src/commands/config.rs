@@ -66,7 +66,7 @@ pub(crate) fn check(registry: &Registry, path: &Path) -> Result<()> {
 }
 
 /// The merged config written back as Python assignments (like mmengine's `pretty_text`).
-fn python_text(tree: &rdeploy::config::Dict) -> String {
+pub(crate) fn python_text(tree: &rdeploy::config::Dict) -> String {
     use rdeploy::config::{Key, Value};
     fn lit(v: &Value, indent: usize, out: &mut String) {
         let pad = "    ".repeat(indent + 1);
