@@ -156,6 +156,17 @@ pub fn compare(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<f64,
     if got.dtype() != want.dtype() {
         return Err(format!("dtype {}, expected {}", got.dtype(), want.dtype()));
     }
+    if let (Ok(g), Ok(w)) = (got.as_strings(), want.as_strings()) {
+        // Strings: equal or not, whatever the tolerance.
+        return match g.iter().zip(w.iter()).position(|(a, b)| a != b) {
+            None => Ok(0.0),
+            Some(i) => Err(format!(
+                "string {i}: got {:?}, expected {:?}",
+                g.iter().nth(i).map_or("", |s| s.as_str()),
+                w.iter().nth(i).map_or("", |s| s.as_str())
+            )),
+        };
+    }
     let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
     let mut max_abs = 0f64;
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
