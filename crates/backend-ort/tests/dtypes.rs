@@ -19,7 +19,56 @@ use std::process::Command;
 
 /// Cases ONNX Runtime itself cannot run or disagrees with ONNX's reference on, with the reason
 /// (what rdeploy can check there is that the types reach the engine and come back).
-const KNOWN: &[(&str, &str)] = &[];
+const KNOWN: &[(&str, &str)] = &[
+    // ONNX Runtime has no CPU kernel for these ops at the opset ONNX's newest tests use, or for
+    // these types at all: the model fails to load, in Python onnxruntime too.
+    ("test_attention_4d_causal_bf16", NO_BF16_KERNELS),
+    ("test_attention_4d_causal_bf16_expanded", NO_BF16_KERNELS),
+    ("test_attention_4d_padded_kv_bf16", NO_BF16_KERNELS),
+    ("test_attention_4d_padded_kv_bf16_expanded", NO_BF16_KERNELS),
+    ("test_attention_4d_causal_padded_kv_bf16", NO_BF16_KERNELS),
+    ("test_attention_4d_causal_padded_kv_bf16_expanded", NO_BF16_KERNELS),
+    ("test_attention_4d_attn_mask_causal_bf16", NO_BF16_KERNELS),
+    ("test_attention_4d_attn_mask_causal_bf16_expanded", NO_BF16_KERNELS),
+    ("test_attention_3d_causal_bf16", NO_BF16_KERNELS),
+    ("test_attention_3d_causal_bf16_expanded", NO_BF16_KERNELS),
+    ("test_celu_bfloat16_expanded", NO_BF16_KERNELS),
+    ("test_cast_FLOAT4E2M1_to_FLOAT", NO_FLOAT4_CAST),
+    ("test_cast_FLOAT4E2M1_to_FLOAT16", NO_FLOAT4_CAST),
+    ("test_cast_FLOAT_to_FLOAT4E2M1", NO_FLOAT4_CAST),
+    ("test_cast_FLOAT16_to_FLOAT4E2M1", NO_FLOAT4_CAST),
+    ("test_castlike_FLOAT4E2M1_to_FLOAT", NO_FLOAT4_CAST),
+    ("test_castlike_FLOAT4E2M1_to_FLOAT_expanded", NO_FLOAT4_CAST),
+    ("test_castlike_FLOAT4E2M1_to_FLOAT16", NO_FLOAT4_CAST),
+    ("test_castlike_FLOAT4E2M1_to_FLOAT16_expanded", NO_FLOAT4_CAST),
+    ("test_castlike_FLOAT_to_FLOAT4E2M1", NO_FLOAT4_CAST),
+    ("test_castlike_FLOAT_to_FLOAT4E2M1_expanded", NO_FLOAT4_CAST),
+    ("test_castlike_FLOAT16_to_FLOAT4E2M1", NO_FLOAT4_CAST),
+    ("test_castlike_FLOAT16_to_FLOAT4E2M1_expanded", NO_FLOAT4_CAST),
+    ("test_dequantizelinear_e4m3fn", NO_OPSET_28),
+    ("test_dequantizelinear_e4m3fn_float16", NO_OPSET_28),
+    ("test_dequantizelinear_e4m3fn_zero_point", NO_OPSET_28),
+    ("test_dequantizelinear_e5m2", NO_OPSET_28),
+    ("test_dequantizelinear_uint4", NO_OPSET_28),
+    ("test_dequantizelinear_int4", NO_OPSET_28),
+    ("test_dequantizelinear_float4e2m1", NO_OPSET_28),
+    ("test_quantizelinear_e4m3fn", NO_OPSET_28),
+    ("test_quantizelinear_e5m2", NO_OPSET_28),
+    ("test_quantizelinear_uint4", NO_OPSET_28),
+    ("test_quantizelinear_int4", NO_OPSET_28),
+    ("test_quantizelinear_float4e2m1", NO_OPSET_28),
+    ("test_onehot_with_bfloat16_values", NO_OPSET_28),
+    // A machine without the en_US.UTF-8 locale: ONNX Runtime's StringNormalizer needs it for
+    // case changes ("install necessary language-pack"); the cases that keep case pass.
+    ("test_strnormalizer_export_monday_casesensintive_lower", NO_LOCALE),
+    ("test_strnormalizer_export_monday_casesensintive_upper", NO_LOCALE),
+    ("test_strnormalizer_export_monday_empty_output", NO_LOCALE),
+    ("test_strnormalizer_export_monday_insensintive_upper_twodim", NO_LOCALE),
+];
+const NO_BF16_KERNELS: &str = "ONNX Runtime's CPU provider has no bfloat16 kernel for Add/Mul/Div/Expand";
+const NO_FLOAT4_CAST: &str = "ONNX Runtime's CPU Cast has no float4e2m1 kernel";
+const NO_OPSET_28: &str = "ONNX Runtime has no kernel for this op at opset 28 (onnx 1.23's tests)";
+const NO_LOCALE: &str = "ONNX Runtime's StringNormalizer needs the en_US.UTF-8 locale";
 
 fn python() -> PathBuf {
     match std::env::var_os("VIRTUAL_ENV") {
@@ -79,9 +128,13 @@ fn onnx_node_cases_of_every_new_dtype_match() {
         let result = conf::run_case(&OrtBackend, &case, &work, rtol, atol);
         match (result, KNOWN.iter().find(|(n, _)| n == name)) {
             (Ok(_), None) => passed.push(name.clone()),
+            // Environment-dependent (a locale being installed): passing is fine.
+            (Ok(_), Some((_, why))) if *why == NO_LOCALE => passed.push(name.clone()),
             (Ok(_), Some(_)) => failures.push(format!("{name}: passes now; drop it from KNOWN")),
-            (Err(e), Some((_, why))) => known.push(format!("{name}: {why} ({e})")),
-            (Err(e), None) => failures.push(format!("{name}: {e}")),
+            (Err(e), Some((_, why))) if e.contains("ONNX Runtime cannot load it") => {
+                known.push(format!("{name}: {why}"))
+            }
+            (Err(e), _) => failures.push(format!("{name}: {e}")),
         }
     }
     eprintln!("passed {}: {}", passed.len(), passed.join(" "));

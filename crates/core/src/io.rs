@@ -164,6 +164,27 @@ fn read_npy(reader: impl Read, path: &Path, expect: Option<DType>) -> Result<Ten
         .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
     check_npy_header(head)
         .map_err(|msg| file_err(path, format!("not a valid .npy file: {msg}")))?;
+    // ml_dtypes saves float8_e5m2 as '<f1', a float size npyz (and numpy.load) refuse: it is
+    // read as the opaque '|V1' it is, a string of the same length, so the header keeps its size.
+    const F1: &[u8] = b"'descr': '<f1'";
+    let header_end = head.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if let Some(at) = head[..header_end].windows(F1.len()).position(|w| w == F1) {
+        let expect = match expect {
+            None | Some(DType::F8E5M2) => Some(DType::F8E5M2),
+            Some(other) => {
+                return Err(file_err(
+                    path,
+                    format!("the array is float8_e5m2 ('<f1'), not {other}"),
+                ));
+            }
+        };
+        let mut header = head[..header_end].to_vec();
+        header[at..at + F1.len()].copy_from_slice(b"'descr': '|V1'");
+        reader.consume(header_end);
+        let npy = NpyFile::new(std::io::Cursor::new(header).chain(reader))
+            .map_err(|e| file_err(path, format!("not a valid .npy file: {e}")))?;
+        return npy_to_tensor(npy, path, expect);
+    }
     let npy =
         NpyFile::new(reader).map_err(|e| file_err(path, format!("not a valid .npy file: {e}")))?;
     npy_to_tensor(npy, path, expect)
