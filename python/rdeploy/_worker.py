@@ -188,7 +188,7 @@ class Worker:
         self.remap()
         inputs = {}
         for t in req["inputs"]:
-            dtype = np.dtype(t["dtype"])
+            dtype = _dtype(t["dtype"])
             shape = tuple(t["shape"])
             count = 1
             for d in shape:
@@ -214,7 +214,7 @@ class Worker:
             if a is None:
                 raise TypeError(f"forward() returned None for output '{name}', not an array")
             a = np.asarray(a)
-            if a.dtype.kind not in "biuf":
+            if a.dtype.kind not in "biuf" and a.dtype.name not in _ML_DTYPES:
                 raise TypeError(f"forward() returned output '{name}' as {a.dtype} "
                                 f"({type(out[name] if isinstance(out, dict) else out[i]).__name__}), "
                                 "not an array of numbers or booleans")
@@ -306,3 +306,21 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# Element types NumPy has only through ml_dtypes; rdeploy passes them by these names.
+_ML_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+              "float8_e8m0fnu", "int4", "uint4", "float4_e2m1fn")
+
+
+def _dtype(name):
+    """NumPy's dtype for rdeploy's numpy name, through ml_dtypes for bfloat16, float8 and 4-bit."""
+    import numpy as np
+
+    if name in _ML_DTYPES:
+        try:
+            import ml_dtypes
+        except ImportError as e:
+            raise TypeError(f"{name} inputs need the ml_dtypes package (pip install ml_dtypes)") from e
+        return np.dtype(getattr(ml_dtypes, name))
+    return np.dtype(name)

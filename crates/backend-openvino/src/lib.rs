@@ -162,6 +162,17 @@ fn dtype_of(t: ElementType) -> Option<DType> {
         ElementType::U32 => DType::U32,
         ElementType::U64 => DType::U64,
         ElementType::Boolean => DType::Bool,
+        ElementType::Bf16 => DType::BF16,
+        // OpenVINO's f8e4m3 is OCP/ONNX E4M3FN (NaN, no infinities); the C API and the
+        // binding spell f8e5m2 `F8E5M3`.
+        ElementType::F8E4M3 => DType::F8E4M3FN,
+        ElementType::F8E5M3 => DType::F8E5M2,
+        ElementType::F8E8M0 => DType::F8E8M0,
+        ElementType::U4 => DType::U4,
+        ElementType::I4 => DType::I4,
+        ElementType::F4E2M1 => DType::F4E2M1,
+        // Strings: OpenVINO's C API can fill a string tensor but has no call to read one, and
+        // the binding hides the tensor handle; float8 FNUZ variants: OpenVINO has none.
         _ => return None,
     })
 }
@@ -177,7 +188,7 @@ fn port_info(node: &openvino::Node, what: &str) -> Result<TensorInfo> {
     let dtype = dtype_of(et).ok_or_else(|| {
         Error::backend(
             NAME,
-            format!("{what} '{name}' has element type {et}, which rdeploy cannot hold"),
+            format!("{what} '{name}' has element type {et}, which rdeploy cannot exchange with OpenVINO (its C API cannot read string tensors back)"),
         )
     })?;
     let ps = node
@@ -607,7 +618,7 @@ fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result
         let dst = ov
             .get_raw_data_mut()
             .map_err(|e| ov_err(&format!("binding input '{}'", spec.name), e))?;
-        let src = t.as_bytes();
+        let src = t.to_packed_bytes()?;
         if dst.len() != src.len() {
             return Err(Error::backend(
                 NAME,
@@ -619,7 +630,7 @@ fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result
                 ),
             ));
         }
-        dst.copy_from_slice(src);
+        dst.copy_from_slice(&src);
     }
     req.infer().map_err(|e| ov_err("inference failed", e))?;
     w.outputs()
@@ -634,7 +645,7 @@ fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result
                 Error::backend(
                     NAME,
                     format!(
-                        "output '{}' has element type {et}, which rdeploy cannot hold",
+                        "output '{}' has element type {et}, which rdeploy cannot exchange with OpenVINO (its C API cannot read string tensors back)",
                         spec.name
                     ),
                 )
@@ -659,7 +670,7 @@ fn run(req: &mut InferRequest, w: &OpenVinoWrapper, inputs: &[Tensor]) -> Result
             if shape.contains(&0) {
                 return Ok(Tensor::zeros(dtype, &shape));
             }
-            Tensor::from_le_bytes(dtype, &shape, ov.get_raw_data().map_err(read)?)
+            Tensor::from_packed_bytes(dtype, &shape, ov.get_raw_data().map_err(read)?)
         })
         .collect()
 }

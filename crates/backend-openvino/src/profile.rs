@@ -65,7 +65,13 @@ fn element_type(d: DType) -> Result<sys::ov_element_type_e> {
         DType::U32 => E::U32,
         DType::U64 => E::U64,
         DType::Bool => E::OV_BOOLEAN,
-        #[allow(unreachable_patterns, reason = "element types added later")]
+        DType::BF16 => E::BF16,
+        DType::F8E4M3FN => E::F8E4M3,
+        DType::F8E5M2 => E::F8E5M3,
+        DType::F8E8M0 => E::F8E8M0,
+        DType::U4 => E::U4,
+        DType::I4 => E::I4,
+        DType::F4E2M1 => E::F4E2M1,
         other => {
             return Err(Error::backend(
                 NAME,
@@ -148,7 +154,10 @@ pub(crate) fn profile(
             "creating an infer request",
         )?;
         // The inputs' bytes, owned here for as long as the tensors that point at them.
-        let mut buffers: Vec<Vec<u8>> = inputs.iter().map(|(_, t)| t.as_bytes().to_vec()).collect();
+        let mut buffers: Vec<Vec<u8>> = inputs
+            .iter()
+            .map(|(_, t)| t.to_packed_bytes().map(|b| b.into_owned()))
+            .collect::<Result<_>>()?;
         let mut tensors = Vec::new();
         for ((name, t), buf) in inputs.iter().zip(buffers.iter_mut()) {
             let name_c = c_string(name, "an input name")?;

@@ -36,7 +36,7 @@ pub mod locate;
 use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 use rdeploy_core::{
-    BackendDescriptor, BackendManager, DeployConfig, Device, Error, Result, Signature, Tensor,
+    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Signature, Tensor,
     TensorInfo, Wrapper,
 };
 use serde_json::Value as Json;
@@ -772,11 +772,115 @@ impl OrtWrapper {
     }
 }
 
+/// ONNX Runtime's element type for a dtype.
+fn ort_type(d: DType) -> TensorElementType {
+    match d {
+        DType::F32 => TensorElementType::Float32,
+        DType::F16 => TensorElementType::Float16,
+        DType::F64 => TensorElementType::Float64,
+        DType::I8 => TensorElementType::Int8,
+        DType::I16 => TensorElementType::Int16,
+        DType::I32 => TensorElementType::Int32,
+        DType::I64 => TensorElementType::Int64,
+        DType::U8 => TensorElementType::Uint8,
+        DType::U16 => TensorElementType::Uint16,
+        DType::U32 => TensorElementType::Uint32,
+        DType::U64 => TensorElementType::Uint64,
+        DType::Bool => TensorElementType::Bool,
+        DType::BF16 => TensorElementType::Bfloat16,
+        DType::F8E4M3FN => TensorElementType::Float8E4M3FN,
+        DType::F8E4M3FNUZ => TensorElementType::Float8E4M3FNUZ,
+        DType::F8E5M2 => TensorElementType::Float8E5M2,
+        DType::F8E5M2FNUZ => TensorElementType::Float8E5M2FNUZ,
+        DType::F8E8M0 => TensorElementType::Float8E8M0,
+        DType::U4 => TensorElementType::Uint4,
+        DType::I4 => TensorElementType::Int4,
+        DType::F4E2M1 => TensorElementType::Float4E2M1,
+        DType::Str => TensorElementType::String,
+    }
+}
+
+/// The dtype of one of ONNX Runtime's element types, if rdeploy holds it.
+fn dtype_of(t: TensorElementType) -> Option<DType> {
+    DType::ALL.into_iter().find(|&d| ort_type(d) == t)
+}
+
 fn to_ort(t: &Tensor) -> Result<ort::session::SessionInputValue<'_>> {
-    rdeploy_core::dispatch_tensor!(t, a => {
-        let data = a.as_slice().ok_or_else(|| Error::Tensor("tensor is not contiguous".into()))?;
-        TensorRef::from_array_view((a.shape().to_vec(), data)).map(Into::into).map_err(|e| ort_err("binding an input", e))
-    })
+    let shape = t.shape().to_vec();
+    let bind = |e| ort_err("binding an input", e);
+    match t {
+        // Types ort's safe API has no Rust type for: an ONNX Runtime tensor of the element type,
+        // filled with the packed bytes.
+        Tensor::F8E4M3FN(_)
+        | Tensor::F8E4M3FNUZ(_)
+        | Tensor::F8E5M2(_)
+        | Tensor::F8E5M2FNUZ(_)
+        | Tensor::F8E8M0(_)
+        | Tensor::U4(_)
+        | Tensor::I4(_)
+        | Tensor::F4E2M1(_) => {
+            let bytes = t.to_packed_bytes()?;
+            let mut v = ort::value::DynTensor::new(
+                &ort::memory::Allocator::default(),
+                ort_type(t.dtype()),
+                shape,
+            )
+            .map_err(bind)?;
+            if !bytes.is_empty() {
+                if v.size() != Some(bytes.len()) {
+                    return Err(Error::backend(
+                        NAME,
+                        format!(
+                            "ONNX Runtime sized a {} tensor of shape {:?} at {:?} bytes, rdeploy at {}",
+                            t.dtype(),
+                            t.shape(),
+                            v.size(),
+                            bytes.len()
+                        ),
+                    ));
+                }
+                let dst = v.data_ptr_mut().cast::<u8>();
+                // SAFETY: the tensor was just allocated in CPU memory by the default allocator
+                // and holds exactly `bytes.len()` bytes (checked above); the regions are distinct.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+            }
+            Ok(v.into())
+        }
+        Tensor::Str(a) => {
+            let data = a
+                .as_slice()
+                .ok_or_else(|| Error::Tensor("tensor is not contiguous".into()))?;
+            ort::value::Tensor::from_string_array((shape, data))
+                .map(Into::into)
+                .map_err(bind)
+        }
+        Tensor::F32(a) => view(shape, a),
+        Tensor::F16(a) => view(shape, a),
+        Tensor::BF16(a) => view(shape, a),
+        Tensor::F64(a) => view(shape, a),
+        Tensor::I8(a) => view(shape, a),
+        Tensor::I16(a) => view(shape, a),
+        Tensor::I32(a) => view(shape, a),
+        Tensor::I64(a) => view(shape, a),
+        Tensor::U8(a) => view(shape, a),
+        Tensor::U16(a) => view(shape, a),
+        Tensor::U32(a) => view(shape, a),
+        Tensor::U64(a) => view(shape, a),
+        Tensor::Bool(a) => view(shape, a),
+    }
+}
+
+/// A zero-copy ONNX Runtime view of a tensor of one of ort's Rust element types.
+fn view<T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static>(
+    shape: Vec<usize>,
+    a: &ndarray::ArrayD<T>,
+) -> Result<ort::session::SessionInputValue<'_>> {
+    let data = a
+        .as_slice()
+        .ok_or_else(|| Error::Tensor("tensor is not contiguous".into()))?;
+    TensorRef::from_array_view((shape, data))
+        .map(Into::into)
+        .map_err(|e| ort_err("binding an input", e))
 }
 
 fn from_ort(v: &DynValue, spec: &TensorInfo) -> Result<Tensor> {
@@ -789,8 +893,11 @@ fn from_ort(v: &DynValue, spec: &TensorInfo) -> Result<Tensor> {
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         Tensor::from_shape_vec(&shape, data.to_vec())
     }
-    let ty = match v.dtype() {
-        ValueType::Tensor { ty, .. } => *ty,
+    let (ty, shape) = match v.dtype() {
+        ValueType::Tensor { ty, shape, .. } => (
+            *ty,
+            shape.iter().map(|&d| d.max(0) as usize).collect::<Vec<usize>>(),
+        ),
         other => {
             return Err(Error::backend(
                 NAME,
@@ -798,26 +905,67 @@ fn from_ort(v: &DynValue, spec: &TensorInfo) -> Result<Tensor> {
             ));
         }
     };
-    match ty {
-        TensorElementType::Float32 => get::<f32>(v),
-        TensorElementType::Float16 => get::<half::f16>(v),
-        TensorElementType::Float64 => get::<f64>(v),
-        TensorElementType::Int8 => get::<i8>(v),
-        TensorElementType::Int16 => get::<i16>(v),
-        TensorElementType::Int32 => get::<i32>(v),
-        TensorElementType::Int64 => get::<i64>(v),
-        TensorElementType::Uint8 => get::<u8>(v),
-        TensorElementType::Uint16 => get::<u16>(v),
-        TensorElementType::Uint32 => get::<u32>(v),
-        TensorElementType::Uint64 => get::<u64>(v),
-        TensorElementType::Bool => get::<bool>(v),
-        other => Err(Error::backend(
+    let dtype = dtype_of(ty).ok_or_else(|| {
+        Error::backend(
             NAME,
             format!(
-                "output '{}' has element type {other:?}, which rdeploy cannot hold",
+                "output '{}' has element type {ty}, which rdeploy cannot hold",
                 spec.name
             ),
-        )),
+        )
+    })?;
+    match dtype {
+        DType::F32 => get::<f32>(v),
+        DType::F16 => get::<half::f16>(v),
+        DType::BF16 => get::<half::bf16>(v),
+        DType::F64 => get::<f64>(v),
+        DType::I8 => get::<i8>(v),
+        DType::I16 => get::<i16>(v),
+        DType::I32 => get::<i32>(v),
+        DType::I64 => get::<i64>(v),
+        DType::U8 => get::<u8>(v),
+        DType::U16 => get::<u16>(v),
+        DType::U32 => get::<u32>(v),
+        DType::U64 => get::<u64>(v),
+        DType::Bool => get::<bool>(v),
+        DType::Str => {
+            let (shape, data) = v
+                .try_extract_strings()
+                .map_err(|e| ort_err("reading an output", e))?;
+            let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+            Tensor::from_strings(&shape, data)
+        }
+        DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0
+        | DType::U4
+        | DType::I4
+        | DType::F4E2M1 => {
+            let count = rdeploy_core::files::checked_bytes(&shape, 1)
+                .map_err(|m| Error::backend(NAME, format!("output '{}': {m}", spec.name)))?;
+            let len = dtype.packed_len(count).unwrap_or(0);
+            if len == 0 {
+                return Ok(Tensor::zeros(dtype, &shape));
+            }
+            let tensor = v
+                .view()
+                .downcast::<ort::value::DynTensorValueType>()
+                .map_err(|e| ort_err("reading an output", e))?;
+            let ptr = tensor.data_ptr().cast::<u8>();
+            if ptr.is_null() {
+                return Err(Error::backend(
+                    NAME,
+                    format!("output '{}' has no data buffer", spec.name),
+                ));
+            }
+            // SAFETY: ONNX Runtime's outputs live in CPU memory (the session binds them to the
+            // default allocator); a tensor of this element type and shape holds `len` bytes
+            // (packed 4-bit types: half a byte each, rounded up), and `v` outlives the borrow.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+            Tensor::from_packed_bytes(dtype, &shape, bytes)
+        }
     }
 }
 

@@ -414,13 +414,22 @@ impl Worker {
         let mut offset = 0usize;
         let mut specs = Vec::with_capacity(inputs.len());
         for (name, t) in names.iter().zip(inputs) {
+            if t.dtype() == DType::Str {
+                return Err(CallError::Raised {
+                    error: format!(
+                        "TypeError: input '{name}' is a string tensor; rdeploy passes only \
+                         numeric tensors to Python backends ('{backend}')"
+                    ),
+                    traceback: String::new(),
+                });
+            }
             specs.push(json!({
                 "name": name,
                 "dtype": t.dtype().numpy_name(),
                 "shape": t.shape(),
                 "offset": offset,
             }));
-            offset += align(t.as_bytes().len());
+            offset += align(t.as_bytes().map_err(broken)?.len());
         }
         let inputs_end = offset;
         // Room for outputs too, so the worker rarely has to grow the file itself.
@@ -428,7 +437,7 @@ impl Worker {
             .map_err(broken)?;
         let mut offset = 0usize;
         for t in inputs {
-            let b = t.as_bytes();
+            let b = t.as_bytes().map_err(broken)?;
             shm.map[offset..offset + b.len()].copy_from_slice(b);
             offset += align(b.len());
         }
@@ -456,7 +465,7 @@ impl Worker {
         for o in outs {
             let name = o.get("name").and_then(Value::as_str).unwrap_or("?");
             let dtype_name = o.get("dtype").and_then(Value::as_str).unwrap_or("?");
-            let dtype: DType = dtype_name.parse().map_err(|_| {
+            let dtype: DType = dtype_name.parse().ok().filter(|d| *d != DType::Str).ok_or_else(|| {
                 CallError::Raised {
                     error: format!(
                         "TypeError: forward() returned output '{name}' as {dtype_name}, a dtype rdeploy does not hold"

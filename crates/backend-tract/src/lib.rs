@@ -238,6 +238,23 @@ impl BackendManager for TractBackend {
             output_names,
             device,
         )?;
+        for (spec, what) in sig
+            .inputs
+            .iter()
+            .map(|s| (s, "input"))
+            .chain(sig.outputs.iter().map(|s| (s, "output")))
+        {
+            tract_dt(spec.dtype).ok_or_else(|| {
+                Error::backend(
+                    NAME,
+                    format!(
+                        "{what} '{}' is {}, which tract cannot hold (tract has no bfloat16, \
+                         float8 or 4-bit types); use onnxruntime or openvino for this model",
+                        spec.name, spec.dtype
+                    ),
+                )
+            })?;
+        }
         let model = load_inference_model(path, output_names)?;
         let plan = match optimize(model.clone()) {
             Ok(plan) => Plan::Symbolic(plan),
@@ -336,13 +353,40 @@ fn executor(n: usize) -> Executor {
     e
 }
 
-fn to_tract(t: Tensor) -> TValue {
-    rdeploy_core::dispatch_tensor!(t, a => tract_onnx::prelude::Tensor::from(a).into())
+fn to_tract(t: Tensor, spec: &TensorInfo) -> Result<TValue> {
+    fn plain<T: Datum>(a: tract_onnx::prelude::tract_ndarray::ArrayD<T>) -> Result<TValue> {
+        Ok(tract_onnx::prelude::Tensor::from(a).into())
+    }
+    match t {
+        Tensor::F32(a) => plain(a),
+        Tensor::F16(a) => plain(a),
+        Tensor::F64(a) => plain(a),
+        Tensor::I8(a) => plain(a),
+        Tensor::I16(a) => plain(a),
+        Tensor::I32(a) => plain(a),
+        Tensor::I64(a) => plain(a),
+        Tensor::U8(a) => plain(a),
+        Tensor::U16(a) => plain(a),
+        Tensor::U32(a) => plain(a),
+        Tensor::U64(a) => plain(a),
+        Tensor::Bool(a) => plain(a),
+        Tensor::Str(a) => Ok(tract_onnx::prelude::Tensor::from(a).into()),
+        other => Err(Error::backend(
+            NAME,
+            format!(
+                "input '{}' is {}, which tract cannot hold",
+                spec.name,
+                other.dtype()
+            ),
+        )),
+    }
 }
 
-fn tract_dt(d: DType) -> tract_onnx::prelude::DatumType {
+/// tract's type for a dtype, if tract has one (it has strings, but no bfloat16, float8 or
+/// 4-bit types).
+fn tract_dt(d: DType) -> Option<tract_onnx::prelude::DatumType> {
     use tract_onnx::prelude::f16;
-    match d {
+    Some(match d {
         DType::F32 => f32::datum_type(),
         DType::F16 => f16::datum_type(),
         DType::F64 => f64::datum_type(),
@@ -355,7 +399,17 @@ fn tract_dt(d: DType) -> tract_onnx::prelude::DatumType {
         DType::U32 => u32::datum_type(),
         DType::U64 => u64::datum_type(),
         DType::Bool => bool::datum_type(),
-    }
+        DType::Str => String::datum_type(),
+        DType::BF16
+        | DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0
+        | DType::U4
+        | DType::I4
+        | DType::F4E2M1 => return None,
+    })
 }
 
 fn from_tract(v: TValue, spec: &TensorInfo) -> Result<Tensor> {
@@ -380,6 +434,12 @@ fn from_tract(v: TValue, spec: &TensorInfo) -> Result<Tensor> {
         T::U32 => get::<u32>(t),
         T::U64 => get::<u64>(t),
         T::Bool => get::<bool>(t),
+        T::String => {
+            let view = t
+                .to_plain_array_view::<String>()
+                .map_err(|e| engine_err("reading an output", e))?;
+            Ok(Tensor::from(view.to_owned()))
+        }
         other => Err(Error::backend(
             NAME,
             format!(
@@ -401,7 +461,10 @@ impl TractWrapper {
                 }
                 let mut m = (**model).clone();
                 for (i, t) in inputs.iter().enumerate() {
-                    let fact = InferenceFact::dt_shape(tract_dt(t.dtype()), t.shape());
+                    let dt = tract_dt(t.dtype()).ok_or_else(|| {
+                        Error::backend(NAME, format!("tract cannot hold {}", t.dtype()))
+                    })?;
+                    let fact = InferenceFact::dt_shape(dt, t.shape());
                     m.set_input_fact(i, fact)
                         .map_err(|e| engine_err("setting input shape", e))?;
                 }
@@ -431,7 +494,11 @@ impl Wrapper for TractWrapper {
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         let plan = self.plan_for(&inputs)?;
-        let values: TVec<TValue> = inputs.into_iter().map(to_tract).collect();
+        let values: TVec<TValue> = inputs
+            .into_iter()
+            .zip(&self.sig.inputs)
+            .map(|(t, spec)| to_tract(t, spec))
+            .collect::<Result<_>>()?;
         let outs = rdeploy_core::guard::catch_engine_panic(NAME, "inference", || {
             multithread_tract_scope(self.executor.clone(), || plan.run(values))
                 .map_err(|e| engine_err("inference failed", e))
@@ -450,7 +517,12 @@ impl Wrapper for TractWrapper {
         let mut total = vec![std::time::Duration::ZERO; model.nodes().len()];
         let runs = runs.max(1);
         for _ in 0..runs {
-            let values: TVec<TValue> = inputs.iter().cloned().map(to_tract).collect();
+            let values: TVec<TValue> = inputs
+                .iter()
+                .cloned()
+                .zip(&self.sig.inputs)
+                .map(|(t, spec)| to_tract(t, spec))
+                .collect::<Result<_>>()?;
             rdeploy_core::guard::catch_engine_panic(NAME, "profiling", || {
                 multithread_tract_scope(self.executor.clone(), || {
                     let mut state = plan.spawn()?;

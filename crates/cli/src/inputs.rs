@@ -93,8 +93,14 @@ pub fn load_inputs(args: &[InputArg], specs: &[TensorInfo]) -> Result<NamedTenso
     let mut out: NamedTensors = Vec::new();
     for arg in args {
         let (name, file) = arg.resolve(specs)?;
+        // The model's dtypes settle what a file cannot say (an ml_dtypes `<V1` array is float8,
+        // int4... as the input it is given for is).
+        let dtype_of = |n: &str| specs.iter().find(|s| s.name == n).map(|s| s.dtype);
+        let given = name.as_deref().and_then(dtype_of);
+        let only = (specs.len() == 1).then(|| specs[0].dtype);
+        let expect = |entry: Option<&str>| entry.and_then(dtype_of).or(given).or(only);
         let a = Loaded { name, file };
-        let tensors = rdeploy::io::read_tensor_file(&a.file)?;
+        let tensors = rdeploy::io::read_tensor_file_expecting(&a.file, &expect)?;
         match &a.name {
             Some(name) => {
                 let t = if tensors.len() == 1 {

@@ -156,9 +156,24 @@ pub fn compare(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<f64,
     if got.dtype() != want.dtype() {
         return Err(format!("dtype {}, expected {}", got.dtype(), want.dtype()));
     }
+    if let (Ok(g), Ok(w)) = (got.as_strings(), want.as_strings()) {
+        // Strings: equal or not, whatever the tolerance.
+        return match g.iter().zip(w.iter()).position(|(a, b)| a != b) {
+            None => Ok(0.0),
+            Some(i) => Err(format!(
+                "string {i}: got {:?}, expected {:?}",
+                g.iter().nth(i).map_or("", |s| s.as_str()),
+                w.iter().nth(i).map_or("", |s| s.as_str())
+            )),
+        };
+    }
     let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
     let mut max_abs = 0f64;
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        if a == b {
+            // Equal values, infinities included (inf - inf would be NaN below).
+            continue;
+        }
         let d = (a - b).abs();
         if d.is_nan() && !(a.is_nan() && b.is_nan()) || d > atol + rtol * b.abs() {
             return Err(format!(

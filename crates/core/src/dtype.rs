@@ -32,11 +32,34 @@ pub enum DType {
     U64,
     /// Boolean, one byte per element.
     Bool,
+    /// bfloat16: 8 exponent bits like `f32`, 7 mantissa bits ([`half::bf16`]).
+    BF16,
+    /// ONNX FLOAT8E4M3FN ([`crate::F8E4M3FN`]).
+    F8E4M3FN,
+    /// ONNX FLOAT8E4M3FNUZ ([`crate::F8E4M3FNUZ`]).
+    F8E4M3FNUZ,
+    /// ONNX FLOAT8E5M2 ([`crate::F8E5M2`]).
+    F8E5M2,
+    /// ONNX FLOAT8E5M2FNUZ ([`crate::F8E5M2FNUZ`]).
+    F8E5M2FNUZ,
+    /// ONNX FLOAT8E8M0, a power of two ([`crate::F8E8M0`]).
+    F8E8M0,
+    /// Unsigned 4-bit integer ([`crate::U4`]); one per byte in a tensor, packed two per byte in
+    /// files and engines.
+    U4,
+    /// Signed 4-bit integer ([`crate::I4`]); one per byte in a tensor, packed two per byte in
+    /// files and engines.
+    I4,
+    /// ONNX FLOAT4E2M1 ([`crate::F4E2M1`]); one per byte in a tensor, packed two per byte in
+    /// files and engines.
+    F4E2M1,
+    /// UTF-8 strings of any length.
+    Str,
 }
 
 impl DType {
     /// Every dtype, in a stable order.
-    pub const ALL: [DType; 12] = [
+    pub const ALL: [DType; 22] = [
         DType::F32,
         DType::F16,
         DType::F64,
@@ -49,6 +72,16 @@ impl DType {
         DType::U32,
         DType::U64,
         DType::Bool,
+        DType::BF16,
+        DType::F8E4M3FN,
+        DType::F8E4M3FNUZ,
+        DType::F8E5M2,
+        DType::F8E5M2FNUZ,
+        DType::F8E8M0,
+        DType::U4,
+        DType::I4,
+        DType::F4E2M1,
+        DType::Str,
     ];
 
     /// The short name used in manifests and messages (`f32`, `i64`, `bool`...).
@@ -66,22 +99,83 @@ impl DType {
             DType::U32 => "u32",
             DType::U64 => "u64",
             DType::Bool => "bool",
+            DType::BF16 => "bf16",
+            DType::F8E4M3FN => "f8e4m3fn",
+            DType::F8E4M3FNUZ => "f8e4m3fnuz",
+            DType::F8E5M2 => "f8e5m2",
+            DType::F8E5M2FNUZ => "f8e5m2fnuz",
+            DType::F8E8M0 => "f8e8m0",
+            DType::U4 => "u4",
+            DType::I4 => "i4",
+            DType::F4E2M1 => "f4e2m1",
+            DType::Str => "string",
         }
     }
 
-    /// Size of one element in bytes.
+    /// Size of one element in a tensor's memory, in bytes: 4-bit types take a byte each
+    /// ([`DType::packed_len`] gives their size in files and engines). Strings have no fixed
+    /// size: for them this is the size of a `String` handle, which keeps memory bounds computed
+    /// from it meaningful; code that moves bytes must use [`DType::fixed_size`].
     pub fn size(self) -> usize {
         match self {
             DType::I8 | DType::U8 | DType::Bool => 1,
-            DType::F16 | DType::I16 | DType::U16 => 2,
+            DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => 1,
+            DType::F8E8M0 | DType::U4 | DType::I4 | DType::F4E2M1 => 1,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::Str => std::mem::size_of::<String>(),
         }
     }
 
-    /// Whether this is a floating-point type.
+    /// Size of one element in a tensor's byte buffer ([`crate::Tensor::as_bytes`]); `None` for
+    /// strings, which have no byte buffer.
+    pub fn fixed_size(self) -> Option<usize> {
+        (self != DType::Str).then(|| self.size())
+    }
+
+    /// Bytes that `count` elements take packed as ONNX and the engines store them: 4-bit types
+    /// two per byte (rounded up), others [`DType::size`] each; `None` for strings or overflow.
+    pub fn packed_len(self, count: usize) -> Option<usize> {
+        match self {
+            DType::Str => None,
+            d if d.is_4bit() => Some(count.div_ceil(2)),
+            d => count.checked_mul(d.size()),
+        }
+    }
+
+    /// Whether elements are 4 bits wide (u4, i4, f4e2m1), packed two per byte outside tensors.
+    pub fn is_4bit(self) -> bool {
+        matches!(self, DType::U4 | DType::I4 | DType::F4E2M1)
+    }
+
+    /// Whether this is a floating-point type (the float8 and float4 types included).
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F16 | DType::F32 | DType::F64)
+        matches!(
+            self,
+            DType::F16
+                | DType::F32
+                | DType::F64
+                | DType::BF16
+                | DType::F8E4M3FN
+                | DType::F8E4M3FNUZ
+                | DType::F8E5M2
+                | DType::F8E5M2FNUZ
+                | DType::F8E8M0
+                | DType::F4E2M1
+        )
+    }
+
+    /// Whether this is one of the float8 types (float8e8m0 included).
+    pub fn is_float8(self) -> bool {
+        matches!(
+            self,
+            DType::F8E4M3FN
+                | DType::F8E4M3FNUZ
+                | DType::F8E5M2
+                | DType::F8E5M2FNUZ
+                | DType::F8E8M0
+        )
     }
 
     /// The ONNX `TensorProto.DataType` number, as used in `.onnx` and `.pb` files.
@@ -99,6 +193,16 @@ impl DType {
             DType::F64 => 11,
             DType::U32 => 12,
             DType::U64 => 13,
+            DType::Str => 8,
+            DType::BF16 => 16,
+            DType::F8E4M3FN => 17,
+            DType::F8E4M3FNUZ => 18,
+            DType::F8E5M2 => 19,
+            DType::F8E5M2FNUZ => 20,
+            DType::U4 => 21,
+            DType::I4 => 22,
+            DType::F4E2M1 => 23,
+            DType::F8E8M0 => 24,
         }
     }
 
@@ -107,7 +211,8 @@ impl DType {
         DType::ALL.into_iter().find(|d| d.onnx_code() == code)
     }
 
-    /// The NumPy name (`float32`, `int64`, `bool`...).
+    /// The NumPy name (`float32`, `int64`, `bool`...); for types NumPy lacks, the
+    /// `ml_dtypes` name (`bfloat16`, `float8_e4m3fn`, `int4`...); `str` for strings.
     pub fn numpy_name(self) -> &'static str {
         match self {
             DType::F32 => "float32",
@@ -122,6 +227,16 @@ impl DType {
             DType::U32 => "uint32",
             DType::U64 => "uint64",
             DType::Bool => "bool",
+            DType::BF16 => "bfloat16",
+            DType::F8E4M3FN => "float8_e4m3fn",
+            DType::F8E4M3FNUZ => "float8_e4m3fnuz",
+            DType::F8E5M2 => "float8_e5m2",
+            DType::F8E5M2FNUZ => "float8_e5m2fnuz",
+            DType::F8E8M0 => "float8_e8m0fnu",
+            DType::U4 => "uint4",
+            DType::I4 => "int4",
+            DType::F4E2M1 => "float4_e2m1fn",
+            DType::Str => "str",
         }
     }
 }
@@ -130,14 +245,10 @@ impl DType {
 pub fn onnx_type_name(code: i32) -> String {
     let name = match code {
         0 => "undefined",
-        8 => "string",
         14 => "complex64",
         15 => "complex128",
-        16 => "bfloat16",
-        17..=20 => "float8",
-        21 => "uint4",
-        22 => "int4",
-        23 => "float4e2m1",
+        25 => "uint2",
+        26 => "int2",
         _ => match DType::from_onnx_code(code) {
             Some(d) => return d.name().to_string(),
             None => return format!("onnx type {code}"),
@@ -165,6 +276,14 @@ impl FromStr for DType {
             "long" => Some(DType::I64),
             "int" => Some(DType::I32),
             "boolean" => Some(DType::Bool),
+            "bfloat16" => Some(DType::BF16),
+            "float8e4m3fn" => Some(DType::F8E4M3FN),
+            "float8e4m3fnuz" => Some(DType::F8E4M3FNUZ),
+            "float8e5m2" => Some(DType::F8E5M2),
+            "float8e5m2fnuz" => Some(DType::F8E5M2FNUZ),
+            "float8e8m0" | "float8_e8m0" => Some(DType::F8E8M0),
+            "float4e2m1" | "float4_e2m1" => Some(DType::F4E2M1),
+            "str" | "string" | "bytes" => Some(DType::Str),
             other => DType::ALL
                 .into_iter()
                 .find(|d| d.name() == other || d.numpy_name() == other),
@@ -190,8 +309,11 @@ mod tests {
             assert_eq!(d.name().parse::<DType>().ok(), Some(d));
             assert_eq!(d.numpy_name().parse::<DType>().ok(), Some(d));
         }
-        assert_eq!(DType::from_onnx_code(8), None);
+        assert_eq!(DType::from_onnx_code(14), None);
+        assert_eq!(onnx_type_name(14), "complex64");
         assert_eq!(onnx_type_name(8), "string");
+        assert_eq!(DType::from_onnx_code(16), Some(DType::BF16));
+        assert_eq!(DType::from_onnx_code(24), Some(DType::F8E8M0));
         assert_eq!(onnx_type_name(1), "f32");
     }
 
@@ -206,5 +328,9 @@ mod tests {
         assert_eq!(DType::F16.size(), 2);
         assert_eq!(DType::I64.size(), 8);
         assert_eq!(DType::Bool.size(), 1);
+        assert_eq!(DType::BF16.size(), 2);
+        assert_eq!(DType::U4.packed_len(3), Some(2));
+        assert_eq!(DType::Str.fixed_size(), None);
+        assert_eq!(DType::Str.packed_len(1), None);
     }
 }

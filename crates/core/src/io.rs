@@ -21,10 +21,28 @@ fn file_err(path: &Path, msg: impl Into<String>) -> Error {
 
 /// Reads every tensor in a `.npy` (one), `.npz` (one per entry) or `.pb` (one) file.
 ///
+/// Arrays saved through `ml_dtypes` hold opaque elements (`<V2`, `<V1`): a 2-byte one is taken
+/// as bfloat16, a 1-byte one needs to be told its type: see [`read_tensor_file_expecting`].
+///
 /// # Errors
 /// [`Error::TensorFile`] naming the file when it is missing, of an unknown extension, corrupt,
 /// or holds a dtype rdeploy does not support.
 pub fn read_tensor_file(path: &Path) -> Result<Vec<FileTensor>> {
+    read_tensor_file_expecting(path, &|_| None)
+}
+
+/// As [`read_tensor_file`], with the dtype each array is meant to have: `expect` gets the
+/// array's name (an `.npz` entry's; `None` for a `.npy`) and returns the dtype it should be
+/// read as, if known. This settles what NumPy cannot say: a `<V1` array (how `ml_dtypes` saves
+/// float8, int4, uint4 and float4 arrays) is read as the expected 1-byte type, a `<V2` one as
+/// bfloat16. An array of another type is read as it is, for the caller to check or convert.
+///
+/// # Errors
+/// As [`read_tensor_file`]; also an opaque array whose expected type does not fit it.
+pub fn read_tensor_file_expecting(
+    path: &Path,
+    expect: &dyn Fn(Option<&str>) -> Option<DType>,
+) -> Result<Vec<FileTensor>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -33,8 +51,11 @@ pub fn read_tensor_file(path: &Path) -> Result<Vec<FileTensor>> {
     crate::files::regular_file_size(path).map_err(|msg| file_err(path, msg))?;
     let open = || File::open(path).map_err(|e| file_err(path, format!("cannot open: {e}")));
     match ext.as_str() {
-        "npy" => Ok(vec![(None, read_npy(BufReader::new(open()?), path)?)]),
-        "npz" => read_npz(path),
+        "npy" => Ok(vec![(
+            None,
+            read_npy(BufReader::new(open()?), path, expect(None))?,
+        )]),
+        "npz" => read_npz(path, expect),
         "pb" => {
             let mut bytes = Vec::new();
             open()?
@@ -51,7 +72,18 @@ pub fn read_tensor_file(path: &Path) -> Result<Vec<FileTensor>> {
     }
 }
 
-fn npy_dtype(path: &Path, npy: &NpyFile<impl Read>) -> Result<DType> {
+/// How an array's elements are stored in a `.npy` file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum NpyKind {
+    /// A NumPy primitive npyz reads directly.
+    Native(DType),
+    /// Opaque bytes (`V`, or ml_dtypes' `<f1`), `dtype.size()` per element.
+    Opaque(DType),
+    /// `U` (UTF-32) or `S` (bytes) strings.
+    Text,
+}
+
+fn npy_dtype(path: &Path, npy: &NpyFile<impl Read>, expect: Option<DType>) -> Result<NpyKind> {
     let npyz::DType::Plain(ts) = npy.dtype() else {
         return Err(file_err(
             path,
@@ -59,32 +91,71 @@ fn npy_dtype(path: &Path, npy: &NpyFile<impl Read>) -> Result<DType> {
         ));
     };
     let size = ts.size_field();
-    let dtype = match (ts.type_char(), size) {
-        (TypeChar::Float, 2) => DType::F16,
-        (TypeChar::Float, 4) => DType::F32,
-        (TypeChar::Float, 8) => DType::F64,
-        (TypeChar::Int, 1) => DType::I8,
-        (TypeChar::Int, 2) => DType::I16,
-        (TypeChar::Int, 4) => DType::I32,
-        (TypeChar::Int, 8) => DType::I64,
-        (TypeChar::Uint, 1) => DType::U8,
-        (TypeChar::Uint, 2) => DType::U16,
-        (TypeChar::Uint, 4) => DType::U32,
-        (TypeChar::Uint, 8) => DType::U64,
-        (TypeChar::Bool, 1) => DType::Bool,
+    let one_byte = |d: DType| d.is_float8() || d.is_4bit();
+    let kind = match (ts.type_char(), size) {
+        (TypeChar::Float, 2) => NpyKind::Native(DType::F16),
+        (TypeChar::Float, 4) => NpyKind::Native(DType::F32),
+        (TypeChar::Float, 8) => NpyKind::Native(DType::F64),
+        (TypeChar::Int, 1) => NpyKind::Native(DType::I8),
+        (TypeChar::Int, 2) => NpyKind::Native(DType::I16),
+        (TypeChar::Int, 4) => NpyKind::Native(DType::I32),
+        (TypeChar::Int, 8) => NpyKind::Native(DType::I64),
+        (TypeChar::Uint, 1) => NpyKind::Native(DType::U8),
+        (TypeChar::Uint, 2) => NpyKind::Native(DType::U16),
+        (TypeChar::Uint, 4) => NpyKind::Native(DType::U32),
+        (TypeChar::Uint, 8) => NpyKind::Native(DType::U64),
+        (TypeChar::Bool, 1) => NpyKind::Native(DType::Bool),
+        (TypeChar::UnicodeStr | TypeChar::ByteStr, _) => NpyKind::Text,
+        // ml_dtypes' float8_e5m2 alone describes itself as a 1-byte float.
+        (TypeChar::Float, 1) => match expect {
+            None | Some(DType::F8E5M2) => NpyKind::Opaque(DType::F8E5M2),
+            Some(other) => {
+                return Err(file_err(
+                    path,
+                    format!("the array is float8_e5m2 ('{ts}'), not {other}"),
+                ));
+            }
+        },
+        (TypeChar::RawData, 2) => match expect {
+            None | Some(DType::BF16) => NpyKind::Opaque(DType::BF16),
+            Some(other) => {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "the array holds opaque 2-byte elements ('{ts}', how ml_dtypes saves \
+                         bfloat16), not {other}"
+                    ),
+                ));
+            }
+        },
+        (TypeChar::RawData, 1) => match expect {
+            Some(d) if one_byte(d) => NpyKind::Opaque(d),
+            _ => {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "the array holds opaque 1-byte elements ('{ts}', how ml_dtypes saves \
+                         float8, int4, uint4 and float4 arrays) and nothing says which type; \
+                         rdeploy reads it as the type of the model input it is given for{}",
+                        expect.map(|d| format!(", but that input is {d}")).unwrap_or_default()
+                    ),
+                ));
+            }
+        },
         _ => {
             return Err(file_err(
                 path,
                 format!(
-                    "numpy dtype '{ts}' is not supported; convert it to a numeric or bool type"
+                    "numpy dtype '{ts}' is not supported; convert it to a numeric, bool or \
+                     string type"
                 ),
             ));
         }
     };
-    Ok(dtype)
+    Ok(kind)
 }
 
-fn read_npy(reader: impl Read, path: &Path) -> Result<Tensor> {
+fn read_npy(reader: impl Read, path: &Path, expect: Option<DType>) -> Result<Tensor> {
     let mut reader = BufReader::with_capacity((1 << 16) + 16, reader);
     // The header is checked before npyz parses it: its parser backtracks exponentially on
     // deeply nested brackets (a 259-byte file hung it; found by fuzzing).
@@ -93,9 +164,30 @@ fn read_npy(reader: impl Read, path: &Path) -> Result<Tensor> {
         .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
     check_npy_header(head)
         .map_err(|msg| file_err(path, format!("not a valid .npy file: {msg}")))?;
+    // ml_dtypes saves float8_e5m2 as '<f1', a float size npyz (and numpy.load) refuse: it is
+    // read as the opaque '|V1' it is, a string of the same length, so the header keeps its size.
+    const F1: &[u8] = b"'descr': '<f1'";
+    let header_end = head.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if let Some(at) = head[..header_end].windows(F1.len()).position(|w| w == F1) {
+        let expect = match expect {
+            None | Some(DType::F8E5M2) => Some(DType::F8E5M2),
+            Some(other) => {
+                return Err(file_err(
+                    path,
+                    format!("the array is float8_e5m2 ('<f1'), not {other}"),
+                ));
+            }
+        };
+        let mut header = head[..header_end].to_vec();
+        header[at..at + F1.len()].copy_from_slice(b"'descr': '|V1'");
+        reader.consume(header_end);
+        let npy = NpyFile::new(std::io::Cursor::new(header).chain(reader))
+            .map_err(|e| file_err(path, format!("not a valid .npy file: {e}")))?;
+        return npy_to_tensor(npy, path, expect);
+    }
     let npy =
         NpyFile::new(reader).map_err(|e| file_err(path, format!("not a valid .npy file: {e}")))?;
-    npy_to_tensor(npy, path)
+    npy_to_tensor(npy, path, expect)
 }
 
 /// Checks the start of a `.npy` file: magic, version, and a header dict of at most 64 KiB
@@ -134,18 +226,47 @@ pub fn check_npy_header(bytes: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path) -> Result<Tensor> {
-    let dtype = npy_dtype(path, &npy)?;
+fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path, expect: Option<DType>) -> Result<Tensor> {
+    let kind = npy_dtype(path, &npy, expect)?;
     let shape: Vec<usize> = npy
         .shape()
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| file_err(path, format!("dim {d} is too large"))))
         .collect::<Result<_>>()?;
     // The header's shape is checked before reading: the reader reserves that much memory.
-    crate::files::checked_bytes(&shape, dtype.size())
+    let elem_size = match kind {
+        NpyKind::Native(d) | NpyKind::Opaque(d) => d.size(),
+        NpyKind::Text => std::mem::size_of::<String>(),
+    };
+    crate::files::checked_bytes(&shape, elem_size)
         .map_err(|msg| file_err(path, format!("the header claims {msg}")))?;
     let fortran = npy.order() == Order::Fortran;
-    fn collect<T: Element + npyz::Deserialize>(
+    let truncated = |e: std::io::Error| {
+        file_err(
+            path,
+            format!("cannot read the array data (truncated?): {e}"),
+        )
+    };
+    fn arrange<T: Clone>(
+        data: Vec<T>,
+        shape: &[usize],
+        fortran: bool,
+        path: &Path,
+    ) -> Result<ArrayD<T>> {
+        let n = data.len();
+        let a = if fortran {
+            ArrayD::from_shape_vec(IxDyn(shape).f(), data)
+        } else {
+            ArrayD::from_shape_vec(IxDyn(shape), data)
+        };
+        let a = a.map_err(|_| file_err(path, format!("{n} values do not fill shape {shape:?}")))?;
+        Ok(if a.is_standard_layout() {
+            a
+        } else {
+            a.as_standard_layout().into_owned()
+        })
+    }
+    fn native<T: Element + npyz::Deserialize>(
         npy: NpyFile<impl Read>,
         shape: &[usize],
         fortran: bool,
@@ -157,32 +278,48 @@ fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path) -> Result<Tensor> {
                 format!("cannot read the array data (truncated?): {e}"),
             )
         })?;
-        let n = data.len();
-        let a = if fortran {
-            ArrayD::from_shape_vec(IxDyn(shape).f(), data)
-        } else {
-            ArrayD::from_shape_vec(IxDyn(shape), data)
-        };
-        let a = a.map_err(|_| file_err(path, format!("{n} values do not fill shape {shape:?}")))?;
-        Ok(Tensor::from_array(a))
+        Ok(Tensor::from_array(arrange(data, shape, fortran, path)?))
     }
-    match dtype {
-        DType::F32 => collect::<f32>(npy, &shape, fortran, path),
-        DType::F16 => collect::<f16>(npy, &shape, fortran, path),
-        DType::F64 => collect::<f64>(npy, &shape, fortran, path),
-        DType::I8 => collect::<i8>(npy, &shape, fortran, path),
-        DType::I16 => collect::<i16>(npy, &shape, fortran, path),
-        DType::I32 => collect::<i32>(npy, &shape, fortran, path),
-        DType::I64 => collect::<i64>(npy, &shape, fortran, path),
-        DType::U8 => collect::<u8>(npy, &shape, fortran, path),
-        DType::U16 => collect::<u16>(npy, &shape, fortran, path),
-        DType::U32 => collect::<u32>(npy, &shape, fortran, path),
-        DType::U64 => collect::<u64>(npy, &shape, fortran, path),
-        DType::Bool => collect::<bool>(npy, &shape, fortran, path),
+    fn opaque<T: Element>(
+        bytes: &[u8],
+        shape: &[usize],
+        fortran: bool,
+        path: &Path,
+    ) -> Result<Tensor> {
+        let data: Vec<T> = bytes.chunks_exact(T::DTYPE.size()).map(T::from_le).collect();
+        Ok(Tensor::from_array(arrange(data, shape, fortran, path)?))
+    }
+    match kind {
+        NpyKind::Native(DType::F32) => native::<f32>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::F16) => native::<f16>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::F64) => native::<f64>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::I8) => native::<i8>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::I16) => native::<i16>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::I32) => native::<i32>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::I64) => native::<i64>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::U8) => native::<u8>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::U16) => native::<u16>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::U32) => native::<u32>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::U64) => native::<u64>(npy, &shape, fortran, path),
+        NpyKind::Native(DType::Bool) => native::<bool>(npy, &shape, fortran, path),
+        NpyKind::Native(d) | NpyKind::Opaque(d) => {
+            let bytes: Vec<u8> = npy
+                .into_vec::<Vec<u8>>()
+                .map_err(truncated)?
+                .concat();
+            crate::dispatch_dtype!(d, opaque(&bytes, &shape, fortran, path), Str => Err(file_err(path, "strings are not opaque bytes")))
+        }
+        NpyKind::Text => {
+            let data = npy.into_vec::<String>().map_err(truncated)?;
+            Ok(Tensor::Str(arrange(data, &shape, fortran, path)?))
+        }
     }
 }
 
-fn read_npz(path: &Path) -> Result<Vec<FileTensor>> {
+fn read_npz(
+    path: &Path,
+    expect: &dyn Fn(Option<&str>) -> Option<DType>,
+) -> Result<Vec<FileTensor>> {
     // Every entry's header is checked before npyz parses it (see `read_npy`).
     let file = File::open(path).map_err(|e| file_err(path, format!("cannot open: {e}")))?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
@@ -208,7 +345,7 @@ fn read_npz(path: &Path) -> Result<Vec<FileTensor>> {
             .by_name(&name)
             .map_err(|e| file_err(path, format!("entry '{name}': {e}")))?
             .ok_or_else(|| file_err(path, format!("entry '{name}' vanished")))?;
-        let t = npy_to_tensor(entry, path)
+        let t = npy_to_tensor(entry, path, expect(Some(&name)))
             .map_err(|e| file_err(path, format!("entry '{name}': {e}")))?;
         out.push((Some(name), t));
     }
@@ -227,25 +364,75 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
         .map_err(|e| file_err(path, format!("cannot write: {e}")))
 }
 
-/// Writes a tensor in `.npy` format to any writer.
+/// Writes a tensor in `.npy` format to any writer. Types NumPy lacks are written as
+/// `ml_dtypes` saves them: bfloat16 as opaque 2-byte elements (`<V2`), float8, float8e8m0 and
+/// the 4-bit types (one per byte, as `ml_dtypes` holds them) as opaque bytes (`<V1`; for
+/// float8_e5m2 too, where `ml_dtypes` writes `<f1`, which `numpy.load` cannot read);
+/// `np.load(f).view(ml_dtypes.bfloat16)` gives the values back. Strings are written as NumPy
+/// unicode (`<U{longest}`).
 ///
 /// # Errors
 /// The writer's I/O error.
 pub fn write_npy_to(w: &mut dyn Write, t: &Tensor) -> std::io::Result<()> {
+    let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
     fn put<T: Element + npyz::AutoSerialize>(
         w: &mut dyn Write,
+        shape: &[u64],
         a: &ArrayD<T>,
     ) -> std::io::Result<()> {
-        let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
         let mut writer = npyz::WriteOptions::<T>::new()
             .default_dtype()
-            .shape(&shape)
+            .shape(shape)
             .writer(w)
             .begin_nd()?;
         writer.extend(a.iter().copied())?;
         writer.finish()
     }
-    crate::dispatch_tensor!(t, a => put(w, a))
+    fn put_described<T: ?Sized + npyz::Serialize>(
+        w: &mut dyn Write,
+        shape: &[u64],
+        descr: &str,
+        items: &mut dyn Iterator<Item = &T>,
+    ) -> std::io::Result<()> {
+        let type_str: npyz::TypeStr = descr
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("numpy type '{descr}': {e}")))?;
+        let mut writer = npyz::WriteOptions::<T>::new()
+            .dtype(npyz::DType::Plain(type_str))
+            .shape(shape)
+            .writer(w)
+            .begin_nd()?;
+        for item in items {
+            writer.push(item)?;
+        }
+        writer.finish()
+    }
+    match t {
+        Tensor::F32(a) => put(w, &shape, a),
+        Tensor::F16(a) => put(w, &shape, a),
+        Tensor::F64(a) => put(w, &shape, a),
+        Tensor::I8(a) => put(w, &shape, a),
+        Tensor::I16(a) => put(w, &shape, a),
+        Tensor::I32(a) => put(w, &shape, a),
+        Tensor::I64(a) => put(w, &shape, a),
+        Tensor::U8(a) => put(w, &shape, a),
+        Tensor::U16(a) => put(w, &shape, a),
+        Tensor::U32(a) => put(w, &shape, a),
+        Tensor::U64(a) => put(w, &shape, a),
+        Tensor::Bool(a) => put(w, &shape, a),
+        Tensor::Str(a) => {
+            let longest = a.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+            // NumPy writes at least <U1, even for an empty array.
+            let descr = format!("<U{}", longest.max(1));
+            put_described::<str>(w, &shape, &descr, &mut a.iter().map(String::as_str))
+        }
+        _ => {
+            let bytes = t.as_bytes().map_err(std::io::Error::other)?;
+            let size = t.dtype().size();
+            let descr = format!("<V{size}");
+            put_described::<[u8]>(w, &shape, &descr, &mut bytes.chunks_exact(size))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -301,9 +488,35 @@ mod tests {
                 .unwrap();
             let p = dir.path().join(format!("{d}.npy"));
             write_npy(&p, &t).unwrap();
-            let back = read_tensor_file(&p).unwrap();
-            assert_eq!(back, vec![(None, t)], "{d}");
+            let back = read_tensor_file_expecting(&p, &|_| Some(d)).unwrap();
+            assert_eq!(back, vec![(None, t.clone())], "{d}");
+            // Only 1-byte opaque arrays need to be told their type.
+            let plain = read_tensor_file(&p);
+            if d.is_float8() || d.is_4bit() {
+                let e = plain.unwrap_err().to_string();
+                assert!(e.contains("opaque 1-byte") && e.contains("V1"), "{e}");
+            } else {
+                assert_eq!(plain.unwrap(), vec![(None, t)], "{d}");
+            }
         }
+        let p = dir.path().join("bf16.npy");
+        let e = read_tensor_file_expecting(&p, &|_| Some(DType::F8E4M3FN))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2-byte") && e.contains("bfloat16"), "{e}");
+    }
+
+    #[test]
+    fn strings_are_numpy_unicode() {
+        let t = Tensor::from_strings(&[3], vec!["ab".into(), "ü€".into(), String::new()]).unwrap();
+        let mut buf = Vec::new();
+        write_npy_to(&mut buf, &t).unwrap();
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.contains("'descr': '<U2'"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.npy");
+        std::fs::write(&p, &buf).unwrap();
+        assert_eq!(read_tensor_file(&p).unwrap(), vec![(None, t)]);
     }
 
     #[test]

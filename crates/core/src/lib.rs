@@ -38,6 +38,7 @@ pub mod files;
 pub mod guard;
 pub mod io;
 pub mod locate;
+pub mod minifloat;
 pub mod onnx;
 mod registry;
 mod tensor;
@@ -53,6 +54,8 @@ pub use device::Device;
 pub use dtype::{DType, onnx_type_name};
 pub use error::{BoxError, Error, Result, report};
 pub use registry::{BackendDescriptor, Registry};
+pub use half::{bf16, f16};
+pub use minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, F8E8M0, I4, U4};
 pub use tensor::{Cast, Element, Num, Tensor};
 
 /// rdeploy's version, recorded in manifests.

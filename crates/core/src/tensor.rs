@@ -1,14 +1,21 @@
 //! An owned, contiguous, typed n-dimensional tensor.
 
+use crate::minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, F8E8M0, I4, U4};
 use crate::{DType, Error, Result};
-use half::f16;
+use half::{bf16, f16};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use std::borrow::Cow;
 
 /// An owned tensor: one contiguous, row-major (C order) ndarray of one of rdeploy's dtypes.
 ///
-/// Typed access is zero-copy through [`Tensor::view`]; [`Tensor::as_bytes`] gives the raw
-/// little-endian buffer that engines take. Constructors normalise to standard layout, so every
-/// tensor is contiguous.
+/// Typed access is zero-copy through [`Tensor::view`] (numbers) and [`Tensor::as_strings`]
+/// (strings); [`Tensor::as_bytes`] gives the raw little-endian buffer of a numeric tensor, and
+/// [`Tensor::to_packed_bytes`] the layout engines and ONNX files take (4-bit types two per byte).
+/// Constructors normalise to standard layout, so every tensor is contiguous.
+///
+/// Strings are the one type without a fixed-width byte form: they are not an [`Element`], and
+/// every function that moves bytes returns an error for them, so that each consumer (ONNX
+/// `string_data`, NumPy unicode arrays, KServe `BYTES`) encodes them its own way.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Tensor {
     /// 32-bit floats.
@@ -35,13 +42,43 @@ pub enum Tensor {
     U64(ArrayD<u64>),
     /// Booleans.
     Bool(ArrayD<bool>),
+    /// bfloat16 values.
+    BF16(ArrayD<bf16>),
+    /// ONNX FLOAT8E4M3FN values.
+    F8E4M3FN(ArrayD<F8E4M3FN>),
+    /// ONNX FLOAT8E4M3FNUZ values.
+    F8E4M3FNUZ(ArrayD<F8E4M3FNUZ>),
+    /// ONNX FLOAT8E5M2 values.
+    F8E5M2(ArrayD<F8E5M2>),
+    /// ONNX FLOAT8E5M2FNUZ values.
+    F8E5M2FNUZ(ArrayD<F8E5M2FNUZ>),
+    /// ONNX FLOAT8E8M0 values.
+    F8E8M0(ArrayD<F8E8M0>),
+    /// Unsigned 4-bit integers, one per byte.
+    U4(ArrayD<U4>),
+    /// Signed 4-bit integers, one per byte.
+    I4(ArrayD<I4>),
+    /// ONNX FLOAT4E2M1 values, one per byte.
+    F4E2M1(ArrayD<F4E2M1>),
+    /// UTF-8 strings.
+    Str(ArrayD<String>),
 }
 
-/// Runs `$body` with `$a` bound to the inner array of `$t`, whatever its dtype.
+/// Runs `$body` with `$a` bound to the inner array of `$t` when it holds numbers (an
+/// `ArrayD<T>` with `T:` [`Element`]), and `$sbody` with `$s` bound to the `ArrayD<String>` when
+/// it holds strings: every caller says what strings do.
+///
+/// ```
+/// # use rdeploy_core::{dispatch_tensor, Tensor};
+/// let t = Tensor::from_strings(&[2], vec!["a".into(), "bc".into()])?;
+/// let bytes: usize = dispatch_tensor!(&t, a => a.len() * std::mem::size_of_val(&a[0]), Str(s) => s.iter().map(String::len).sum());
+/// assert_eq!(bytes, 3);
+/// # Ok::<(), rdeploy_core::Error>(())
+/// ```
 #[macro_export]
 #[doc(hidden)]
 macro_rules! dispatch_tensor {
-    ($t:expr, $a:ident => $body:expr) => {
+    ($t:expr, $a:ident => $body:expr, Str($s:ident) => $sbody:expr $(,)?) => {
         match $t {
             $crate::Tensor::F32($a) => $body,
             $crate::Tensor::F16($a) => $body,
@@ -55,6 +92,49 @@ macro_rules! dispatch_tensor {
             $crate::Tensor::U32($a) => $body,
             $crate::Tensor::U64($a) => $body,
             $crate::Tensor::Bool($a) => $body,
+            $crate::Tensor::BF16($a) => $body,
+            $crate::Tensor::F8E4M3FN($a) => $body,
+            $crate::Tensor::F8E4M3FNUZ($a) => $body,
+            $crate::Tensor::F8E5M2($a) => $body,
+            $crate::Tensor::F8E5M2FNUZ($a) => $body,
+            $crate::Tensor::F8E8M0($a) => $body,
+            $crate::Tensor::U4($a) => $body,
+            $crate::Tensor::I4($a) => $body,
+            $crate::Tensor::F4E2M1($a) => $body,
+            $crate::Tensor::Str($s) => $sbody,
+        }
+    };
+}
+
+/// Calls the generic function `$f::<T>($($arg),*)` with `T` the [`Element`] type of `$dtype`,
+/// or evaluates `$str` for [`DType::Str`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! dispatch_dtype {
+    ($dtype:expr, $f:ident($($arg:expr),*), Str => $str:expr $(,)?) => {
+        match $dtype {
+            $crate::DType::F32 => $f::<f32>($($arg),*),
+            $crate::DType::F16 => $f::<$crate::f16>($($arg),*),
+            $crate::DType::F64 => $f::<f64>($($arg),*),
+            $crate::DType::I8 => $f::<i8>($($arg),*),
+            $crate::DType::I16 => $f::<i16>($($arg),*),
+            $crate::DType::I32 => $f::<i32>($($arg),*),
+            $crate::DType::I64 => $f::<i64>($($arg),*),
+            $crate::DType::U8 => $f::<u8>($($arg),*),
+            $crate::DType::U16 => $f::<u16>($($arg),*),
+            $crate::DType::U32 => $f::<u32>($($arg),*),
+            $crate::DType::U64 => $f::<u64>($($arg),*),
+            $crate::DType::Bool => $f::<bool>($($arg),*),
+            $crate::DType::BF16 => $f::<$crate::bf16>($($arg),*),
+            $crate::DType::F8E4M3FN => $f::<$crate::F8E4M3FN>($($arg),*),
+            $crate::DType::F8E4M3FNUZ => $f::<$crate::F8E4M3FNUZ>($($arg),*),
+            $crate::DType::F8E5M2 => $f::<$crate::F8E5M2>($($arg),*),
+            $crate::DType::F8E5M2FNUZ => $f::<$crate::F8E5M2FNUZ>($($arg),*),
+            $crate::DType::F8E8M0 => $f::<$crate::F8E8M0>($($arg),*),
+            $crate::DType::U4 => $f::<$crate::U4>($($arg),*),
+            $crate::DType::I4 => $f::<$crate::I4>($($arg),*),
+            $crate::DType::F4E2M1 => $f::<$crate::F4E2M1>($($arg),*),
+            $crate::DType::Str => $str,
         }
     };
 }
@@ -84,6 +164,44 @@ pub trait Element:
     fn from_num(n: Num) -> Self;
     /// Decodes one element from little-endian bytes (`bytes.len() == DTYPE.size()`).
     fn from_le(bytes: &[u8]) -> Self;
+    /// This value as text, for casts to strings: integers in decimal, floats in the shortest
+    /// plain form that reads back to the same value (ONNX `Cast` to STRING).
+    fn to_text(self) -> String {
+        match self.to_num() {
+            Num::Float(f) => format_float(f),
+            Num::Int(i) => i.to_string(),
+        }
+    }
+}
+
+/// A float as plain decimal text (`314.15926`, `inf`, `-inf`, `NaN`), shortest round trip.
+fn format_float(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "INF".into() } else { "-INF".into() }
+    } else {
+        f.to_string()
+    }
+}
+
+/// A number read from text: decimal or scientific notation, `INF`/`+INF`/`-INF`/`NaN` in any
+/// case (ONNX `Cast` from STRING); integers stay exact.
+fn parse_num(s: &str) -> Option<Num> {
+    let t = s.trim();
+    if let Ok(i) = t.parse::<i128>() {
+        return Some(Num::Int(i));
+    }
+    let lower = t.to_ascii_lowercase();
+    match lower.as_str() {
+        "true" => return Some(Num::Int(1)),
+        "false" => return Some(Num::Int(0)),
+        "inf" | "+inf" | "infinity" | "+infinity" => return Some(Num::Float(f64::INFINITY)),
+        "-inf" | "-infinity" => return Some(Num::Float(f64::NEG_INFINITY)),
+        "nan" | "+nan" | "-nan" => return Some(Num::Float(f64::NAN)),
+        _ => {}
+    }
+    t.parse::<f64>().ok().filter(|f| f.is_finite()).map(Num::Float)
 }
 
 macro_rules! int_element {
@@ -154,6 +272,14 @@ macro_rules! float_element {
             fn from_le(bytes: &[u8]) -> Self {
                 $le(bytes)
             }
+            fn to_text(self) -> String {
+                let f: f64 = $to(self);
+                if f.is_finite() {
+                    self.to_string()
+                } else {
+                    format_float(f)
+                }
+            }
         }
     };
 }
@@ -166,6 +292,67 @@ float_element!(f64, F64, |x| x, |f| f, |b: &[u8]| f64::from_le_bytes([
 float_element!(f16, F16, f16::to_f64, f16::from_f64, |b: &[u8]| {
     f16::from_le_bytes([b[0], b[1]])
 });
+float_element!(bf16, BF16, bf16::to_f64, bf16::from_f64, |b: &[u8]| {
+    bf16::from_le_bytes([b[0], b[1]])
+});
+float_element!(F8E4M3FN, F8E4M3FN, F8E4M3FN::to_f64, F8E4M3FN::from_f64, |b: &[u8]| {
+    F8E4M3FN(b[0])
+});
+float_element!(
+    F8E4M3FNUZ,
+    F8E4M3FNUZ,
+    F8E4M3FNUZ::to_f64,
+    F8E4M3FNUZ::from_f64,
+    |b: &[u8]| F8E4M3FNUZ(b[0])
+);
+float_element!(F8E5M2, F8E5M2, F8E5M2::to_f64, F8E5M2::from_f64, |b: &[u8]| {
+    F8E5M2(b[0])
+});
+float_element!(
+    F8E5M2FNUZ,
+    F8E5M2FNUZ,
+    F8E5M2FNUZ::to_f64,
+    F8E5M2FNUZ::from_f64,
+    |b: &[u8]| F8E5M2FNUZ(b[0])
+);
+float_element!(F8E8M0, F8E8M0, F8E8M0::to_f64, F8E8M0::from_f64, |b: &[u8]| {
+    F8E8M0(b[0])
+});
+float_element!(F4E2M1, F4E2M1, F4E2M1::to_f64, F4E2M1::from_f64, |b: &[u8]| {
+    F4E2M1::from_bits(b[0])
+});
+
+macro_rules! nibble_element {
+    ($t:ident, $get:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$t;
+            fn array(t: &Tensor) -> Option<&ArrayD<Self>> {
+                match t {
+                    Tensor::$t(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn wrap(a: ArrayD<Self>) -> Tensor {
+                Tensor::$t(a)
+            }
+            fn to_num(self) -> Num {
+                Num::Int(i128::from($get(self)))
+            }
+            /// Truncates toward zero, then keeps the low 4 bits (C-like, as `ml_dtypes` does).
+            fn from_num(n: Num) -> Self {
+                match n {
+                    Num::Float(f) => $t::wrapping_from(f as i128),
+                    Num::Int(i) => $t::wrapping_from(i),
+                }
+            }
+            fn from_le(bytes: &[u8]) -> Self {
+                $t::from_bits(bytes[0])
+            }
+        }
+    };
+}
+nibble_element!(U4, U4::get);
+nibble_element!(I4, I4::get);
 
 impl Element for bool {
     const DTYPE: DType = DType::Bool;
@@ -190,6 +377,16 @@ impl Element for bool {
     fn from_le(bytes: &[u8]) -> Self {
         bytes[0] != 0
     }
+    /// `True` / `False`, as NumPy writes them.
+    fn to_text(self) -> String {
+        if self { "True" } else { "False" }.into()
+    }
+}
+
+fn strings_have_no_bytes() -> Error {
+    Error::Tensor(
+        "a string tensor has no fixed-width byte buffer; encode its strings instead".into(),
+    )
 }
 
 /// How [`Tensor::cast`] treats values the target dtype cannot hold exactly.
@@ -205,12 +402,7 @@ impl Tensor {
     /// A tensor from an ndarray of any supported element type; copies only if `a` is not in
     /// standard (C) layout.
     pub fn from_array<T: Element>(a: ArrayD<T>) -> Tensor {
-        let a = if a.is_standard_layout() {
-            a
-        } else {
-            a.as_standard_layout().into_owned()
-        };
-        T::wrap(a)
+        T::wrap(standard(a))
     }
 
     /// A tensor of `shape` from a flat vector in row-major order.
@@ -224,86 +416,80 @@ impl Tensor {
             .map_err(|_| Error::Tensor(format!("{n} elements do not fill shape {shape:?}")))
     }
 
-    /// A tensor of `dtype` and `shape` decoded from little-endian bytes.
+    /// A string tensor of `shape` from a flat vector in row-major order.
     ///
     /// # Errors
-    /// [`Error::Tensor`] when the byte count does not match.
+    /// [`Error::Tensor`] when `data.len()` is not the product of `shape`.
+    pub fn from_strings(shape: &[usize], data: Vec<String>) -> Result<Tensor> {
+        let n = data.len();
+        ArrayD::from_shape_vec(IxDyn(shape), data)
+            .map(Tensor::Str)
+            .map_err(|_| Error::Tensor(format!("{n} strings do not fill shape {shape:?}")))
+    }
+
+    /// A tensor of `dtype` and `shape` decoded from little-endian bytes in a tensor's own layout
+    /// ([`Tensor::as_bytes`]: 4-bit types one per byte, high nibble ignored).
+    ///
+    /// # Errors
+    /// [`Error::Tensor`] when the byte count does not match, or for strings.
     pub fn from_le_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
         fn decode<T: Element>(shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
             let size = T::DTYPE.size();
             let data: Vec<T> = bytes.chunks_exact(size).map(T::from_le).collect();
             Tensor::from_shape_vec(shape, data)
         }
-        let want = crate::files::checked_bytes(shape, dtype.size()).map_err(Error::Tensor)?;
+        let size = dtype.fixed_size().ok_or_else(strings_have_no_bytes)?;
+        let want = crate::files::checked_bytes(shape, size).map_err(Error::Tensor)?;
         if bytes.len() != want {
             return Err(Error::Tensor(format!(
                 "{} bytes of {dtype} data do not fill shape {shape:?} ({want} bytes needed)",
                 bytes.len()
             )));
         }
-        match dtype {
-            DType::F32 => decode::<f32>(shape, bytes),
-            DType::F16 => decode::<f16>(shape, bytes),
-            DType::F64 => decode::<f64>(shape, bytes),
-            DType::I8 => decode::<i8>(shape, bytes),
-            DType::I16 => decode::<i16>(shape, bytes),
-            DType::I32 => decode::<i32>(shape, bytes),
-            DType::I64 => decode::<i64>(shape, bytes),
-            DType::U8 => decode::<u8>(shape, bytes),
-            DType::U16 => decode::<u16>(shape, bytes),
-            DType::U32 => decode::<u32>(shape, bytes),
-            DType::U64 => decode::<u64>(shape, bytes),
-            DType::Bool => decode::<bool>(shape, bytes),
-        }
+        crate::dispatch_dtype!(dtype, decode(shape, bytes), Str => Err(strings_have_no_bytes()))
     }
 
-    /// A tensor of zeros (`false` for bool).
+    /// A tensor of `dtype` and `shape` from bytes laid out as ONNX `raw_data` and the engines
+    /// store them: as [`Tensor::from_le_bytes`], except that 4-bit types are packed two per
+    /// byte, the first element in the low nibble.
+    ///
+    /// # Errors
+    /// [`Error::Tensor`] when the byte count does not match, or for strings.
+    pub fn from_packed_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
+        if !dtype.is_4bit() {
+            return Tensor::from_le_bytes(dtype, shape, bytes);
+        }
+        let count = crate::files::checked_bytes(shape, 1).map_err(Error::Tensor)?;
+        let unpacked = crate::minifloat::unpack_nibbles(bytes, count)
+            .map_err(|m| Error::Tensor(format!("{dtype} data of shape {shape:?}: {m}")))?;
+        Tensor::from_le_bytes(dtype, shape, &unpacked)
+    }
+
+    /// A tensor of zeros (`false` for bool, empty strings; for float8e8m0, which has no zero,
+    /// its all-zero bit pattern 2^-127).
     pub fn zeros(dtype: DType, shape: &[usize]) -> Tensor {
         fn z<T: Element>(shape: &[usize]) -> Tensor {
             T::wrap(ArrayD::from_elem(IxDyn(shape), T::default()))
         }
-        match dtype {
-            DType::F32 => z::<f32>(shape),
-            DType::F16 => z::<f16>(shape),
-            DType::F64 => z::<f64>(shape),
-            DType::I8 => z::<i8>(shape),
-            DType::I16 => z::<i16>(shape),
-            DType::I32 => z::<i32>(shape),
-            DType::I64 => z::<i64>(shape),
-            DType::U8 => z::<u8>(shape),
-            DType::U16 => z::<u16>(shape),
-            DType::U32 => z::<u32>(shape),
-            DType::U64 => z::<u64>(shape),
-            DType::Bool => z::<bool>(shape),
-        }
+        crate::dispatch_dtype!(dtype, z(shape), Str => Tensor::Str(ArrayD::from_elem(IxDyn(shape), String::new())))
     }
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        match self {
-            Tensor::F32(_) => DType::F32,
-            Tensor::F16(_) => DType::F16,
-            Tensor::F64(_) => DType::F64,
-            Tensor::I8(_) => DType::I8,
-            Tensor::I16(_) => DType::I16,
-            Tensor::I32(_) => DType::I32,
-            Tensor::I64(_) => DType::I64,
-            Tensor::U8(_) => DType::U8,
-            Tensor::U16(_) => DType::U16,
-            Tensor::U32(_) => DType::U32,
-            Tensor::U64(_) => DType::U64,
-            Tensor::Bool(_) => DType::Bool,
+        fn d<T: Element>(_: &ArrayD<T>) -> DType {
+            T::DTYPE
         }
+        crate::dispatch_tensor!(self, a => d(a), Str(_s) => DType::Str)
     }
 
     /// The dimensions.
     pub fn shape(&self) -> &[usize] {
-        dispatch_tensor!(self, a => a.shape())
+        crate::dispatch_tensor!(self, a => a.shape(), Str(a) => a.shape())
     }
 
     /// The number of elements.
     pub fn len(&self) -> usize {
-        dispatch_tensor!(self, a => a.len())
+        crate::dispatch_tensor!(self, a => a.len(), Str(a) => a.len())
     }
 
     /// Whether the tensor has no elements.
@@ -333,11 +519,47 @@ impl Tensor {
             .ok_or_else(|| Error::Tensor("tensor is not contiguous".into()))
     }
 
-    /// The raw buffer, native-endian (little-endian on every platform rdeploy targets).
-    pub fn as_bytes(&self) -> &[u8] {
+    /// A zero-copy view of a string tensor.
+    ///
+    /// # Errors
+    /// [`Error::Tensor`] when the tensor does not hold strings.
+    pub fn as_strings(&self) -> Result<ArrayViewD<'_, String>> {
+        match self {
+            Tensor::Str(a) => Ok(a.view()),
+            other => Err(Error::Tensor(format!(
+                "tensor holds {}, not string",
+                other.dtype()
+            ))),
+        }
+    }
+
+    /// The raw buffer, native-endian (little-endian on every platform rdeploy targets), in the
+    /// tensor's own layout: 4-bit types one element per byte (see [`Tensor::to_packed_bytes`]).
+    ///
+    /// # Errors
+    /// [`Error::Tensor`] for a string tensor, which has no fixed-width buffer.
+    pub fn as_bytes(&self) -> Result<&[u8]> {
         // Constructors keep standard layout, so as_slice cannot fail; an empty slice is a safe
         // fallback should an array ever be built around them.
-        dispatch_tensor!(self, a => a.as_slice().map(bytemuck::cast_slice).unwrap_or(&[]))
+        crate::dispatch_tensor!(
+            self,
+            a => Ok(a.as_slice().map(bytemuck::cast_slice).unwrap_or(&[])),
+            Str(_s) => Err(strings_have_no_bytes()),
+        )
+    }
+
+    /// The data as ONNX `raw_data` and the engines hold it: [`Tensor::as_bytes`], except that
+    /// 4-bit types are packed two per byte, the first element in the low nibble.
+    ///
+    /// # Errors
+    /// [`Error::Tensor`] for a string tensor.
+    pub fn to_packed_bytes(&self) -> Result<Cow<'_, [u8]>> {
+        let bytes = self.as_bytes()?;
+        Ok(if self.dtype().is_4bit() {
+            Cow::Owned(crate::minifloat::pack_nibbles(bytes))
+        } else {
+            Cow::Borrowed(bytes)
+        })
     }
 
     /// The same data with another shape of the same element count.
@@ -347,72 +569,113 @@ impl Tensor {
     pub fn reshape(self, shape: &[usize]) -> Result<Tensor> {
         let len = self.len();
         let bad = || Error::Tensor(format!("cannot reshape {len} elements to {shape:?}"));
-        dispatch_tensor!(self, a => {
+        crate::dispatch_tensor!(self, a => {
             let a = a.into_shape_with_order(IxDyn(shape)).map_err(|_| bad())?;
             Ok(Tensor::from_array(a))
+        }, Str(a) => {
+            let a = a.into_shape_with_order(IxDyn(shape)).map_err(|_| bad())?;
+            Ok(Tensor::Str(standard(a)))
         })
     }
 
-    /// Converts to another dtype.
+    /// Converts to another dtype: numbers like a C cast or ONNX `Cast` (float8 and float4
+    /// round to nearest even and saturate, 4-bit integers wrap), numbers to strings as plain
+    /// decimal text, strings to numbers by parsing (`1.5`, `1e-5`, `INF`, `NaN`).
     ///
     /// # Errors
-    /// With [`Cast::Lossless`], [`Error::Tensor`] naming the first value that would change.
+    /// With [`Cast::Lossless`], [`Error::Tensor`] naming the first value that would change; in
+    /// any mode, a string that is not a number.
     pub fn cast(&self, to: DType, mode: Cast) -> Result<Tensor> {
         if to == self.dtype() {
             return Ok(self.clone());
         }
-        fn convert<S: Element, T: Element>(a: &ArrayD<S>, mode: Cast) -> Result<Tensor> {
+        fn lossless_check<T: Element>(n: Num, shown: &dyn std::fmt::Debug, i: usize) -> Result<()> {
+            let back = T::from_num(n).to_num();
+            let same = match (n, back) {
+                (Num::Float(x), Num::Float(y)) => x == y || (x.is_nan() && y.is_nan()),
+                (Num::Int(x), Num::Int(y)) => x == y,
+                (Num::Float(x), Num::Int(y)) => x == y as f64,
+                (Num::Int(x), Num::Float(y)) => x as f64 == y && x.unsigned_abs() < 1 << 53,
+            };
+            if same {
+                Ok(())
+            } else {
+                Err(Error::Tensor(format!(
+                    "value {shown:?} at flat index {i} cannot be represented exactly as {}; \
+                     ask for an unchecked cast to convert anyway",
+                    T::DTYPE
+                )))
+            }
+        }
+        fn convert<T: Element>(a: &ArrayD<impl Element>, mode: Cast) -> Result<Tensor> {
             if mode == Cast::Lossless {
                 for (i, &v) in a.iter().enumerate() {
-                    let n = v.to_num();
-                    let back = T::from_num(n).to_num();
-                    let same = match (n, back) {
-                        (Num::Float(x), Num::Float(y)) => x == y || (x.is_nan() && y.is_nan()),
-                        (Num::Int(x), Num::Int(y)) => x == y,
-                        (Num::Float(x), Num::Int(y)) => x == y as f64,
-                        (Num::Int(x), Num::Float(y)) => x as f64 == y && x.unsigned_abs() < 1 << 53,
-                    };
-                    if !same {
-                        return Err(Error::Tensor(format!(
-                            "value {v:?} at flat index {i} cannot be represented exactly as {}; \
-                             ask for an unchecked cast to convert anyway",
-                            T::DTYPE
-                        )));
-                    }
+                    lossless_check::<T>(v.to_num(), &v, i)?;
                 }
             }
             Ok(T::wrap(a.mapv(|v| T::from_num(v.to_num()))))
         }
         fn to_target<S: Element>(a: &ArrayD<S>, to: DType, mode: Cast) -> Result<Tensor> {
-            match to {
-                DType::F32 => convert::<S, f32>(a, mode),
-                DType::F16 => convert::<S, f16>(a, mode),
-                DType::F64 => convert::<S, f64>(a, mode),
-                DType::I8 => convert::<S, i8>(a, mode),
-                DType::I16 => convert::<S, i16>(a, mode),
-                DType::I32 => convert::<S, i32>(a, mode),
-                DType::I64 => convert::<S, i64>(a, mode),
-                DType::U8 => convert::<S, u8>(a, mode),
-                DType::U16 => convert::<S, u16>(a, mode),
-                DType::U32 => convert::<S, u32>(a, mode),
-                DType::U64 => convert::<S, u64>(a, mode),
-                DType::Bool => convert::<S, bool>(a, mode),
-            }
+            crate::dispatch_dtype!(
+                to,
+                convert(a, mode),
+                Str => Ok(Tensor::Str(a.mapv(S::to_text))),
+            )
         }
-        dispatch_tensor!(self, a => to_target(a, to, mode))
+        fn parse<T: Element>(a: &ArrayD<String>, mode: Cast) -> Result<Tensor> {
+            let mut out = Vec::with_capacity(a.len());
+            for (i, s) in a.iter().enumerate() {
+                let n = parse_num(s).ok_or_else(|| {
+                    Error::Tensor(format!(
+                        "string {s:?} at flat index {i} is not a number, so it cannot become {}",
+                        T::DTYPE
+                    ))
+                })?;
+                if mode == Cast::Lossless {
+                    lossless_check::<T>(n, s, i)?;
+                }
+                out.push(T::from_num(n));
+            }
+            Tensor::from_shape_vec(a.shape(), out)
+        }
+        crate::dispatch_tensor!(
+            self,
+            a => to_target(a, to, mode),
+            Str(s) => crate::dispatch_dtype!(to, parse(s, mode), Str => Ok(self.clone())),
+        )
     }
 
-    /// The elements converted to `f64`, row-major (for comparisons and statistics).
+    /// The elements converted to `f64`, row-major (for comparisons and statistics); strings
+    /// are parsed as numbers, NaN where they are not.
     pub fn to_f64_vec(&self) -> Vec<f64> {
         fn conv<T: Element>(a: &ArrayD<T>) -> Vec<f64> {
-            a.iter()
-                .map(|v| match v.to_num() {
-                    Num::Float(f) => f,
-                    Num::Int(i) => i as f64,
-                })
-                .collect()
+            a.iter().map(|v| num_to_f64(v.to_num())).collect()
         }
-        dispatch_tensor!(self, a => conv(a))
+        crate::dispatch_tensor!(self, a => conv(a), Str(s) => s
+            .iter()
+            .map(|s| parse_num(s).map_or(f64::NAN, num_to_f64))
+            .collect())
+    }
+}
+
+fn num_to_f64(n: Num) -> f64 {
+    match n {
+        Num::Float(f) => f,
+        Num::Int(i) => i as f64,
+    }
+}
+
+fn standard<T: Clone>(a: ArrayD<T>) -> ArrayD<T> {
+    if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    }
+}
+
+impl From<ArrayD<String>> for Tensor {
+    fn from(a: ArrayD<String>) -> Self {
+        Tensor::Str(standard(a))
     }
 }
 
@@ -440,7 +703,7 @@ mod tests {
                 .contains("holds f32, not i64")
         );
         assert_eq!(t.shape(), &[2, 3]);
-        assert_eq!(t.as_bytes().len(), 24);
+        assert_eq!(t.as_bytes().unwrap().len(), 24);
     }
 
     #[test]
@@ -463,8 +726,16 @@ mod tests {
     fn le_bytes_round_trip_every_dtype() {
         for d in DType::ALL {
             let t = Tensor::zeros(d, &[3, 1]);
-            let back = Tensor::from_le_bytes(d, &[3, 1], t.as_bytes()).unwrap();
+            if d == DType::Str {
+                assert!(t.as_bytes().is_err() && t.to_packed_bytes().is_err());
+                assert!(Tensor::from_le_bytes(d, &[1], &[0; 24]).is_err());
+                continue;
+            }
+            let back = Tensor::from_le_bytes(d, &[3, 1], t.as_bytes().unwrap()).unwrap();
             assert_eq!(back, t);
+            let packed = t.to_packed_bytes().unwrap();
+            assert_eq!(Some(packed.len()), d.packed_len(3), "{d}");
+            assert_eq!(Tensor::from_packed_bytes(d, &[3, 1], &packed).unwrap(), t);
         }
         let t = Tensor::from_le_bytes(DType::F16, &[1], &f16::from_f32(1.5).to_le_bytes()).unwrap();
         assert_eq!(t.as_slice::<f16>().unwrap()[0].to_f32(), 1.5);
@@ -492,5 +763,67 @@ mod tests {
             .cast(DType::Bool, Cast::Unchecked)
             .unwrap();
         assert_eq!(b.as_slice::<bool>().unwrap(), &[false, true]);
+    }
+
+    #[test]
+    fn four_bit_types_pack_two_per_byte() {
+        let t = Tensor::from_shape_vec(&[3], vec![I4::wrapping_from(-1), I4::wrapping_from(7), I4::wrapping_from(-8)])
+            .unwrap();
+        assert_eq!(t.as_bytes().unwrap(), &[0x0F, 0x07, 0x08]);
+        assert_eq!(&*t.to_packed_bytes().unwrap(), &[0x7F, 0x08]);
+        assert_eq!(t.to_f64_vec(), [-1.0, 7.0, -8.0]);
+        let back = Tensor::from_packed_bytes(DType::I4, &[3], &[0x7F, 0x08]).unwrap();
+        assert_eq!(back, t);
+        assert!(Tensor::from_packed_bytes(DType::U4, &[3], &[0x7F]).is_err());
+        let u = t.cast(DType::U4, Cast::Unchecked).unwrap();
+        assert_eq!(u.to_f64_vec(), [15.0, 7.0, 8.0]);
+        assert!(t.cast(DType::U4, Cast::Lossless).is_err());
+    }
+
+    #[test]
+    fn new_float_casts_round_and_saturate() {
+        let t = Tensor::from_shape_vec(&[4], vec![1.0f32, 0.1, 1000.0, -3.0]).unwrap();
+        let f8 = t.cast(DType::F8E4M3FN, Cast::Unchecked).unwrap();
+        assert_eq!(f8.to_f64_vec(), [1.0, 0.1015625, 448.0, -3.0]);
+        assert!(t.cast(DType::F8E4M3FN, Cast::Lossless).is_err());
+        let b = t.cast(DType::BF16, Cast::Unchecked).unwrap();
+        assert_eq!(b.to_f64_vec()[1], 0.10009765625);
+        let f4 = t.cast(DType::F4E2M1, Cast::Unchecked).unwrap();
+        assert_eq!(f4.to_f64_vec(), [1.0, 0.0, 6.0, -3.0]);
+        let back = f8.cast(DType::F32, Cast::Lossless).unwrap();
+        assert_eq!(back.as_slice::<f32>().unwrap(), &[1.0, 0.1015625, 448.0, -3.0]);
+    }
+
+    #[test]
+    fn strings_cast_to_and_from_numbers() {
+        let s = Tensor::from_strings(
+            &[2, 3],
+            ["1.5", " -2 ", "1e-5", "INF", "-inf", "NaN"].map(String::from).to_vec(),
+        )
+        .unwrap();
+        assert_eq!(s.dtype(), DType::Str);
+        assert_eq!(s.shape(), &[2, 3]);
+        let f = s.cast(DType::F32, Cast::Unchecked).unwrap();
+        let v = f.as_slice::<f32>().unwrap();
+        assert_eq!(&v[..5], &[1.5, -2.0, 1e-5, f32::INFINITY, f32::NEG_INFINITY]);
+        assert!(v[5].is_nan());
+        assert!(s.cast(DType::I32, Cast::Lossless).is_err());
+        let back = f.cast(DType::Str, Cast::Lossless).unwrap();
+        assert_eq!(
+            back.as_strings().unwrap().iter().cloned().collect::<Vec<_>>(),
+            ["1.5", "-2", "0.00001", "INF", "-INF", "NaN"]
+        );
+        let i = Tensor::from_shape_vec(&[2], vec![7i64, -1]).unwrap();
+        let si = i.cast(DType::Str, Cast::Lossless).unwrap();
+        assert_eq!(si.cast(DType::I64, Cast::Lossless).unwrap(), i);
+        let bad = Tensor::from_strings(&[1], vec!["hello".into()]).unwrap();
+        let e = bad.cast(DType::F32, Cast::Unchecked).unwrap_err().to_string();
+        assert!(e.contains("hello") && e.contains("not a number"), "{e}");
+        assert!(bad.view::<f32>().is_err() && i.as_strings().is_err());
+        assert_eq!(bad.clone().reshape(&[1, 1]).unwrap().shape(), &[1, 1]);
+        assert!(bad.to_f64_vec()[0].is_nan());
+        let bools = Tensor::from_shape_vec(&[2], vec![true, false]).unwrap();
+        let sb = bools.cast(DType::Str, Cast::Unchecked).unwrap();
+        assert_eq!(sb.cast(DType::Bool, Cast::Lossless).unwrap(), bools);
     }
 }

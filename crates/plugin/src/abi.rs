@@ -29,7 +29,8 @@ pub struct RdTensorInfo {
     pub dims: *const i64,
 }
 
-/// `rdeploy_tensor`: a dense row-major little-endian tensor.
+/// `rdeploy_tensor`: a dense row-major little-endian tensor, laid out as ONNX `raw_data`
+/// (4-bit types two per byte, the first in the low nibble). Strings do not cross the ABI.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct RdTensor {
@@ -76,7 +77,7 @@ impl RdTensor {
             // SAFETY: `data` holds `byte_size` bytes, per the contract.
             unsafe { std::slice::from_raw_parts(self.data.cast::<u8>(), self.byte_size) }
         };
-        Tensor::from_le_bytes(dtype, &shape, bytes).map_err(|e| e.to_string())
+        Tensor::from_packed_bytes(dtype, &shape, bytes).map_err(|e| e.to_string())
     }
 }
 
@@ -86,24 +87,28 @@ pub struct ExportTensor<'a> {
     name: CString,
     shape: Vec<i64>,
     tensor: &'a Tensor,
+    bytes: std::borrow::Cow<'a, [u8]>,
 }
 
 impl<'a> ExportTensor<'a> {
     /// Lays out `tensor` under `name`.
     ///
     /// # Errors
-    /// When the name contains a NUL byte.
+    /// When the name contains a NUL byte, or the tensor holds strings.
     pub fn new(name: &str, tensor: &'a Tensor) -> Result<Self, String> {
         Ok(ExportTensor {
             name: CString::new(name).map_err(|_| format!("tensor name '{name}' contains NUL"))?,
             shape: tensor.shape().iter().map(|&d| d as i64).collect(),
+            bytes: tensor.to_packed_bytes().map_err(|e| {
+                format!("tensor '{name}': {e} (the plugin ABI carries numeric tensors only)")
+            })?,
             tensor,
         })
     }
 
     /// The `rdeploy_tensor`, valid while `self` lives.
     pub fn raw(&self) -> RdTensor {
-        let bytes = self.tensor.as_bytes();
+        let bytes = &self.bytes;
         RdTensor {
             name: self.name.as_ptr(),
             dtype: self.tensor.dtype().onnx_code(),

@@ -121,9 +121,114 @@ impl<T> IntoPy<T> for rdeploy::Result<T> {
     }
 }
 
-/// A tensor as a numpy array. The tensor's buffer is handed to numpy as it is (no copy).
-pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor) -> Bound<'py, PyAny> {
-    rdeploy::core::dispatch_tensor!(t, a => a.into_pyarray(py).into_any())
+/// The `ml_dtypes` module, which gives NumPy bfloat16, float8, int4, uint4 and float4 types.
+///
+/// # Errors
+/// An [`RdeployError`] saying to install it, naming the dtype that needs it.
+fn ml_dtypes<'py>(py: Python<'py>, d: DType) -> PyResult<Bound<'py, PyModule>> {
+    py.import("ml_dtypes").map_err(|e| {
+        RdeployError::new_err(format!(
+            "{d} tensors are numpy arrays of ml_dtypes.{} and the ml_dtypes package cannot be \
+             imported ({e}); pip install ml_dtypes",
+            d.numpy_name()
+        ))
+    })
+}
+
+/// A tensor as a numpy array. Numeric buffers are handed to numpy as they are (no copy);
+/// bfloat16, float8 and the 4-bit types become arrays of their `ml_dtypes` type (a view of the
+/// same bytes; 4-bit types one element per byte, as ml_dtypes holds them), strings a unicode
+/// (`<U`) array.
+///
+/// # Errors
+/// An [`RdeployError`] when the tensor needs `ml_dtypes` and it cannot be imported.
+pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyAny>> {
+    let d = t.dtype();
+    let shape = t.shape().to_vec();
+    match t {
+        Tensor::F32(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::F16(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::F64(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::I8(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::I16(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::I32(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::I64(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::U8(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::U16(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::U32(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::U64(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::Bool(a) => Ok(a.into_pyarray(py).into_any()),
+        Tensor::Str(a) => {
+            let np = py.import("numpy")?;
+            let items = PyList::new(py, a.iter().map(String::as_str))?;
+            let longest = a.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(1);
+            np.call_method1("array", (items, format!("<U{longest}")))?
+                .call_method1("reshape", (PyTuple::new(py, &shape)?,))
+        }
+        other => {
+            let ty = ml_dtypes(py, d)?.getattr(d.numpy_name())?;
+            let bytes = other.as_bytes().map_err(to_py)?;
+            let raw = if d.size() == 2 {
+                let v: Vec<u16> = bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                    .collect();
+                v.into_pyarray(py).into_any()
+            } else {
+                bytes.to_vec().into_pyarray(py).into_any()
+            };
+            raw.call_method1("view", (ty,))?
+                .call_method1("reshape", (PyTuple::new(py, &shape)?,))
+        }
+    }
+}
+
+/// A numpy array of strings (`U`, `S`, or `object` holding `str`/`bytes`) as a string tensor.
+fn strings_from_array(a: &Bound<'_, PyUntypedArray>, name: &str) -> PyResult<Tensor> {
+    let shape = a.shape().to_vec();
+    let items = a.call_method0("ravel")?.call_method0("tolist")?;
+    let mut out = Vec::with_capacity(a.len());
+    for item in items.try_iter()? {
+        let item = item?;
+        if let Ok(s) = item.extract::<String>() {
+            out.push(s);
+        } else if let Ok(b) = item.extract::<Vec<u8>>() {
+            out.push(String::from_utf8(b).map_err(|e| {
+                InputMismatch::new_err(format!("input '{name}': bytes that are not UTF-8 ({e})"))
+            })?);
+        } else {
+            return Err(InputMismatch::new_err(format!(
+                "input '{name}': an object array must hold only str or bytes, not {}",
+                item.get_type().name()?
+            )));
+        }
+    }
+    Tensor::from_strings(&shape, out).map_err(to_py)
+}
+
+/// A numpy array of an `ml_dtypes` type (bfloat16, float8_*, int4, uint4, float4_e2m1fn) as a
+/// tensor: its bytes, viewed as unsigned integers of the same width.
+fn ml_dtypes_from_array(a: &Bound<'_, PyUntypedArray>, name: &str) -> Option<PyResult<Tensor>> {
+    let dtype_name: String = a.dtype().getattr("name").ok()?.extract().ok()?;
+    let d: DType = dtype_name.parse().ok()?;
+    if !(d == DType::BF16 || d.is_float8() || d.is_4bit()) {
+        return None;
+    }
+    Some((|| {
+        let py = a.py();
+        let np = py.import("numpy")?;
+        let unsigned = if d.size() == 2 { "uint16" } else { "uint8" };
+        let raw = np
+            .call_method1("ascontiguousarray", (a,))?
+            .call_method1("view", (unsigned,))?
+            .cast_into::<PyUntypedArray>()
+            .map_err(PyErr::from)?;
+        let t = from_array(&raw, name).ok_or_else(|| {
+            InputMismatch::new_err(format!("input '{name}': cannot read the {d} array"))
+        })??;
+        let bytes = t.as_bytes().map_err(to_py)?;
+        Tensor::from_le_bytes(d, t.shape(), bytes).map_err(to_py)
+    })())
 }
 
 /// Copies a typed numpy array into a tensor (one memcpy when it is C-contiguous).
@@ -161,7 +266,10 @@ fn typed<T: numpy::Element + rdeploy::core::Element + Copy>(
 pub fn precheck(a: &Bound<'_, PyUntypedArray>, spec: &TensorInfo) -> PyResult<()> {
     let dtype = a.dtype();
     let got_dtype = dtype.getattr("name")?.extract::<String>()?;
-    if got_dtype != spec.dtype.numpy_name() {
+    let is_text = matches!(dtype.kind(), b'U' | b'S' | b'O');
+    if (spec.dtype == DType::Str) != is_text
+        || (!is_text && got_dtype != spec.dtype.numpy_name())
+    {
         return Err(InputMismatch::new_err(format!(
             "input '{}': expected dtype {}, got dtype {got_dtype}",
             spec.name, spec.dtype
@@ -220,6 +328,8 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
                     let from: String = natural.getattr("dtype")?.getattr("kind")?.extract()?;
                     let to = if d == DType::Bool {
                         "b"
+                    } else if d == DType::Str {
+                        "U"
                     } else if d.is_float() {
                         "f"
                     } else {
@@ -227,9 +337,14 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
                     };
                     let ok = matches!(
                         (from.as_str(), to),
-                        ("b", "b") | ("f", "f") | ("i" | "u", "i" | "f")
+                        ("b", "b") | ("f", "f") | ("i" | "u", "i" | "f") | ("U" | "S", "U")
                     );
-                    if ok {
+                    if ok && (d == DType::BF16 || d.is_float8() || d.is_4bit()) {
+                        let ty = ml_dtypes(py, d)?.getattr(d.numpy_name())?;
+                        np.call_method1("asarray", (&obj, ty))
+                    } else if ok && d == DType::Str {
+                        Ok(natural)
+                    } else if ok {
                         np.call_method1("asarray", (&obj, d.numpy_name()))
                     } else {
                         Err(InputMismatch::new_err(format!(
@@ -264,6 +379,12 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
     if let Some(t) = from_array(&arr, name) {
         return t;
     }
+    if matches!(arr.dtype().kind(), b'U' | b'S' | b'O') {
+        return strings_from_array(&arr, name);
+    }
+    if let Some(t) = ml_dtypes_from_array(&arr, name) {
+        return t;
+    }
     // Byte-swapped or unaligned arrays: numpy makes a native copy.
     let dtype = arr.dtype();
     if matches!(dtype.kind(), b'f' | b'i' | b'u' | b'b') {
@@ -277,7 +398,7 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
         }
     }
     Err(InputMismatch::new_err(format!(
-        "input '{name}': dtype {} is not supported; use one of float32, float16, float64, int8/16/32/64, uint8/16/32/64 or bool",
+        "input '{name}': dtype {} is not supported; use one of float32, float16, float64, int8/16/32/64, uint8/16/32/64, bool, str, or (with ml_dtypes) bfloat16, float8_*, int4, uint4, float4_e2m1fn",
         dtype.str()?
     )))
 }

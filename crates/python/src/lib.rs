@@ -373,7 +373,7 @@ fn named_inputs(
 fn outputs_dict<'py>(py: Python<'py>, outs: NamedTensors) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (name, t) in outs {
-        d.set_item(name, tensor_to_py(py, t))?;
+        d.set_item(name, tensor_to_py(py, t)?)?;
     }
     Ok(d)
 }
@@ -438,7 +438,11 @@ impl Wrapper {
             .collect::<PyResult<Vec<_>>>()?;
         let w = self.inner.clone();
         let outs = py.detach(move || w.execute(tensors)).py_err()?;
-        PyList::new(py, outs.into_iter().map(|t| tensor_to_py(py, t)))
+        let outs = outs
+            .into_iter()
+            .map(|t| tensor_to_py(py, t))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, outs)
     }
 
     /// The inputs: name, dtype (numpy's name) and shape (int, dim name, or None).

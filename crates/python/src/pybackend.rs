@@ -322,7 +322,7 @@ impl Wrapper for PyWrapper {
             let run = || -> PyResult<Vec<Tensor>> {
                 let d = PyDict::new(py);
                 for (spec, t) in self.sig.inputs.iter().zip(inputs) {
-                    d.set_item(&spec.name, tensor_to_py(py, t))?;
+                    d.set_item(&spec.name, tensor_to_py(py, t)?)?;
                 }
                 let out = self.obj.bind(py).call_method1("forward", (d,))?;
                 let get = |i: usize, name: &str| -> PyResult<Bound<'_, PyAny>> {

@@ -48,13 +48,22 @@ pub struct CompareOptions {
 
 /// numpy-style default tolerances per output dtype: float32 rtol 1e-3 / atol 1e-4 (engines sum
 /// in different orders and fuse differently), float16 1e-2 / 1e-3 (10 bits of mantissa),
-/// float64 numpy's `allclose` defaults 1e-5 / 1e-8, integers and booleans exact.
+/// bfloat16 the same rtol with atol 1e-2 (7 bits: one rounding step is 0.4-0.8 %), float64
+/// numpy's `allclose` defaults 1e-5 / 1e-8. The float8 and float4 types allow one step of their
+/// last mantissa bit (a rounding a different engine may take the other way): e4m3 1/8, e5m2
+/// 1/4, float4e2m1 1/2, e8m0 (powers of two) a factor of 2; ONNX's own float8 tests use rtol
+/// 0.1 to 0.2 for the same reason. Integers, booleans and strings are compared exactly.
 pub fn default_tolerance(dtype: rdeploy_core::DType) -> (f64, f64) {
     use rdeploy_core::DType;
     match dtype {
         DType::F32 => (1e-3, 1e-4),
         DType::F16 => (1e-2, 1e-3),
+        DType::BF16 => (1e-2, 1e-2),
         DType::F64 => (1e-5, 1e-8),
+        DType::F8E4M3FN | DType::F8E4M3FNUZ => (0.125, 1e-3),
+        DType::F8E5M2 | DType::F8E5M2FNUZ => (0.25, 1e-3),
+        DType::F4E2M1 => (0.5, 1e-3),
+        DType::F8E8M0 => (1.0, 0.0),
         _ => (0.0, 0.0),
     }
 }
@@ -134,6 +143,32 @@ impl OutputDiff {
         };
         if got.shape() != want.shape() {
             d.problem = Some(format!("shape {:?} vs {:?}", got.shape(), want.shape()));
+            return d;
+        }
+        if let (Ok(gs), Ok(ws)) = (got.as_strings(), want.as_strings()) {
+            // Strings are equal or not: no distances, no tolerance.
+            let differ: Vec<usize> = gs
+                .iter()
+                .zip(ws.iter())
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .map(|(i, _)| i)
+                .collect();
+            d.max_abs_diff = 0.0;
+            d.max_rel_diff = 0.0;
+            d.mean_abs_diff = 0.0;
+            d.pass = differ.is_empty();
+            if let Some(&i) = differ.first() {
+                let (a, b) = (gs.iter().nth(i), ws.iter().nth(i));
+                d.problem = Some(format!(
+                    "{} of {} strings differ; the first at {:?}: {:?} vs {:?}",
+                    differ.len(),
+                    gs.len(),
+                    unravel(i, got.shape()),
+                    a.map_or("", |s| s.as_str()),
+                    b.map_or("", |s| s.as_str())
+                ));
+            }
             return d;
         }
         let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
@@ -607,6 +642,20 @@ pub fn bisect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_compare_equal_or_not() {
+        let a = Tensor::from_strings(&[2], vec!["x".into(), "y".into()]).unwrap();
+        let b = Tensor::from_strings(&[2], vec!["x".into(), "z".into()]).unwrap();
+        assert!(OutputDiff::of("b", "o", &a, &a, 0.0, 0.0).pass);
+        let d = OutputDiff::of("b", "o", &a, &b, 1.0, 1.0);
+        assert!(!d.pass);
+        let p = d.problem.unwrap();
+        assert!(p.contains("1 of 2") && p.contains("[1]") && p.contains("\"z\""), "{p}");
+        let n = Tensor::zeros(rdeploy_core::DType::F32, &[2]);
+        assert!(!OutputDiff::of("b", "o", &a, &n, 1.0, 1.0).pass);
+        assert_eq!(default_tolerance(rdeploy_core::DType::BF16).0, 1e-2);
+    }
 
     #[test]
     fn dtypes_that_differ_never_pass() {

@@ -238,9 +238,16 @@ pub fn with_batch(
             if first == batch {
                 return Ok((name.clone(), t.clone()));
             }
-            let sample = &t.as_bytes()[..t.as_bytes().len() / first];
             let mut shape = t.shape().to_vec();
             shape[0] = batch;
+            if let Ok(strings) = t.as_strings() {
+                let all: Vec<String> = strings.iter().cloned().collect();
+                let sample = &all[..all.len() / first];
+                let repeated = (0..batch).flat_map(|_| sample.iter().cloned()).collect();
+                return Ok((name.clone(), Tensor::from_strings(&shape, repeated)?));
+            }
+            let all = t.as_bytes()?;
+            let sample = &all[..all.len() / first];
             let bytes = sample.repeat(batch);
             Ok((name.clone(), Tensor::from_le_bytes(t.dtype(), &shape, &bytes)?))
         })

@@ -166,9 +166,31 @@ fn from_contents(
         DType::U64 => narrow::<u64, u64>(name, shape, &c.uint64_contents),
         DType::F32 => narrow::<f32, f32>(name, shape, &c.fp32_contents),
         DType::F64 => narrow::<f64, f64>(name, shape, &c.fp64_contents),
-        DType::F16 => Err(ServeError::BadRequest(format!(
-            "input '{name}': FP16 has no typed contents field; send it in raw_input_contents"
+        DType::Str => {
+            let strings = c
+                .bytes_contents
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    String::from_utf8(b.clone()).map_err(|e| {
+                        ServeError::BadRequest(format!(
+                            "input '{name}': BYTES element {i} is not UTF-8 ({e})"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Tensor::from_strings(shape, strings)
+                .map_err(|e| ServeError::BadRequest(format!("input '{name}': {e}")))
+        }
+        DType::F16 | DType::BF16 => Err(ServeError::BadRequest(format!(
+            "input '{name}': {} has no typed contents field; send it in raw_input_contents",
+            rdeploy_serving::datatype::v2_name(dtype)
         ))),
+        other => Err(ServeError::BadRequest(
+            rdeploy_serving::datatype::checked_v2_name(&format!("input '{name}'"), other)
+                .err()
+                .unwrap_or_else(|| format!("input '{name}': {other} has no typed contents")),
+        )),
     }
 }
 
@@ -462,6 +484,8 @@ impl Service {
             ..Default::default()
         };
         for (name, t) in outs {
+            let raw = crate::v2::raw_bytes(&name, &t)?;
+            resp.raw_output_contents.push(raw.into_owned());
             resp.outputs
                 .push(pb::model_infer_response::InferOutputTensor {
                     name,
@@ -469,7 +493,6 @@ impl Service {
                     shape: t.shape().iter().map(|&d| d as i64).collect(),
                     ..Default::default()
                 });
-            resp.raw_output_contents.push(t.as_bytes().to_vec());
         }
         Ok(resp)
     }

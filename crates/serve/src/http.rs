@@ -430,12 +430,14 @@ async fn infer_inner(
             data: None,
         };
         if as_binary {
-            let bytes = t.as_bytes();
+            let bytes = v2::raw_bytes(&o.name, &t)?;
             let mut p = Map::new();
             p.insert("binary_data_size".into(), json!(bytes.len()));
             o.parameters = Some(p);
-            binary_out.extend_from_slice(bytes);
+            binary_out.extend_from_slice(&bytes);
         } else {
+            rdeploy_serving::datatype::checked_v2_name(&format!("output '{}'", o.name), t.dtype())
+                .map_err(ServeError::BadRequest)?;
             o.data = Some(v2::json_data(&t));
         }
         resp_outputs.push(o);

@@ -131,7 +131,19 @@ pub fn tensor_from_raw(
     shape: &[usize],
     bytes: &[u8],
 ) -> Result<Tensor, ServeError> {
-    Tensor::from_le_bytes(dtype, shape, bytes).map_err(|e| bad(format!("input '{input}': {e}")))
+    datatype::tensor_from_wire(dtype, shape, bytes).map_err(|e| bad(format!("input '{input}': {e}")))
+}
+
+/// The binary form of an output: its little-endian buffer, or for `BYTES` each string as a
+/// 4-byte little-endian length and its bytes.
+///
+/// # Errors
+/// 400 naming the output when the protocol has no datatype for its dtype.
+pub fn raw_bytes<'a>(
+    output: &str,
+    t: &'a Tensor,
+) -> Result<std::borrow::Cow<'a, [u8]>, ServeError> {
+    datatype::tensor_to_wire(&format!("output '{output}'"), t).map_err(bad)
 }
 
 fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
@@ -160,6 +172,21 @@ pub fn tensor_from_json(
             "input '{input}': {} elements given, shape {shape:?} needs {n}",
             items.len()
         )));
+    }
+    if dtype == DType::Str {
+        let strings = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    bad(format!(
+                        "input '{input}': element {i} ({v}) is not a BYTES value (a JSON string)"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Tensor::from_strings(shape, strings)
+            .map_err(|e| bad(format!("input '{input}': {e}")));
     }
     let mut bytes = Vec::with_capacity(n * dtype.size());
     for (i, v) in items.iter().enumerate() {
@@ -196,6 +223,17 @@ pub fn tensor_from_json(
             DType::U16 => int!(u16),
             DType::U32 => int!(u32),
             DType::U64 => int!(u64),
+            DType::BF16 => bytes.extend_from_slice(
+                &half::bf16::from_f64(v.as_f64().ok_or_else(wrong)?).to_le_bytes(),
+            ),
+            other => {
+                return Err(bad(datatype::checked_v2_name(
+                    &format!("input '{input}'"),
+                    other,
+                )
+                .err()
+                .unwrap_or_else(|| format!("input '{input}': {other} cannot be sent as JSON"))));
+            }
         }
     }
     tensor_from_raw(input, dtype, shape, &bytes)
@@ -219,7 +257,21 @@ pub fn json_data(t: &Tensor) -> Vec<Value> {
         DType::U16 => ints::<u16>(t),
         DType::U32 => ints::<u32>(t),
         DType::U64 => ints::<u64>(t),
-        DType::F16 | DType::F32 | DType::F64 => t
+        DType::Str => t
+            .as_strings()
+            .map(|s| s.iter().map(|x| Value::String(x.clone())).collect())
+            .unwrap_or_default(),
+        DType::U4 | DType::I4 => t.to_f64_vec().into_iter().map(|x| (x as i64).into()).collect(),
+        DType::F16
+        | DType::F32
+        | DType::F64
+        | DType::BF16
+        | DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0
+        | DType::F4E2M1 => t
             .to_f64_vec()
             .into_iter()
             .map(|x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number))

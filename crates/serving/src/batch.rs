@@ -23,7 +23,8 @@ pub fn concat(parts: &[Tensor]) -> Result<Tensor> {
         ));
     }
     let mut rows = 0;
-    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.as_bytes().len()).sum());
+    let mut bytes = Vec::new();
+    let mut strings = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         if p.dtype() != dtype || p.shape().get(1..) != shape.get(1..) {
             return Err(Error::Tensor(format!(
@@ -33,11 +34,18 @@ pub fn concat(parts: &[Tensor]) -> Result<Tensor> {
             )));
         }
         rows += p.shape()[0];
-        bytes.extend_from_slice(p.as_bytes());
+        match p.as_strings() {
+            Ok(s) => strings.extend(s.iter().cloned()),
+            Err(_) => bytes.extend_from_slice(p.as_bytes()?),
+        }
     }
     let mut joined = shape.to_vec();
     joined[0] = rows;
-    Tensor::from_le_bytes(dtype, &joined, &bytes)
+    if dtype == rdeploy::core::DType::Str {
+        Tensor::from_strings(&joined, strings)
+    } else {
+        Tensor::from_le_bytes(dtype, &joined, &bytes)
+    }
 }
 
 /// Splits `t` along dim 0 into parts of `sizes` rows each (the batch sizes given to
@@ -57,16 +65,29 @@ pub fn split(t: Tensor, sizes: &[usize]) -> Result<Vec<Tensor>> {
     if sizes.len() == 1 {
         return Ok(vec![t]);
     }
-    let row_bytes = t.as_bytes().len().checked_div(total).unwrap_or(0);
     let mut out = Vec::with_capacity(sizes.len());
     let mut at = 0;
+    if let Ok(strings) = t.as_strings() {
+        let flat: Vec<&String> = strings.iter().collect();
+        let row = flat.len().checked_div(total).unwrap_or(0);
+        for &n in sizes {
+            let mut part = shape.clone();
+            part[0] = n;
+            let items = flat[at..at + n * row].iter().map(|s| (*s).clone()).collect();
+            out.push(Tensor::from_strings(&part, items)?);
+            at += n * row;
+        }
+        return Ok(out);
+    }
+    let all = t.as_bytes()?;
+    let row_bytes = all.len().checked_div(total).unwrap_or(0);
     for &n in sizes {
         let mut part = shape.clone();
         part[0] = n;
         out.push(Tensor::from_le_bytes(
             t.dtype(),
             &part,
-            &t.as_bytes()[at..at + n * row_bytes],
+            &all[at..at + n * row_bytes],
         )?);
         at += n * row_bytes;
     }

@@ -897,7 +897,7 @@ unsafe fn write_outputs(
         let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
         let cname = CString::new(name.as_str())
             .map_err(|_| format!("output '{name}': a name with a nul byte"))?;
-        let bytes = t.as_bytes();
+        let bytes = rdeploy_serving::datatype::tensor_to_wire(&format!("output '{name}'"), &t)?;
         let mut output = null_mut();
         let mut buffer = null_mut();
         let mut memory = TRITONSERVER_MEMORY_CPU;

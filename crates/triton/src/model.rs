@@ -284,7 +284,7 @@ pub fn dtype_of_code(tensor: &str, code: u32) -> Result<DType, String> {
         .copied()
         .unwrap_or("an unknown datatype");
     datatype::from_v2_name(name).ok_or_else(|| {
-        format!("input '{tensor}' is {name}, which rdeploy does not run (numeric tensors only)")
+        format!("input '{tensor}' is {name}, which rdeploy does not run")
     })
 }
 
@@ -330,9 +330,12 @@ mod tests {
         assert_eq!(code_of_dtype(DType::F32), 11);
         assert_eq!(code_of_dtype(DType::Bool), 1);
         assert_eq!(dtype_of_code("x", 9).unwrap(), DType::I64);
-        assert!(dtype_of_code("x", 13).unwrap_err().contains("BYTES"));
+        assert_eq!(dtype_of_code("x", 13).unwrap(), DType::Str);
         assert!(dtype_of_code("x", 99).is_err());
-        for d in DType::ALL {
+        for d in DType::ALL
+            .into_iter()
+            .filter(|&d| !datatype::v2_name(d).is_empty())
+        {
             let code = code_of_dtype(d);
             assert_eq!(dtype_of_code("x", code).unwrap(), d);
         }

@@ -115,7 +115,7 @@ pub fn input_tensor<'a>(
             }
         }
     }
-    Tensor::from_le_bytes(dtype, &dims, &data).map_err(|e| invalid(e.report()))
+    rdeploy_serving::datatype::tensor_from_wire(dtype, &dims, &data).map_err(invalid)
 }
 
 /// Runs `requests` (each already read into named tensors, or the error reading it) on

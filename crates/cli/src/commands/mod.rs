@@ -70,16 +70,21 @@ pub(crate) fn model_inputs(
     }
     let mut named = crate::inputs::load_inputs(files, wrapper.inputs())?;
     // A float16 model (onnxruntime-fp16 with keep_io_types=False) takes the same float32
-    // files as its float32 original: convert them, and say so.
+    // files as its float32 original: convert them, and say so. The same for the narrower
+    // floats (bfloat16, float8, float4), which NumPy cannot hold without ml_dtypes.
     for (name, t) in named.iter_mut() {
         let want = wrapper
             .inputs()
             .iter()
             .find(|s| &s.name == name)
             .map(|s| s.dtype);
-        if want == Some(rdeploy::DType::F16) && t.dtype() == rdeploy::DType::F32 {
-            tracing::info!("input '{name}': converting float32 to the model's float16");
-            *t = t.cast(rdeploy::DType::F16, rdeploy::Cast::Unchecked)?;
+        if let Some(want) = want
+            && want.is_float()
+            && want.size() < 4
+            && t.dtype() == rdeploy::DType::F32
+        {
+            tracing::info!("input '{name}': converting float32 to the model's {want}");
+            *t = t.cast(want, rdeploy::Cast::Unchecked)?;
         }
     }
     Ok(named)

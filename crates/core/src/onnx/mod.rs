@@ -333,9 +333,64 @@ pub fn tensor_from_proto(t: &TensorProto) -> std::result::Result<Tensor, String>
     let count = crate::files::checked_bytes(&shape, 1).map_err(|m| format!("{label}: {m}"))?;
     let err = |e: Error| format!("{label}: {e}");
     if let Some(raw) = t.raw_data.as_ref().filter(|r| !r.is_empty() || count == 0) {
-        return Tensor::from_le_bytes(dtype, &shape, raw).map_err(err);
+        if dtype == DType::Str {
+            return Err(format!(
+                "{label} is a string tensor with raw_data; ONNX keeps strings in string_data"
+            ));
+        }
+        return Tensor::from_packed_bytes(dtype, &shape, raw).map_err(err);
+    }
+    // int32_data holds the bit patterns of 16- and 8-bit floats, one per entry, and 4-bit
+    // values two per entry, the first in the low nibble (onnx.proto).
+    let low16 = || t.int32_data.iter().map(|&v| v as u16);
+    let low8 = || t.int32_data.iter().map(|&v| v as u8).collect::<Vec<u8>>();
+    let nibbles = || -> Vec<u8> {
+        t.int32_data
+            .iter()
+            .flat_map(|&v| [v as u8 & 0xF, (v as u8) >> 4])
+            .take(count)
+            .collect()
+    };
+    let bytes = |dtype: DType, b: Vec<u8>| -> std::result::Result<Tensor, Error> {
+        if b.len() != count {
+            return Err(Error::Tensor(format!(
+                "{} values do not fill shape {shape:?}",
+                b.len()
+            )));
+        }
+        Tensor::from_le_bytes(dtype, &shape, &b)
+    };
+    if dtype == DType::Str {
+        let strings = t
+            .string_data
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                String::from_utf8(s.clone())
+                    .map_err(|e| format!("{label}: string {i} is not valid UTF-8 ({e})"))
+            })
+            .collect::<std::result::Result<Vec<String>, String>>()?;
+        return Tensor::from_strings(&shape, strings).map_err(err);
     }
     let t = match dtype {
+        DType::Str => unreachable_str(),
+        DType::BF16 => {
+            Tensor::from_shape_vec(&shape, low16().map(half::bf16::from_bits).collect())
+        }
+        d @ (DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0) => bytes(d, low8()),
+        d @ (DType::U4 | DType::I4 | DType::F4E2M1) => {
+            if t.int32_data.len() != count.div_ceil(2) {
+                return Err(format!(
+                    "{label}: {} int32_data entries do not hold {count} 4-bit values (two per entry)",
+                    t.int32_data.len()
+                ));
+            }
+            bytes(d, nibbles())
+        }
         DType::F32 => Tensor::from_shape_vec(&shape, t.float_data.clone()),
         DType::F64 => Tensor::from_shape_vec(&shape, t.double_data.clone()),
         DType::I64 => Tensor::from_shape_vec(&shape, t.int64_data.clone()),
@@ -370,15 +425,25 @@ pub fn tensor_from_proto(t: &TensorProto) -> std::result::Result<Tensor, String>
     t.map_err(err)
 }
 
-/// Converts a tensor into a `TensorProto` with raw little-endian data.
+fn unreachable_str() -> Result<Tensor> {
+    Err(Error::Tensor("strings are read from string_data above".into()))
+}
+
+/// Converts a tensor into a `TensorProto`: raw little-endian data (4-bit types packed two per
+/// byte, low nibble first), or `string_data` for strings.
 pub fn tensor_to_proto(name: &str, t: &Tensor) -> TensorProto {
-    TensorProto {
+    let mut p = TensorProto {
         dims: t.shape().iter().map(|&d| d as i64).collect(),
         data_type: Some(t.dtype().onnx_code()),
         name: Some(name.to_string()),
-        raw_data: Some(t.as_bytes().to_vec()),
         ..Default::default()
+    };
+    match (t.as_strings(), t.to_packed_bytes()) {
+        (Ok(s), _) => p.string_data = s.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        (_, Ok(b)) => p.raw_data = Some(b.into_owned()),
+        (Err(_), Err(_)) => {}
     }
+    p
 }
 
 #[cfg(test)]
