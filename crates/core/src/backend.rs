@@ -407,26 +407,20 @@ pub fn resolve_backend_files(
 /// # Errors
 /// [`Error::Backend`] naming the output and what differs.
 pub fn validate_outputs(backend: &str, specs: &[TensorInfo], outputs: &[Tensor]) -> Result<()> {
+    let broken = |what: String| Error::Backend {
+        backend: backend.to_string(),
+        msg: "the outputs break the model's signature".into(),
+        source: Some(Box::new(WrongOutput(what))),
+    };
     if outputs.len() != specs.len() {
-        return Err(Error::backend(
-            backend,
-            format!(
-                "the wrapper returned {} outputs, the model declares {}",
-                outputs.len(),
-                specs.len()
-            ),
-        ));
+        return Err(broken(format!(
+            "the wrapper returned {} outputs, the model declares {}",
+            outputs.len(),
+            specs.len()
+        )));
     }
     for (spec, t) in specs.iter().zip(outputs) {
-        let wrong = |what: String| {
-            Error::backend(
-                backend,
-                format!(
-                    "the Python wrapper's forward returned a wrong output '{}': {what}",
-                    spec.name
-                ),
-            )
-        };
+        let wrong = |what: String| broken(format!("wrong output '{}': {what}", spec.name));
         if t.dtype() != spec.dtype {
             return Err(wrong(format!(
                 "dtype {}, the model declares {}",
@@ -526,6 +520,20 @@ pub fn select_signature(
         device: device.clone(),
     })
 }
+
+/// The cause of an [`Error::Backend`] from [`validate_outputs`]: outputs that break the
+/// model's signature (a wrapper bug, not an engine failure). Find it with `downcast_ref` on
+/// the error's source.
+#[derive(Debug)]
+pub struct WrongOutput(pub String);
+
+impl std::fmt::Display for WrongOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WrongOutput {}
 
 /// Checks named inputs against a signature and returns them in signature order.
 ///

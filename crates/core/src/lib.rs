@@ -46,16 +46,16 @@ pub mod timing;
 
 pub use backend::{
     Availability, BackendManager, Dim, NamedTensors, OpTime, PassRequest, Signature, TensorInfo,
-    Wrapper, format_dims, resolve_backend_files, select_signature, signature_from_files,
-    single_file, validate_inputs, validate_outputs,
+    Wrapper, WrongOutput, format_dims, resolve_backend_files, select_signature,
+    signature_from_files, single_file, validate_inputs, validate_outputs,
 };
 pub use config::DeployConfig;
 pub use device::Device;
 pub use dtype::{DType, onnx_type_name};
 pub use error::{BoxError, Error, Result, report};
-pub use registry::{BackendDescriptor, Registry};
 pub use half::{bf16, f16};
 pub use minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, F8E8M0, I4, U4};
+pub use registry::{BackendDescriptor, Registry};
 pub use tensor::{Cast, Element, Num, Tensor};
 
 /// rdeploy's version, recorded in manifests.

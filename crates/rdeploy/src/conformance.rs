@@ -185,15 +185,44 @@ fn evaluate(
     be["type"] = serde_json::json!(backend);
     let config = Config::from_json(&cfg, Path::new("<conformance>")).map_err(unsupported)?;
     let _ = std::fs::remove_dir_all(scratch);
+    // Deploy's check runs the case's own first inputs (generated values can be meaningless
+    // for a node test: sizes, indices, pads).
+    let model = case_dir.join("model.onnx");
+    let first = case_dir.join("test_data_set_0");
+    let check_inputs: Option<crate::NamedTensors> = match crate::onnx::inspect_file(&model) {
+        Ok((_, info)) if first.is_dir() => {
+            let given = numbered(&first, "input").map_err(|e| (Class::Error, e))?;
+            (given.len() == info.inputs.len()).then(|| {
+                info.inputs
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .zip(given)
+                    .collect()
+            })
+        }
+        _ => None,
+    };
     let work = crate::deploy(
         registry,
         &config,
-        &case_dir.join("model.onnx"),
+        &model,
         scratch,
         &Device::cpu(),
-        &DeployOptions::default(),
+        &DeployOptions {
+            check_inputs: check_inputs.as_ref(),
+            ..DeployOptions::default()
+        },
     )
-    .map_err(unsupported)?;
+    .map_err(|e| {
+        let report = e.report();
+        // Loaded, then failed on the case's inputs in deploy's check: a run error.
+        let class = if report.contains("cannot run them") {
+            Class::Error
+        } else {
+            Class::Unsupported
+        };
+        (class, report)
+    })?;
     let wrapper = crate::load(&work, registry, None).map_err(unsupported)?;
     let mut sets: Vec<PathBuf> = std::fs::read_dir(case_dir)
         .map_err(|e| (Class::Error, format!("{}: {e}", case_dir.display())))?

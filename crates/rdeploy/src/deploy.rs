@@ -25,6 +25,9 @@ pub struct DeployOptions<'a> {
     pub passes: Option<&'a PassRegistry>,
     /// The rewrite rules applied per backend; [`RewriteRegistry::builtin`] when `None`.
     pub rewrites: Option<&'a RewriteRegistry>,
+    /// Real inputs for deploy's check run (a test case's), by the deployed model's input
+    /// names, instead of generated ones: the engine must then run them.
+    pub check_inputs: Option<&'a NamedTensors>,
 }
 
 /// The graph passes run on the IR before `backend`'s `to_backend`, in order:
@@ -318,6 +321,7 @@ pub fn deploy(
             device,
             &deploy_cfg,
             fp16,
+            options.check_inputs,
             &mut report,
         )?;
         let mut used_cfg = deploy_cfg.clone();
