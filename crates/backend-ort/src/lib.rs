@@ -36,8 +36,8 @@ pub mod locate;
 use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 use rdeploy_core::{
-    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Signature, Tensor,
-    TensorInfo, Wrapper,
+    BackendDescriptor, BackendManager, DType, DeployConfig, Device, Error, Result, Signature,
+    Tensor, TensorInfo, Wrapper,
 };
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
@@ -833,7 +833,10 @@ fn from_ort(v: &DynValue, spec: &TensorInfo) -> Result<Tensor> {
     let (ty, shape) = match v.dtype() {
         ValueType::Tensor { ty, shape, .. } => (
             *ty,
-            shape.iter().map(|&d| d.max(0) as usize).collect::<Vec<usize>>(),
+            shape
+                .iter()
+                .map(|&d| d.max(0) as usize)
+                .collect::<Vec<usize>>(),
         ),
         other => {
             return Err(Error::backend(

@@ -27,9 +27,15 @@ const KNOWN: &[(&str, &str)] = &[
     ("test_attention_4d_padded_kv_bf16", NO_BF16_KERNELS),
     ("test_attention_4d_padded_kv_bf16_expanded", NO_BF16_KERNELS),
     ("test_attention_4d_causal_padded_kv_bf16", NO_BF16_KERNELS),
-    ("test_attention_4d_causal_padded_kv_bf16_expanded", NO_BF16_KERNELS),
+    (
+        "test_attention_4d_causal_padded_kv_bf16_expanded",
+        NO_BF16_KERNELS,
+    ),
     ("test_attention_4d_attn_mask_causal_bf16", NO_BF16_KERNELS),
-    ("test_attention_4d_attn_mask_causal_bf16_expanded", NO_BF16_KERNELS),
+    (
+        "test_attention_4d_attn_mask_causal_bf16_expanded",
+        NO_BF16_KERNELS,
+    ),
     ("test_attention_3d_causal_bf16", NO_BF16_KERNELS),
     ("test_attention_3d_causal_bf16_expanded", NO_BF16_KERNELS),
     ("test_celu_bfloat16_expanded", NO_BF16_KERNELS),
@@ -40,11 +46,17 @@ const KNOWN: &[(&str, &str)] = &[
     ("test_castlike_FLOAT4E2M1_to_FLOAT", NO_FLOAT4_CAST),
     ("test_castlike_FLOAT4E2M1_to_FLOAT_expanded", NO_FLOAT4_CAST),
     ("test_castlike_FLOAT4E2M1_to_FLOAT16", NO_FLOAT4_CAST),
-    ("test_castlike_FLOAT4E2M1_to_FLOAT16_expanded", NO_FLOAT4_CAST),
+    (
+        "test_castlike_FLOAT4E2M1_to_FLOAT16_expanded",
+        NO_FLOAT4_CAST,
+    ),
     ("test_castlike_FLOAT_to_FLOAT4E2M1", NO_FLOAT4_CAST),
     ("test_castlike_FLOAT_to_FLOAT4E2M1_expanded", NO_FLOAT4_CAST),
     ("test_castlike_FLOAT16_to_FLOAT4E2M1", NO_FLOAT4_CAST),
-    ("test_castlike_FLOAT16_to_FLOAT4E2M1_expanded", NO_FLOAT4_CAST),
+    (
+        "test_castlike_FLOAT16_to_FLOAT4E2M1_expanded",
+        NO_FLOAT4_CAST,
+    ),
     ("test_dequantizelinear_e4m3fn", NO_OPSET_28),
     ("test_dequantizelinear_e4m3fn_float16", NO_OPSET_28),
     ("test_dequantizelinear_e4m3fn_zero_point", NO_OPSET_28),
@@ -60,12 +72,22 @@ const KNOWN: &[(&str, &str)] = &[
     ("test_onehot_with_bfloat16_values", NO_OPSET_28),
     // A machine without the en_US.UTF-8 locale: ONNX Runtime's StringNormalizer needs it for
     // case changes ("install necessary language-pack"); the cases that keep case pass.
-    ("test_strnormalizer_export_monday_casesensintive_lower", NO_LOCALE),
-    ("test_strnormalizer_export_monday_casesensintive_upper", NO_LOCALE),
+    (
+        "test_strnormalizer_export_monday_casesensintive_lower",
+        NO_LOCALE,
+    ),
+    (
+        "test_strnormalizer_export_monday_casesensintive_upper",
+        NO_LOCALE,
+    ),
     ("test_strnormalizer_export_monday_empty_output", NO_LOCALE),
-    ("test_strnormalizer_export_monday_insensintive_upper_twodim", NO_LOCALE),
+    (
+        "test_strnormalizer_export_monday_insensintive_upper_twodim",
+        NO_LOCALE,
+    ),
 ];
-const NO_BF16_KERNELS: &str = "ONNX Runtime's CPU provider has no bfloat16 kernel for Add/Mul/Div/Expand";
+const NO_BF16_KERNELS: &str =
+    "ONNX Runtime's CPU provider has no bfloat16 kernel for Add/Mul/Div/Expand";
 const NO_FLOAT4_CAST: &str = "ONNX Runtime's CPU Cast has no float4e2m1 kernel";
 const NO_OPSET_28: &str = "ONNX Runtime has no kernel for this op at opset 28 (onnx 1.23's tests)";
 const NO_LOCALE: &str = "ONNX Runtime's StringNormalizer needs the en_US.UTF-8 locale";

@@ -137,7 +137,9 @@ fn npy_dtype(path: &Path, npy: &NpyFile<impl Read>, expect: Option<DType>) -> Re
                         "the array holds opaque 1-byte elements ('{ts}', how ml_dtypes saves \
                          float8, int4, uint4 and float4 arrays) and nothing says which type; \
                          rdeploy reads it as the type of the model input it is given for{}",
-                        expect.map(|d| format!(", but that input is {d}")).unwrap_or_default()
+                        expect
+                            .map(|d| format!(", but that input is {d}"))
+                            .unwrap_or_default()
                     ),
                 ));
             }
@@ -286,7 +288,10 @@ fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path, expect: Option<DType>) ->
         fortran: bool,
         path: &Path,
     ) -> Result<Tensor> {
-        let data: Vec<T> = bytes.chunks_exact(T::DTYPE.size()).map(T::from_le).collect();
+        let data: Vec<T> = bytes
+            .chunks_exact(T::DTYPE.size())
+            .map(T::from_le)
+            .collect();
         Ok(Tensor::from_array(arrange(data, shape, fortran, path)?))
     }
     match kind {
@@ -303,10 +308,7 @@ fn npy_to_tensor(npy: NpyFile<impl Read>, path: &Path, expect: Option<DType>) ->
         NpyKind::Native(DType::U64) => native::<u64>(npy, &shape, fortran, path),
         NpyKind::Native(DType::Bool) => native::<bool>(npy, &shape, fortran, path),
         NpyKind::Native(d) | NpyKind::Opaque(d) => {
-            let bytes: Vec<u8> = npy
-                .into_vec::<Vec<u8>>()
-                .map_err(truncated)?
-                .concat();
+            let bytes: Vec<u8> = npy.into_vec::<Vec<u8>>().map_err(truncated)?.concat();
             crate::dispatch_dtype!(d, opaque(&bytes, &shape, fortran, path), Str => Err(file_err(path, "strings are not opaque bytes")))
         }
         NpyKind::Text => {

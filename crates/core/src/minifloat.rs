@@ -452,7 +452,10 @@ mod tests {
     fn every_code_round_trips() {
         for b in 0..=255u8 {
             for (v, back) in [
-                (F8E4M3FN(b).to_f64(), F8E4M3FN::from_f64(F8E4M3FN(b).to_f64()).0),
+                (
+                    F8E4M3FN(b).to_f64(),
+                    F8E4M3FN::from_f64(F8E4M3FN(b).to_f64()).0,
+                ),
                 (
                     F8E4M3FNUZ(b).to_f64(),
                     F8E4M3FNUZ::from_f64(F8E4M3FNUZ(b).to_f64()).0,

@@ -201,7 +201,10 @@ fn parse_num(s: &str) -> Option<Num> {
         "nan" | "+nan" | "-nan" => return Some(Num::Float(f64::NAN)),
         _ => {}
     }
-    t.parse::<f64>().ok().filter(|f| f.is_finite()).map(Num::Float)
+    t.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Num::Float)
 }
 
 macro_rules! int_element {
@@ -295,9 +298,13 @@ float_element!(f16, F16, f16::to_f64, f16::from_f64, |b: &[u8]| {
 float_element!(bf16, BF16, bf16::to_f64, bf16::from_f64, |b: &[u8]| {
     bf16::from_le_bytes([b[0], b[1]])
 });
-float_element!(F8E4M3FN, F8E4M3FN, F8E4M3FN::to_f64, F8E4M3FN::from_f64, |b: &[u8]| {
-    F8E4M3FN(b[0])
-});
+float_element!(
+    F8E4M3FN,
+    F8E4M3FN,
+    F8E4M3FN::to_f64,
+    F8E4M3FN::from_f64,
+    |b: &[u8]| { F8E4M3FN(b[0]) }
+);
 float_element!(
     F8E4M3FNUZ,
     F8E4M3FNUZ,
@@ -305,9 +312,13 @@ float_element!(
     F8E4M3FNUZ::from_f64,
     |b: &[u8]| F8E4M3FNUZ(b[0])
 );
-float_element!(F8E5M2, F8E5M2, F8E5M2::to_f64, F8E5M2::from_f64, |b: &[u8]| {
-    F8E5M2(b[0])
-});
+float_element!(
+    F8E5M2,
+    F8E5M2,
+    F8E5M2::to_f64,
+    F8E5M2::from_f64,
+    |b: &[u8]| { F8E5M2(b[0]) }
+);
 float_element!(
     F8E5M2FNUZ,
     F8E5M2FNUZ,
@@ -315,12 +326,20 @@ float_element!(
     F8E5M2FNUZ::from_f64,
     |b: &[u8]| F8E5M2FNUZ(b[0])
 );
-float_element!(F8E8M0, F8E8M0, F8E8M0::to_f64, F8E8M0::from_f64, |b: &[u8]| {
-    F8E8M0(b[0])
-});
-float_element!(F4E2M1, F4E2M1, F4E2M1::to_f64, F4E2M1::from_f64, |b: &[u8]| {
-    F4E2M1::from_bits(b[0])
-});
+float_element!(
+    F8E8M0,
+    F8E8M0,
+    F8E8M0::to_f64,
+    F8E8M0::from_f64,
+    |b: &[u8]| { F8E8M0(b[0]) }
+);
+float_element!(
+    F4E2M1,
+    F4E2M1,
+    F4E2M1::to_f64,
+    F4E2M1::from_f64,
+    |b: &[u8]| { F4E2M1::from_bits(b[0]) }
+);
 
 macro_rules! nibble_element {
     ($t:ident, $get:expr) => {
@@ -767,8 +786,15 @@ mod tests {
 
     #[test]
     fn four_bit_types_pack_two_per_byte() {
-        let t = Tensor::from_shape_vec(&[3], vec![I4::wrapping_from(-1), I4::wrapping_from(7), I4::wrapping_from(-8)])
-            .unwrap();
+        let t = Tensor::from_shape_vec(
+            &[3],
+            vec![
+                I4::wrapping_from(-1),
+                I4::wrapping_from(7),
+                I4::wrapping_from(-8),
+            ],
+        )
+        .unwrap();
         assert_eq!(t.as_bytes().unwrap(), &[0x0F, 0x07, 0x08]);
         assert_eq!(&*t.to_packed_bytes().unwrap(), &[0x7F, 0x08]);
         assert_eq!(t.to_f64_vec(), [-1.0, 7.0, -8.0]);
@@ -791,33 +817,48 @@ mod tests {
         let f4 = t.cast(DType::F4E2M1, Cast::Unchecked).unwrap();
         assert_eq!(f4.to_f64_vec(), [1.0, 0.0, 6.0, -3.0]);
         let back = f8.cast(DType::F32, Cast::Lossless).unwrap();
-        assert_eq!(back.as_slice::<f32>().unwrap(), &[1.0, 0.1015625, 448.0, -3.0]);
+        assert_eq!(
+            back.as_slice::<f32>().unwrap(),
+            &[1.0, 0.1015625, 448.0, -3.0]
+        );
     }
 
     #[test]
     fn strings_cast_to_and_from_numbers() {
         let s = Tensor::from_strings(
             &[2, 3],
-            ["1.5", " -2 ", "1e-5", "INF", "-inf", "NaN"].map(String::from).to_vec(),
+            ["1.5", " -2 ", "1e-5", "INF", "-inf", "NaN"]
+                .map(String::from)
+                .to_vec(),
         )
         .unwrap();
         assert_eq!(s.dtype(), DType::Str);
         assert_eq!(s.shape(), &[2, 3]);
         let f = s.cast(DType::F32, Cast::Unchecked).unwrap();
         let v = f.as_slice::<f32>().unwrap();
-        assert_eq!(&v[..5], &[1.5, -2.0, 1e-5, f32::INFINITY, f32::NEG_INFINITY]);
+        assert_eq!(
+            &v[..5],
+            &[1.5, -2.0, 1e-5, f32::INFINITY, f32::NEG_INFINITY]
+        );
         assert!(v[5].is_nan());
         assert!(s.cast(DType::I32, Cast::Lossless).is_err());
         let back = f.cast(DType::Str, Cast::Lossless).unwrap();
         assert_eq!(
-            back.as_strings().unwrap().iter().cloned().collect::<Vec<_>>(),
+            back.as_strings()
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>(),
             ["1.5", "-2", "0.00001", "INF", "-INF", "NaN"]
         );
         let i = Tensor::from_shape_vec(&[2], vec![7i64, -1]).unwrap();
         let si = i.cast(DType::Str, Cast::Lossless).unwrap();
         assert_eq!(si.cast(DType::I64, Cast::Lossless).unwrap(), i);
         let bad = Tensor::from_strings(&[1], vec!["hello".into()]).unwrap();
-        let e = bad.cast(DType::F32, Cast::Unchecked).unwrap_err().to_string();
+        let e = bad
+            .cast(DType::F32, Cast::Unchecked)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("hello") && e.contains("not a number"), "{e}");
         assert!(bad.view::<f32>().is_err() && i.as_strings().is_err());
         assert_eq!(bad.clone().reshape(&[1, 1]).unwrap().shape(), &[1, 1]);

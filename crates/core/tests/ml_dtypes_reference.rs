@@ -94,7 +94,10 @@ fn conversions_match_ml_dtypes_and_onnx() {
     // bfloat16: every pattern decodes as ml_dtypes does; encoding rounds to nearest even.
     let dec = f32s(&dir.path().join("bf16_decode.bin"));
     for (bits, want) in dec.iter().enumerate() {
-        assert!(same(bf16::from_bits(bits as u16).to_f32(), *want), "bf16 {bits:#x}");
+        assert!(
+            same(bf16::from_bits(bits as u16).to_f32(), *want),
+            "bf16 {bits:#x}"
+        );
     }
     let enc: Vec<u16> = read("bf16_encode.bin")
         .chunks_exact(2)
@@ -113,21 +116,48 @@ fn conversions_match_ml_dtypes_and_onnx() {
     type Decode = fn(u8) -> f32;
     type Encode = fn(f32) -> u8;
     let formats: [(&str, Decode, Encode); 5] = [
-        ("float8_e4m3fn", |b| F8E4M3FN(b).to_f32(), |v| F8E4M3FN::from_f32(v).0),
-        ("float8_e4m3fnuz", |b| F8E4M3FNUZ(b).to_f32(), |v| F8E4M3FNUZ::from_f32(v).0),
-        ("float8_e5m2", |b| F8E5M2(b).to_f32(), |v| F8E5M2::from_f32(v).0),
-        ("float8_e5m2fnuz", |b| F8E5M2FNUZ(b).to_f32(), |v| F8E5M2FNUZ::from_f32(v).0),
-        ("float4_e2m1fn", |b| F4E2M1(b).to_f32(), |v| F4E2M1::from_f32(v).0),
+        (
+            "float8_e4m3fn",
+            |b| F8E4M3FN(b).to_f32(),
+            |v| F8E4M3FN::from_f32(v).0,
+        ),
+        (
+            "float8_e4m3fnuz",
+            |b| F8E4M3FNUZ(b).to_f32(),
+            |v| F8E4M3FNUZ::from_f32(v).0,
+        ),
+        (
+            "float8_e5m2",
+            |b| F8E5M2(b).to_f32(),
+            |v| F8E5M2::from_f32(v).0,
+        ),
+        (
+            "float8_e5m2fnuz",
+            |b| F8E5M2FNUZ(b).to_f32(),
+            |v| F8E5M2FNUZ::from_f32(v).0,
+        ),
+        (
+            "float4_e2m1fn",
+            |b| F4E2M1(b).to_f32(),
+            |v| F4E2M1::from_f32(v).0,
+        ),
     ];
     for (name, decode, encode) in formats {
         let dec = f32s(&dir.path().join(format!("{name}_decode.bin")));
         for (bits, want) in dec.iter().enumerate() {
-            assert!(same(decode(bits as u8), *want), "{name} decode {bits:#x}: {} vs {want}", decode(bits as u8));
+            assert!(
+                same(decode(bits as u8), *want),
+                "{name} decode {bits:#x}: {} vs {want}",
+                decode(bits as u8)
+            );
         }
         for (v, want) in x.iter().zip(read(&format!("{name}_encode.bin"))) {
             if v.is_nan() {
                 // Which NaN pattern (or, for float4, which stand-in) is not fixed by ONNX.
-                assert!(decode(encode(*v)).is_nan() || name.starts_with("float4"), "{name} NaN");
+                assert!(
+                    decode(encode(*v)).is_nan() || name.starts_with("float4"),
+                    "{name} NaN"
+                );
                 continue;
             }
             assert_eq!(
@@ -143,7 +173,10 @@ fn conversions_match_ml_dtypes_and_onnx() {
 
     let dec = f32s(&dir.path().join("float8_e8m0fnu_decode.bin"));
     for (bits, want) in dec.iter().enumerate() {
-        assert!(same(F8E8M0(bits as u8).to_f32(), *want), "e8m0 decode {bits:#x}");
+        assert!(
+            same(F8E8M0(bits as u8).to_f32(), *want),
+            "e8m0 decode {bits:#x}"
+        );
     }
     for (v, want) in x.iter().zip(read("float8_e8m0fnu_encode.bin")) {
         // Documented differences from ONNX's reference code: infinities saturate to 0xFE as
@@ -152,7 +185,12 @@ fn conversions_match_ml_dtypes_and_onnx() {
         if v.is_infinite() || (v.is_subnormal() && v.abs() <= F8E8M0(0).to_f32()) {
             continue;
         }
-        assert_eq!(F8E8M0::from_f32(*v).0, want, "e8m0 encode of {v:e} ({:#x})", v.to_bits());
+        assert_eq!(
+            F8E8M0::from_f32(*v).0,
+            want,
+            "e8m0 encode of {v:e} ({:#x})",
+            v.to_bits()
+        );
     }
 }
 
@@ -253,11 +291,19 @@ fn npy_and_pb_files_round_trip_with_numpy_and_onnx() {
     let strings: Vec<String> = ["a", "bc", "", "ü€", "x y", "7"].map(String::from).to_vec();
     let want = Tensor::from_strings(&[2, 3], strings).unwrap();
     for f in ["str.npy", "bytes.npy", "str.pb"] {
-        assert_eq!(one(read_tensor_file(&src.path().join(f)).unwrap()), want, "{f}");
+        assert_eq!(
+            one(read_tensor_file(&src.path().join(f)).unwrap()),
+            want,
+            "{f}"
+        );
     }
     write_npy(&back.path().join("str.npy"), &want).unwrap();
     let proto = rdeploy_core::onnx::tensor_to_proto("str", &want);
-    std::fs::write(back.path().join("str.pb"), prost::Message::encode_to_vec(&proto)).unwrap();
+    std::fs::write(
+        back.path().join("str.pb"),
+        prost::Message::encode_to_vec(&proto),
+    )
+    .unwrap();
     let o = Command::new(python())
         .arg("-c")
         .arg(CHECK)

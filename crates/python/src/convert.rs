@@ -161,7 +161,12 @@ pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyAn
         Tensor::Str(a) => {
             let np = py.import("numpy")?;
             let items = PyList::new(py, a.iter().map(String::as_str))?;
-            let longest = a.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(1);
+            let longest = a
+                .iter()
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(1);
             np.call_method1("array", (items, format!("<U{longest}")))?
                 .call_method1("reshape", (PyTuple::new(py, &shape)?,))
         }
@@ -267,9 +272,7 @@ pub fn precheck(a: &Bound<'_, PyUntypedArray>, spec: &TensorInfo) -> PyResult<()
     let dtype = a.dtype();
     let got_dtype = dtype.getattr("name")?.extract::<String>()?;
     let is_text = matches!(dtype.kind(), b'U' | b'S' | b'O');
-    if (spec.dtype == DType::Str) != is_text
-        || (!is_text && got_dtype != spec.dtype.numpy_name())
-    {
+    if (spec.dtype == DType::Str) != is_text || (!is_text && got_dtype != spec.dtype.numpy_name()) {
         return Err(InputMismatch::new_err(format!(
             "input '{}': expected dtype {}, got dtype {got_dtype}",
             spec.name, spec.dtype

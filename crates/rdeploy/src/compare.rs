@@ -622,7 +622,10 @@ mod tests {
         let d = OutputDiff::of("b", "o", &a, &b, 1.0, 1.0);
         assert!(!d.pass);
         let p = d.problem.unwrap();
-        assert!(p.contains("1 of 2") && p.contains("[1]") && p.contains("\"z\""), "{p}");
+        assert!(
+            p.contains("1 of 2") && p.contains("[1]") && p.contains("\"z\""),
+            "{p}"
+        );
         let n = Tensor::zeros(rdeploy_core::DType::F32, &[2]);
         assert!(!OutputDiff::of("b", "o", &a, &n, 1.0, 1.0).pass);
         assert_eq!(default_tolerance(rdeploy_core::DType::BF16).0, 1e-2);

@@ -131,7 +131,8 @@ pub fn tensor_from_raw(
     shape: &[usize],
     bytes: &[u8],
 ) -> Result<Tensor, ServeError> {
-    datatype::tensor_from_wire(dtype, shape, bytes).map_err(|e| bad(format!("input '{input}': {e}")))
+    datatype::tensor_from_wire(dtype, shape, bytes)
+        .map_err(|e| bad(format!("input '{input}': {e}")))
 }
 
 /// The binary form of an output: its little-endian buffer, or for `BYTES` each string as a
@@ -232,7 +233,9 @@ pub fn tensor_from_json(
                     other,
                 )
                 .err()
-                .unwrap_or_else(|| format!("input '{input}': {other} cannot be sent as JSON"))));
+                .unwrap_or_else(|| {
+                    format!("input '{input}': {other} cannot be sent as JSON")
+                })));
             }
         }
     }
@@ -261,7 +264,11 @@ pub fn json_data(t: &Tensor) -> Vec<Value> {
             .as_strings()
             .map(|s| s.iter().map(|x| Value::String(x.clone())).collect())
             .unwrap_or_default(),
-        DType::U4 | DType::I4 => t.to_f64_vec().into_iter().map(|x| (x as i64).into()).collect(),
+        DType::U4 | DType::I4 => t
+            .to_f64_vec()
+            .into_iter()
+            .map(|x| (x as i64).into())
+            .collect(),
         DType::F16
         | DType::F32
         | DType::F64

@@ -73,7 +73,10 @@ pub fn split(t: Tensor, sizes: &[usize]) -> Result<Vec<Tensor>> {
         for &n in sizes {
             let mut part = shape.clone();
             part[0] = n;
-            let items = flat[at..at + n * row].iter().map(|s| (*s).clone()).collect();
+            let items = flat[at..at + n * row]
+                .iter()
+                .map(|s| (*s).clone())
+                .collect();
             out.push(Tensor::from_strings(&part, items)?);
             at += n * row;
         }

@@ -101,7 +101,10 @@ pub fn tensor_to_wire<'a>(
         let mut out = Vec::with_capacity(strings.iter().map(|s| s.len() + 4).sum());
         for s in strings.iter() {
             let len = u32::try_from(s.len()).map_err(|_| {
-                format!("{what}: a string of {} bytes is too long for BYTES", s.len())
+                format!(
+                    "{what}: a string of {} bytes is too long for BYTES",
+                    s.len()
+                )
             })?;
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(s.as_bytes());
@@ -151,7 +154,10 @@ mod tests {
         assert_eq!(from_triton_type("TYPE_STRING"), Some(DType::Str));
         assert_eq!(from_v2_name("FP8"), None);
         let e = checked_v2_name("output 'y'", DType::F8E4M3FN).unwrap_err();
-        assert!(e.contains("output 'y'") && e.contains("f8e4m3fn") && e.contains("BF16"), "{e}");
+        assert!(
+            e.contains("output 'y'") && e.contains("f8e4m3fn") && e.contains("BF16"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -164,7 +170,11 @@ mod tests {
         assert!(tensor_from_wire(DType::Str, &[2], &wire[..9]).is_err());
         assert!(tensor_from_wire(DType::Str, &[3], &wire).is_err());
         let f8 = Tensor::zeros(DType::F8E5M2, &[1]);
-        assert!(tensor_to_wire("output 'z'", &f8).unwrap_err().contains("f8e5m2"));
+        assert!(
+            tensor_to_wire("output 'z'", &f8)
+                .unwrap_err()
+                .contains("f8e5m2")
+        );
     }
 
     #[test]

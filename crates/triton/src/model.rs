@@ -283,9 +283,8 @@ pub fn dtype_of_code(tensor: &str, code: u32) -> Result<DType, String> {
         .get(code as usize)
         .copied()
         .unwrap_or("an unknown datatype");
-    datatype::from_v2_name(name).ok_or_else(|| {
-        format!("input '{tensor}' is {name}, which rdeploy does not run")
-    })
+    datatype::from_v2_name(name)
+        .ok_or_else(|| format!("input '{tensor}' is {name}, which rdeploy does not run"))
 }
 
 /// The `TRITONSERVER_DataType` code of a dtype.

@@ -374,9 +374,7 @@ pub fn tensor_from_proto(t: &TensorProto) -> std::result::Result<Tensor, String>
     }
     let t = match dtype {
         DType::Str => unreachable_str(),
-        DType::BF16 => {
-            Tensor::from_shape_vec(&shape, low16().map(half::bf16::from_bits).collect())
-        }
+        DType::BF16 => Tensor::from_shape_vec(&shape, low16().map(half::bf16::from_bits).collect()),
         d @ (DType::F8E4M3FN
         | DType::F8E4M3FNUZ
         | DType::F8E5M2
@@ -426,7 +424,9 @@ pub fn tensor_from_proto(t: &TensorProto) -> std::result::Result<Tensor, String>
 }
 
 fn unreachable_str() -> Result<Tensor> {
-    Err(Error::Tensor("strings are read from string_data above".into()))
+    Err(Error::Tensor(
+        "strings are read from string_data above".into(),
+    ))
 }
 
 /// Converts a tensor into a `TensorProto`: raw little-endian data (4-bit types packed two per
