@@ -1,7 +1,7 @@
 //! ONNX Runtime on ONNX's own node test cases whose inputs or outputs are the element types
 //! beyond the numeric basics: strings, bfloat16, the float8 types, float8e8m0, int4, uint4 and
 //! float4e2m1. The cases (model, inputs, expected outputs) are written by the `onnx` Python
-//! package (`dtype_cases.py` beside this file, run with `$VIRTUAL_ENV/bin/python` or `python3`),
+//! package (`crates/conformance/dtype_cases.py`, run with `$VIRTUAL_ENV/bin/python` or `python3`),
 //! so the reference is ONNX's, not rdeploy's: this checks rdeploy's `.pb` reading, its tensors
 //! and its binding of every type to ONNX Runtime, end to end.
 
@@ -13,12 +13,8 @@
 
 use rdeploy_backend_ort::OrtBackend;
 use rdeploy_conformance as conf;
-use rdeploy_core::DType;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Cases ONNX Runtime itself cannot run or disagrees with ONNX's reference on, with the reason
-/// (what rdeploy can check there is that the types reach the engine and come back).
+/// Cases ONNX Runtime itself cannot load, with the reason.
 const KNOWN: &[(&str, &str)] = &[
     // ONNX Runtime has no CPU kernel for these ops at the opset ONNX's newest tests use, or for
     // these types at all: the model fails to load, in Python onnxruntime too.
@@ -92,81 +88,29 @@ const NO_FLOAT4_CAST: &str = "ONNX Runtime's CPU Cast has no float4e2m1 kernel";
 const NO_OPSET_28: &str = "ONNX Runtime has no kernel for this op at opset 28 (onnx 1.23's tests)";
 const NO_LOCALE: &str = "ONNX Runtime's StringNormalizer needs the en_US.UTF-8 locale";
 
-fn python() -> PathBuf {
-    match std::env::var_os("VIRTUAL_ENV") {
-        Some(v) => Path::new(&v).join("bin/python"),
-        None => PathBuf::from("python3"),
-    }
-}
-
-/// Writes the cases into `dir`; returns their names.
-fn generate(dir: &Path) -> Vec<String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dtype_cases.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}); set VIRTUAL_ENV to a Python environment with the onnx package", python().display()));
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// Tolerance per output dtype: exact for integers, booleans and strings (and for casts, whose
-/// results are exact); for computed floats, a few steps of the type's last mantissa bit.
-fn tolerance(d: DType, name: &str) -> (f64, f64) {
-    let computed = !name.starts_with("test_cast") && !name.contains("quantizelinear");
-    match d {
-        _ if !computed => (0.0, 0.0),
-        DType::F32 | DType::F64 => (1e-3, 1e-4),
-        DType::F16 => (1e-2, 1e-3),
-        DType::BF16 => (2e-2, 2e-2),
-        _ => (0.0, 0.0),
-    }
-}
-
 #[test]
 fn onnx_node_cases_of_every_new_dtype_match() {
     if !conf::backend_under_test(&OrtBackend) {
         return;
     }
-    let dir = conf::tempdir("onnxruntime", "dtypes");
-    let names = generate(&dir);
-    assert!(names.len() > 100, "only {} cases were written", names.len());
-    let (mut passed, mut failures, mut known) = (Vec::new(), Vec::new(), Vec::new());
-    for name in &names {
-        let case = conf::load_case(&dir.join(name));
-        let out_dtype = case.data_sets[0].outputs[0].dtype();
-        let (rtol, atol) = tolerance(out_dtype, name);
-        let work = dir.join(format!("{name}-work"));
-        std::fs::create_dir_all(&work).unwrap();
-        let result = conf::run_case(&OrtBackend, &case, &work, rtol, atol);
-        match (result, KNOWN.iter().find(|(n, _)| n == name)) {
-            (Ok(_), None) => passed.push(name.clone()),
-            // Environment-dependent (a locale being installed): passing is fine.
-            (Ok(_), Some((_, why))) if *why == NO_LOCALE => passed.push(name.clone()),
-            (Ok(_), Some(_)) => failures.push(format!("{name}: passes now; drop it from KNOWN")),
-            (Err(e), Some((_, why))) if e.contains("ONNX Runtime cannot load it") => {
-                known.push(format!("{name}: {why}"))
-            }
-            (Err(e), _) => failures.push(format!("{name}: {e}")),
+    let r = conf::dtype_suite(&OrtBackend);
+    let mut problems: Vec<String> = r.failed.clone();
+    for refused in &r.refused {
+        let name = refused.split(':').next().unwrap_or("");
+        if !KNOWN.iter().any(|(n, _)| *n == name) {
+            problems.push(refused.clone());
         }
     }
-    eprintln!("passed {}: {}", passed.len(), passed.join(" "));
-    eprintln!("known {}:\n{}", known.len(), known.join("\n"));
-    let _ = std::fs::remove_dir_all(&dir);
+    for (name, why) in KNOWN {
+        // Environment-dependent (a locale being installed): passing is fine.
+        if *why != NO_LOCALE && r.passed.iter().any(|p| p == name) {
+            problems.push(format!("{name}: passes now; drop it from KNOWN"));
+        }
+    }
     assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        names.len(),
-        failures.join("\n")
+        r.passed.len() >= 140,
+        "only {} cases matched",
+        r.passed.len()
     );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -433,3 +433,94 @@ pub fn tempdir(backend: &str, what: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The Python that writes ONNX's node cases: `$VIRTUAL_ENV/bin/python`, else `python3`.
+pub fn python() -> PathBuf {
+    match std::env::var_os("VIRTUAL_ENV") {
+        Some(v) => Path::new(&v).join("bin/python"),
+        None => PathBuf::from("python3"),
+    }
+}
+
+/// Writes ONNX's own node test cases whose inputs or outputs are strings, bfloat16, float8,
+/// float8e8m0, int4, uint4 or float4e2m1 into `dir` (by `dtype_cases.py`, with the `onnx`
+/// package); returns their names.
+///
+/// # Panics
+/// When the Python or its `onnx` package is missing (the message says what to set).
+pub fn write_dtype_cases(dir: &Path) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dtype_cases.py");
+    let out = std::process::Command::new(python())
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); set VIRTUAL_ENV to a Python environment with the onnx package",
+                python().display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Tolerance for a node case's output: exact for casts and quantization (their results are
+/// exact), integers, booleans and strings; for computed floats a few steps of the last bit.
+pub fn dtype_case_tolerance(d: DType, case: &str) -> (f64, f64) {
+    let computed = !case.starts_with("test_cast") && !case.contains("quantizelinear");
+    match d {
+        _ if !computed => (0.0, 0.0),
+        DType::F32 | DType::F64 => (1e-3, 1e-4),
+        DType::F16 => (1e-2, 1e-3),
+        DType::BF16 => (2e-2, 2e-2),
+        _ => (0.0, 0.0),
+    }
+}
+
+/// What [`dtype_suite`] found.
+#[derive(Debug, Default)]
+pub struct DtypeSuite {
+    /// Cases whose outputs matched ONNX's.
+    pub passed: Vec<String>,
+    /// Cases the engine refused to load or compile, with its message.
+    pub refused: Vec<String>,
+    /// Cases that ran and gave other outputs than ONNX's, or failed after loading.
+    pub failed: Vec<String>,
+}
+
+/// Runs every case of [`write_dtype_cases`] on `manager` and sorts them into matched, refused
+/// by the engine (the model does not build: an operator or type the engine lacks) and failed.
+pub fn dtype_suite(manager: &dyn BackendManager) -> DtypeSuite {
+    let dir = tempdir(manager.name(), "dtypes");
+    let names = write_dtype_cases(&dir);
+    assert!(names.len() > 100, "only {} cases were written", names.len());
+    let mut r = DtypeSuite::default();
+    for name in names {
+        let case = load_case(&dir.join(&name));
+        let out_dtype = case.data_sets[0].outputs[0].dtype();
+        let (rtol, atol) = dtype_case_tolerance(out_dtype, &name);
+        let work = dir.join(format!("{name}-work"));
+        std::fs::create_dir_all(&work).unwrap();
+        match run_case(manager, &case, &work, rtol, atol) {
+            Ok(_) => r.passed.push(name),
+            Err(e) if e.starts_with("build: ") => r.refused.push(format!("{name}: {e}")),
+            Err(e) => r.failed.push(format!("{name}: {e}")),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "{}: {} matched: {}",
+        manager.name(),
+        r.passed.len(),
+        r.passed.join(" ")
+    );
+    r
+}

@@ -604,14 +604,14 @@ instance_group [ { count: 2 kind: KIND_CPU } ]
     #[test]
     fn unsupported_settings_are_refused_by_key() -> Result<()> {
         let cfg = parse_pbtxt(
-            "name: \"m\" input [ { name: \"t\" data_type: TYPE_STRING dims: [ 1 ] } ]",
+            "name: \"m\" input [ { name: \"t\" data_type: TYPE_INVALID dims: [ 1 ] } ]",
             Path::new("c"),
         )?;
         let e = ModelSettings::from_config(&cfg, Path::new("c"))
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("input.t.data_type") && e.contains("TYPE_STRING"),
+            e.contains("input.t.data_type") && e.contains("TYPE_INVALID"),
             "{e}"
         );
         for bad in [
