@@ -304,10 +304,6 @@ def main():
         replies.write(data.encode() + b"\n")
 
 
-if __name__ == "__main__":
-    main()
-
-
 # Element types NumPy has only through ml_dtypes; rdeploy passes them by these names.
 _ML_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
               "float8_e8m0fnu", "int4", "uint4", "float4_e2m1fn")
@@ -324,3 +320,7 @@ def _dtype(name):
             raise TypeError(f"{name} inputs need the ml_dtypes package (pip install ml_dtypes)") from e
         return np.dtype(getattr(ml_dtypes, name))
     return np.dtype(name)
+
+
+if __name__ == "__main__":
+    main()
