@@ -476,6 +476,9 @@ impl BackendManager for OpenVinoBackend {
         };
         Ok(Box::new(OpenVinoWrapper {
             sig,
+            files: backend_files.to_vec(),
+            device: device.clone(),
+            settings: s.clone(),
             unused,
             source: ProfileSource {
                 model: by_ext("xml").or_else(|| by_ext("onnx")).unwrap_or_default(),
@@ -494,6 +497,10 @@ impl BackendManager for OpenVinoBackend {
 /// A model compiled by OpenVINO, with a pool of infer requests.
 pub struct OpenVinoWrapper {
     sig: Signature,
+    /// What it was compiled from: a call with empty tensors runs on a compile of its own.
+    files: Vec<PathBuf>,
+    device: Device,
+    settings: Settings,
     /// Inputs of the ONNX model that OpenVINO dropped as unused: accepted, not bound.
     unused: Vec<String>,
     /// What it was compiled from, for a profiling compile.
@@ -712,16 +719,33 @@ impl Wrapper for OpenVinoWrapper {
     }
 
     fn execute(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
-        // Refused before the engine sees them: OpenVINO's CPU plugin fails on empty tensors and
-        // its compiled model then keeps failing for the same shapes.
-        for (t, spec) in inputs.iter().zip(self.inputs()) {
-            if t.shape().contains(&0) && !self.unused.contains(&spec.name) {
-                return Err(Error::InputMismatch {
-                    name: spec.name.clone(),
-                    expected: "no 0-sized dim: OpenVINO's CPU plugin cannot run empty tensors (tract and onnxruntime can)".into(),
-                    got: format!("shape {:?}", t.shape()),
-                });
-            }
+        // An input with a 0-sized dim: OpenVINO's CPU plugin runs some ops on empty tensors
+        // (reductions over an empty axis) and fails on others (convolutions); a failure is
+        // reported as the input's.
+        let empty = inputs
+            .iter()
+            .zip(self.inputs())
+            .find(|(t, spec)| t.shape().contains(&0) && !self.unused.contains(&spec.name))
+            .map(|(t, spec)| (spec.name.clone(), t.shape().to_vec()));
+        if let Some((name, shape)) = empty {
+            // On a compile of its own: a CPU-plugin failure on empty tensors leaves the
+            // compiled model failing every later call, whatever the shapes.
+            let result = rdeploy_core::guard::catch_engine_panic(NAME, "inference", || {
+                let mut c = compile(&self.files, &self.device, &self.settings)?;
+                let mut req = c
+                    .compiled
+                    .create_infer_request()
+                    .map_err(|e| ov_err("creating an infer request", e))?;
+                run(&mut req, self, &inputs)
+            });
+            return result.map_err(|e| Error::InputMismatch {
+                name,
+                expected: format!(
+                    "no 0-sized dim here: OpenVINO's CPU plugin cannot run this model on empty tensors (tract and onnxruntime can; it said: {})",
+                    e.report()
+                ),
+                got: format!("shape {shape:?}"),
+            });
         }
         let mut lease = self.lease()?;
         let Some(req) = lease.req.as_mut() else {

@@ -58,7 +58,7 @@ fn a_sample_of_the_node_suite_matches_the_committed_results() {
             "--backends",
             &backends.join(","),
             "--sample",
-            "41",
+            "11",
         ])
         .args(["--jobs", "2", "--json", "--dir"])
         .arg(&dir)

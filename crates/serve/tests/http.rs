@@ -239,7 +239,7 @@ async fn bad_requests_get_4xx_naming_the_problem() {
             "/v2/models/cnn/infer",
             json!({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}).to_string(),
             StatusCode::BAD_REQUEST,
-            "'BYTES' is not supported",
+            "expected datatype FP32, got BYTES",
         ),
         (
             "/v2/models/cnn/infer",

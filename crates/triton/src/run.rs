@@ -397,8 +397,11 @@ mod tests {
         );
         assert!(e(gpu.clone()).contains("input 'x': buffer 1 of 2 is in GPU memory"));
         assert!(matches!(gpu, Err(RequestError::Invalid(_))));
-        let bytes = input_tensor("s", 13, &[1], 4, [host(&[0; 4])].into_iter());
-        assert!(e(bytes).contains("input 's' is BYTES"));
+        // BYTES: length-prefixed strings; a length past the buffer is refused.
+        let empty = input_tensor("s", 13, &[1], 4, [host(&[0; 4])].into_iter()).unwrap();
+        assert_eq!(empty.dtype(), rdeploy::DType::Str);
+        let cut = input_tensor("s", 13, &[1], 4, [host(&[5, 0, 0, 0])].into_iter());
+        assert!(e(cut).contains("input 's'"));
         let short = input_tensor("x", 11, &[2], 8, [host(&[0; 4])].into_iter());
         assert!(e(short).contains("input 'x'"));
         let long = input_tensor("x", 11, &[1], 4, [host(&[0; 8])].into_iter());
