@@ -142,6 +142,7 @@ fn latency_ranges(run: &BenchRun, entries: &[BenchEntry]) -> Result<String> {
             .disable_x_mesh()
             .x_labels(n.max(1))
             .x_label_formatter(&|x| index_label(&names, *x))
+            .y_labels(8)
             .y_desc("ms per call (log scale)")
             .label_style((FONT, 13))
             .draw()
@@ -212,6 +213,8 @@ fn latency_cdf(run: &BenchRun, entries: &[BenchEntry]) -> Result<String> {
             .map_err(chart_err)?;
         chart
             .configure_mesh()
+            .x_labels(6)
+            .y_labels(6)
             .x_desc("ms per call (log scale)")
             .y_desc("share of calls at or below")
             .label_style((FONT, 13))
@@ -495,7 +498,7 @@ fn results_table(run: &BenchRun, entries: &[BenchEntry]) -> String {
 
 fn settings_table(page: &BenchPage<'_>) -> String {
     let mut h = String::from(
-        "<section><h2>Backends, versions and settings</h2><table><tr><th>backend</th><th>version</th><th>device</th><th>deploy ms</th><th>load ms</th><th>memory added at load, MiB</th><th>engine settings</th><th>inputs</th></tr>\n",
+        "<section><h2>Backends, versions and settings</h2><table class=\"settings\"><tr><th>backend</th><th>version</th><th>device</th><th>deploy ms</th><th>load ms</th><th>memory added at load, MiB</th><th>engine settings</th><th>inputs</th></tr>\n",
     );
     for (i, e) in page.entries.iter().enumerate() {
         let first = page.runs.first().and_then(|r| r.reports.get(i));
@@ -534,7 +537,8 @@ const CSS: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;
 h1{font-size:1.4em;word-break:break-all}h2{font-size:1.15em;margin-top:1.6em}\
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}\
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}th{background:#f3f3f3}\
-td:nth-child(2),th:first-child{text-align:left}td{white-space:nowrap}\
+td:nth-child(2),th:first-child{text-align:left}.results td{white-space:nowrap}\
+.settings td{text-align:left;word-break:break-word}\
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}\
 .swatch{display:inline-block;width:.8em;height:.8em;margin-right:.4em;vertical-align:middle}\
 .lede{color:#444}";

@@ -838,7 +838,7 @@ fn compare_backends() {
         "--backends",
         "tract",
     ]);
-    assert!(e.contains("at least two"), "{e}");
+    assert!(e.contains("two runs to compare"), "{e}");
 }
 
 #[test]
@@ -1716,4 +1716,72 @@ fn bench_tune_tries_each_backends_knobs_and_writes_the_fastest_as_a_deploy_confi
         "--work-dir",
         s(&tmp.path().join("w")),
     ]);
+}
+
+#[test]
+fn shape_hints_reach_every_engine_and_bad_output_paths_fail_before_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    // OpenVINO reports dynamic dims unnamed; the manifest's names make --shape batch=4 apply.
+    let backends: Vec<&str> = ["tract", "onnxruntime", "openvino"]
+        .into_iter()
+        .filter(|b| available(b))
+        .collect();
+    for b in &backends {
+        let work = tmp.path().join(b);
+        ok(&[
+            "deploy",
+            &format!("configs/_base_/backends/{b}.py"),
+            "tests/data/small-cnn.onnx",
+            "--work-dir",
+            s(&work),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&ok(&[
+            "bench",
+            s(&work),
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--shape",
+            "batch=4",
+            "--json",
+        ]))
+        .unwrap();
+        assert_eq!(v["input_shapes"][0][1][0], 4, "{b}: {v}");
+        let e = fails(&["bench", s(&work), "--iters", "1", "--shape", "bacth=4"]);
+        assert!(
+            e.contains("no input has a dim named 'bacth'") && e.contains("batch"),
+            "{e}"
+        );
+    }
+    // Output paths are checked before minutes of benchmarking or conformance cases.
+    let started = std::time::Instant::now();
+    let e = fails(&[
+        "bench",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        "tract",
+        "--duration",
+        "30",
+        "--report",
+        "/nonexistent-folder/r.html",
+    ]);
+    assert!(
+        e.contains("--report") && e.contains("does not exist"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "failed only after the run"
+    );
+    let readme = tmp.path().join("README.md");
+    std::fs::write(&readme, "no markers here\n").unwrap();
+    let e = fails(&[
+        "conformance",
+        "--dir",
+        "/nonexistent",
+        "--readme",
+        s(&readme),
+    ]);
+    assert!(e.contains("conformance:start"), "{e}");
 }

@@ -316,18 +316,18 @@ pub fn compare(
             ));
         }
     }
-    // Runs of the model: a work dir's own engine, and each backend's.
+    // Runs of the model: a work dir's own engine, and each backend's. Another model file
+    // runs on each backend (with a work dir and none named: on the work dir's backend).
     let model_runs = options.backends.len() + usize::from(model.is_dir());
-    let against_file = options.against.as_deref().is_some_and(|p| !p.is_dir());
     let enough = if options.expected.is_some() || options.against.is_some() {
-        model_runs >= 1 && !(against_file && options.backends.is_empty())
+        model_runs >= 1
     } else {
         model_runs >= 2
     };
     if !enough {
         return Err(Error::config_key(
             "backends",
-            "needs at least two backends to compare (e.g. tract,onnxruntime), or one with a work dir, expected outputs or another model to compare against",
+            "two runs to compare: name two backends (--backends tract,onnxruntime), or one backend or a work dir together with expected outputs (--expected) or another model (--against)",
         ));
     }
     let scratch = tempfile::Builder::new()
@@ -378,7 +378,11 @@ pub fn compare(
             crate::load(w, registry, None)?,
         )),
         (Some((other_onnx, None)), Some(other)) => {
-            for (i, name) in options.backends.iter().enumerate() {
+            let backends = match (&model_work, options.backends.is_empty()) {
+                (Some(w), true) => vec![w.manifest.backend.clone()],
+                _ => options.backends.clone(),
+            };
+            for (i, name) in backends.iter().enumerate() {
                 runs.push((
                     format!("{} on {name}", label_of(other)),
                     load(other_onnx, 100 + i, name)?,

@@ -199,8 +199,9 @@ fn filled<T>(n: usize, spec: &TensorInfo, mut f: impl FnMut() -> T) -> Result<Ve
 /// repeated (an input already at `batch` is kept as it is).
 ///
 /// # Errors
-/// [`Error::InputMismatch`] naming the input when it has no dims or an empty first dim, or
-/// when the model fixes its first dim to another size (export it with a dynamic batch axis).
+/// [`Error::InputMismatch`] naming the input when its first dim is empty, or when the model
+/// fixes its first dim to another size (export it with a dynamic batch axis). Scalars (0-d
+/// inputs) have no batch axis and are kept.
 pub fn with_batch(
     inputs: &NamedTensors,
     specs: &[TensorInfo],
@@ -229,11 +230,8 @@ pub fn with_batch(
             let first = match t.shape().first() {
                 Some(&f) if f > 0 => f,
                 Some(_) => return Err(bad(format!("a sample to repeat {batch} times; the first dim is empty"))),
-                None => {
-                    return Err(bad(format!(
-                        "a first (batch) dim to set to {batch}; this input is a scalar"
-                    )));
-                }
+                // A scalar (a threshold, a flag) has no batch axis: it stays as it is.
+                None => return Ok((name.clone(), t.clone())),
             };
             if first == batch {
                 return Ok((name.clone(), t.clone()));

@@ -74,7 +74,14 @@ pub fn map_to_onnx(model: &Path, times: &[OpTime]) -> Vec<MappedOp> {
             // A renamed node (ONNX Runtime names its fused and layout-changed nodes itself)
             // whose engine type is one of the model's ONNX operators.
             let in_model = |op: &str| ops.values().any(|o| o == op);
+            let alias = engine_alias(&t.op_type);
             let onnx_op = match found {
+                // A fused node named after the last op it took in (tract's `Relu_1.low`, a
+                // convolution with its ReLU) is the product's, not the activation's.
+                Some(op) if !alias.is_empty() && !alias.contains(&op.as_str()) => alias
+                    .iter()
+                    .find(|a| in_model(a))
+                    .map_or_else(|| op.clone(), |a| (*a).to_string()),
                 Some(op) => op.clone(),
                 None if in_model(&t.op_type) => t.op_type.clone(),
                 None => engine_alias(&t.op_type)
@@ -130,6 +137,10 @@ pub fn named_copy(model: &Path, out: &Path) -> crate::Result<Option<std::path::P
 fn engine_alias(op: &str) -> &'static [&'static str] {
     match op {
         "Convolution" | "GroupConvolution" | "FusedConv" | "NchwcConv" => &["Conv"],
+        // tract's matrix products and their packing (a convolution is im2col + product).
+        "OptMatMul" | "Im2col" | "OptMatMulPack" | "MatMatMulPack" | "ConvUnary" | "EinSum" => {
+            &["Conv", "MatMul", "Gemm", "ConvTranspose"]
+        }
         "ConvolutionBackpropData" | "GroupConvolutionBackpropData" => &["ConvTranspose"],
         "FullyConnected" | "FusedMatMul" => &["Gemm", "MatMul"],
         "FusedGemm" => &["Gemm"],

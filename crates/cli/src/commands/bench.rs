@@ -30,6 +30,13 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
     if a.iters == 0 && a.duration.is_none() {
         bail!("--iters must be at least 1");
     }
+    // Output files are checked before the run, which can take minutes.
+    if let Some(p) = &a.report {
+        writable(p, "--report")?;
+    }
+    if a.tune {
+        writable(&a.tune_out, "--tune-out")?;
+    }
     // A temporary folder for the deploys of a model, kept until the run ends.
     let tmp = tempfile::Builder::new()
         .prefix("rdeploy-bench-")
@@ -170,6 +177,37 @@ pub(crate) fn profile_table(profiles: &[BackendProfile]) -> String {
     s
 }
 
+/// Fails unless `path` can be written: its folder exists and it is not a folder itself.
+pub(crate) fn writable(path: &Path, flag: &str) -> Result<()> {
+    if path.is_dir() {
+        bail!(
+            "{flag} {}: it is a folder; name a file to write",
+            path.display()
+        );
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        bail!(
+            "{flag} {}: the folder {} does not exist; create it first",
+            path.display(),
+            parent.display()
+        );
+    }
+    let meta = std::fs::metadata(parent)
+        .with_context(|| format!("{flag} {}: cannot read its folder", path.display()))?;
+    if meta.permissions().readonly() {
+        bail!(
+            "{flag} {}: the folder {} is read-only",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
 /// `bench WORK_DIR`: the work dir's backend, loaded.
 fn open_work_dir(registry: &Registry, a: &BenchArgs) -> Result<Loaded> {
     let work = WorkDir::open(&a.work_dir)?;
@@ -183,9 +221,9 @@ fn open_work_dir(registry: &Registry, a: &BenchArgs) -> Result<Loaded> {
             b.join(",")
         );
     }
-    if a.config.is_some() || a.threads.is_some() {
+    if a.config.is_some() || a.threads.is_some() || a.tune {
         bail!(
-            "--config and --threads apply when a model is deployed; {} is already deployed (its settings are in its deploy.json): give the ONNX model instead",
+            "--config, --threads and --tune apply when a model is deployed; {} is already deployed (its settings are in its deploy.json): give the ONNX model instead",
             a.work_dir.display()
         );
     }

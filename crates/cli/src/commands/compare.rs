@@ -58,7 +58,7 @@ pub(crate) fn run(registry: &Registry, a: CompareArgs) -> Result<()> {
     let work = a.model.is_dir();
     if a.backends.len() + usize::from(work) < 2 && a.expected.is_none() && a.against.is_none() {
         bail!(
-            "--backends needs at least two backends to compare (e.g. --backends tract,onnxruntime), or one with a work dir, --expected or --against"
+            "two runs to compare: name two backends (--backends tract,onnxruntime), or give a work dir and one backend, or --expected / --against with one backend or a work dir"
         );
     }
     let device: Device = a.device.parse()?;

@@ -270,6 +270,19 @@ fn case_name(p: &Path) -> String {
 }
 
 pub(crate) fn run(registry: &Registry, a: ConformanceArgs) -> Result<()> {
+    // Output files are checked before the run: the README must have its markers.
+    for (p, flag) in [
+        (&a.markdown, "--markdown"),
+        (&a.results, "--results"),
+        (&a.readme, "--readme"),
+    ] {
+        if let Some(p) = p {
+            super::bench::writable(p, flag)?;
+        }
+    }
+    if let Some(p) = &a.readme {
+        readme_with_table(p, "")?;
+    }
     let mut all = cases(&a.dir, a.suite)?;
     if let Some(f) = &a.filter {
         let re = regex::Regex::new(f).map_err(|e| anyhow!("--filter '{f}': {e}"))?;
@@ -412,20 +425,23 @@ pub(crate) fn run(registry: &Registry, a: ConformanceArgs) -> Result<()> {
         jobs,
         args: &a,
     };
+    // Every output is rendered before any is written.
+    let readme = match &a.readme {
+        Some(p) => Some((p, readme_with_table(p, &report.summary_table())?)),
+        None => None,
+    };
+    let results = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&report.results_json())?
+    );
     if let Some(p) = &a.markdown {
         write_file(p, &report.markdown())?;
     }
     if let Some(p) = &a.results {
-        write_file(
-            p,
-            &format!(
-                "{}\n",
-                serde_json::to_string_pretty(&report.results_json())?
-            ),
-        )?;
+        write_file(p, &results)?;
     }
-    if let Some(p) = &a.readme {
-        update_readme(p, &report.summary_table())?;
+    if let Some((p, text)) = readme {
+        write_file(p, &text)?;
     }
     if a.json {
         return out(&format!(
@@ -503,8 +519,11 @@ fn read_natives(args: &[String]) -> Result<BTreeMap<String, Native>> {
     Ok(out)
 }
 
-/// Replaces the lines between the markers with `table`.
-fn update_readme(path: &Path, table: &str) -> Result<()> {
+/// The README at `path` with `table` between its markers.
+///
+/// # Errors
+/// Reading it; markers missing or reversed.
+fn readme_with_table(path: &Path, table: &str) -> Result<String> {
     const START: &str = "<!-- conformance:start -->";
     const END: &str = "<!-- conformance:end -->";
     let text =
@@ -518,8 +537,7 @@ fn update_readme(path: &Path, table: &str) -> Result<()> {
     if e < s {
         bail!("{}: '{END}' comes before '{START}'", path.display());
     }
-    let new = format!("{}{START}\n{table}{}", &text[..s], &text[e..]);
-    write_file(path, &new)
+    Ok(format!("{}{START}\n{table}{}", &text[..s], &text[e..]))
 }
 
 struct Report<'a> {

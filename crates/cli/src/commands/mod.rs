@@ -58,12 +58,42 @@ pub(crate) fn model_inputs(
 ) -> Result<rdeploy::NamedTensors> {
     let (files, shapes, seed) = (&source.inputs, &source.shapes, source.random_seed);
     if files.is_empty() {
-        return Ok(random_inputs(
-            wrapper.inputs(),
-            shapes,
-            &m.example_shapes,
-            seed,
-        )?);
+        // The manifest's dims carry the model's names (`batch`); an engine may report its
+        // dynamic dims unnamed (OpenVINO), and `--shape batch=4` must reach it too.
+        let specs: Vec<rdeploy::TensorInfo> = wrapper
+            .inputs()
+            .iter()
+            .map(|s| {
+                m.inputs
+                    .iter()
+                    .find(|t| t.name == s.name && t.dtype == s.dtype && t.shape.is_some())
+                    .cloned()
+                    .unwrap_or_else(|| s.clone())
+            })
+            .collect();
+        for h in shapes {
+            if let rdeploy::inputs::ShapeHint::Dim(d, _) = h {
+                let known: Vec<&str> = specs
+                    .iter()
+                    .flat_map(|t| t.shape.iter().flatten())
+                    .filter_map(|x| match x {
+                        rdeploy::Dim::Symbolic(n) if !n.is_empty() => Some(n.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                if !known.contains(&d.as_str()) {
+                    bail!(
+                        "--shape {d}=...: no input has a dim named '{d}' (named dims: {})",
+                        if known.is_empty() {
+                            "none; give a whole shape, INPUT:1x3x224x224".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                }
+            }
+        }
+        return Ok(random_inputs(&specs, shapes, &m.example_shapes, seed)?);
     }
     if !shapes.is_empty() {
         bail!("--shape is for generated inputs; the --input files already have shapes");
