@@ -163,11 +163,18 @@ impl BackendManager for TractBackend {
 
     fn ir_passes(&self, _deploy_cfg: &DeployConfig) -> Result<Vec<rdeploy_core::PassRequest>> {
         // tract is tested on opset 9 to 18 and lacks Upsample-7/9 and TopK-1: models below
-        // opset 10 are upgraded to 13 (rdeploy's adapters keep their meaning).
-        Ok(vec![rdeploy_core::PassRequest {
-            name: "opset_upgrade".into(),
-            options: serde_json::json!({"below": 10, "target": 13}),
-        }])
+        // opset 10 are upgraded to 13 (rdeploy's adapters keep their meaning). tract runs a
+        // BatchNormalization after a Conv as an elementwise Mul and Add: folded into the Conv.
+        Ok(vec![
+            rdeploy_core::PassRequest {
+                name: "opset_upgrade".into(),
+                options: serde_json::json!({"below": 10, "target": 13}),
+            },
+            rdeploy_core::PassRequest {
+                name: "fold_batchnorm".into(),
+                options: serde_json::json!({}),
+            },
+        ])
     }
 
     fn to_backend(

@@ -1785,3 +1785,48 @@ fn shape_hints_reach_every_engine_and_bad_output_paths_fail_before_the_run() {
     ]);
     assert!(e.contains("conformance:start"), "{e}");
 }
+
+#[test]
+fn tract_folds_batchnorm_into_the_convolutions_and_the_config_can_say_no() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = bench_models().join("resnet18.onnx");
+    let passes = |work: &Path| -> Vec<serde_json::Value> {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(work.join("deploy.json")).unwrap())
+                .unwrap();
+        m["passes"].as_array().unwrap().clone()
+    };
+    let work = tmp.path().join("fold");
+    ok(&[
+        "deploy",
+        "configs/_base_/backends/tract.py",
+        s(&model),
+        "--work-dir",
+        s(&work),
+    ]);
+    let fold = passes(&work)
+        .into_iter()
+        .find(|p| p["name"] == "fold_batchnorm")
+        .expect("tract asks for fold_batchnorm");
+    // ResNet-18: one BatchNormalization after each of its 20 convolutions.
+    assert_eq!(fold["details"]["folded"], 20, "{fold}");
+    let cfg = tmp.path().join("nofold.py");
+    std::fs::write(
+        &cfg,
+        "backend_config = dict(type='tract')\nrewrite_config = dict(disable=['fold_batchnorm'])\n",
+    )
+    .unwrap();
+    let plain = tmp.path().join("plain");
+    ok(&["deploy", s(&cfg), s(&model), "--work-dir", s(&plain)]);
+    assert!(!passes(&plain).iter().any(|p| p["name"] == "fold_batchnorm"));
+    // The folded model computes what the original does (independent reference: the original
+    // on ONNX Runtime when it is here, else unfolded on tract).
+    let reference = if ort_available() {
+        "onnxruntime"
+    } else {
+        "tract"
+    };
+    let out = ok(&["compare", s(&work), "--backends", reference, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["pass"], true, "{v}");
+}

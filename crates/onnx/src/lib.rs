@@ -31,6 +31,7 @@
 pub mod build;
 pub mod edit;
 pub mod flops;
+pub mod fold_bn;
 pub mod fp16;
 pub mod node;
 mod normalize;
@@ -41,6 +42,7 @@ pub mod shapes;
 pub mod simplify;
 pub mod upgrade;
 
+pub use fold_bn::FoldBatchNormPass;
 pub use fp16::Fp16Pass;
 pub use normalize::NormalizePass;
 pub use onnx_config::OnnxConfigPass;
@@ -49,7 +51,7 @@ pub use simplify::SimplifyPass;
 pub use upgrade::OpsetUpgradePass;
 
 /// Names of passes (besides rewrite rules) that `rewrite_config.enable`/`disable` may name.
-pub const KNOWN_PASS_NAMES: &[&str] = &["opset_upgrade", "rewrite", "simplify"];
+pub const KNOWN_PASS_NAMES: &[&str] = &["opset_upgrade", "rewrite", "simplify", "fold_batchnorm"];
 pub use rdeploy_core::PassRequest;
 
 use rdeploy_core::onnx::proto::ModelProto;
@@ -222,6 +224,7 @@ impl PassRegistry {
                     Ok(Arc::new(OpsetUpgradePass::from_request(req, cfg)?))
                 }),
                 ("simplify", |_, _| Ok(Arc::new(SimplifyPass))),
+                ("fold_batchnorm", |_, _| Ok(Arc::new(FoldBatchNormPass))),
             ],
         }
     }

@@ -35,7 +35,8 @@ pub struct DeployOptions<'a> {
 /// `rewrite` rules registered for the backend, whole-model passes registered for it (third
 /// parties'), `simplify` (when asked for or enabled), then
 /// the backend's other requests (`fp16`).
-/// `rewrite_config.disable` in the deploy config switches `opset_upgrade` and rules off.
+/// `rewrite_config.disable` in the deploy config switches `opset_upgrade`, rules and the
+/// backend's other requested passes (`fold_batchnorm`) off by name.
 ///
 /// # Errors
 /// [`Error::Config`] for a bad `rewrite_config` or pass option; [`Error::Backend`] for a
@@ -69,10 +70,9 @@ pub fn backend_passes(
     {
         out.push(passes.resolve(&PassRequest::new("simplify"), deploy_cfg)?);
     }
-    for r in requests
-        .iter()
-        .filter(|r| r.name != "opset_upgrade" && r.name != "simplify")
-    {
+    for r in requests.iter().filter(|r| {
+        r.name != "opset_upgrade" && r.name != "simplify" && !switches.disabled(&r.name)
+    }) {
         out.push(passes.resolve(r, deploy_cfg)?);
     }
     Ok(out)
