@@ -259,21 +259,27 @@ fn read_model(core: &mut Core, files: &[PathBuf]) -> Result<(openvino::Model, Pa
     let read = core
         .read_model_from_file(&m, w.as_deref().unwrap_or(""))
         .map_err(|e| {
-            // OpenVINO's ONNX frontend says only "Unsupported type": name the ports it cannot
-            // take (checked on failure only, so a model that reads pays nothing).
-            let ports = if weights.is_none() {
-                onnx_ports_openvino_cannot_read(&model)
+            // Checked on failure only, so a model that reads pays nothing.
+            let why = if weights.is_none() {
+                unreadable_ports_hint(&model)
             } else {
-                Vec::new()
-            };
-            let why = if ports.is_empty() {
                 String::new()
-            } else {
-                format!(" ({}; use onnxruntime for this model)", ports.join("; "))
             };
             Error::model(&model, format!("OpenVINO cannot read it: {e}{why}"))
         })?;
     Ok((read, model))
+}
+
+/// For an ONNX model OpenVINO failed to read or convert, the inputs and outputs whose element
+/// types its ONNX frontend does not read, as ` (input 'x' is i2: ...; use onnxruntime ...)`;
+/// empty when there are none. The frontend's own message is a bare "Unsupported type".
+pub(crate) fn unreadable_ports_hint(onnx: &Path) -> String {
+    let ports = onnx_ports_openvino_cannot_read(onnx);
+    if ports.is_empty() {
+        String::new()
+    } else {
+        format!(" ({}; use onnxruntime for this model)", ports.join("; "))
+    }
 }
 
 /// The inputs and outputs of an ONNX model whose element types OpenVINO's ONNX frontend does

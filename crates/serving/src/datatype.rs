@@ -159,7 +159,10 @@ mod tests {
             "{e}"
         );
         let e = checked_v2_name("output 'q'", DType::I2).unwrap_err();
-        assert!(e.contains("output 'q' is i2") && e.contains("no datatype"), "{e}");
+        assert!(
+            e.contains("output 'q' is i2") && e.contains("no datatype"),
+            "{e}"
+        );
         assert_eq!(from_v2_name("INT2"), None);
     }
 
