@@ -1,6 +1,6 @@
 """Writes ONNX's own node test cases whose inputs or outputs have the element types rdeploy
-added (string, bfloat16, float8, float8e8m0, int4, uint4, float4e2m1) in ONNX's backend-test
-layout: <out>/<case>/model.onnx and test_data_set_N/{input,output}_K.pb, as onnx's
+added (string, bfloat16, float8, float8e8m0, int4, uint4, float4e2m1, int2, uint2) in ONNX's
+backend-test layout: <out>/<case>/model.onnx and test_data_set_N/{input,output}_K.pb, as onnx's
 `backend-test-tools generate-data` does.
 
 Usage: python dtype_cases.py OUT_DIR [OP_TYPE...]   (no op types: every op)
@@ -17,6 +17,7 @@ NEW_TYPES = {
     TensorProto.STRING, TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN,
     TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2, TensorProto.FLOAT8E5M2FNUZ,
     TensorProto.FLOAT8E8M0, TensorProto.UINT4, TensorProto.INT4, TensorProto.FLOAT4E2M1,
+    TensorProto.UINT2, TensorProto.INT2,
 }
 
 

@@ -306,11 +306,11 @@ def main():
 
 # Element types NumPy has only through ml_dtypes; rdeploy passes them by these names.
 _ML_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
-              "float8_e8m0fnu", "int4", "uint4", "float4_e2m1fn")
+              "float8_e8m0fnu", "int4", "uint4", "float4_e2m1fn", "int2", "uint2")
 
 
 def _dtype(name):
-    """NumPy's dtype for rdeploy's numpy name, through ml_dtypes for bfloat16, float8 and 4-bit."""
+    """NumPy's dtype for rdeploy's numpy name, through ml_dtypes for bfloat16, float8, 4- and 2-bit."""
     import numpy as np
 
     if name in _ML_DTYPES:
@@ -318,6 +318,8 @@ def _dtype(name):
             import ml_dtypes
         except ImportError as e:
             raise TypeError(f"{name} inputs need the ml_dtypes package (pip install ml_dtypes)") from e
+        if not hasattr(ml_dtypes, name):
+            raise TypeError(f"{name} inputs need ml_dtypes >= 0.5 (this is {ml_dtypes.__version__}; pip install -U ml_dtypes)")
         return np.dtype(getattr(ml_dtypes, name))
     return np.dtype(name)
 

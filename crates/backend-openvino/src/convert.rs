@@ -231,10 +231,11 @@ pub(crate) fn onnx_to_ir(
             return Err(Error::model(
                 onnx,
                 format!(
-                    "OpenVINO's converter ({}) failed ({}):\n  {}",
+                    "OpenVINO's converter ({}) failed ({}):\n  {}{}",
                     ovc.display(),
                     out.status,
-                    converter_message(&out.stdout, &out.stderr)
+                    converter_message(&out.stdout, &out.stderr),
+                    crate::unreadable_ports_hint(onnx)
                 ),
             ));
         }

@@ -171,8 +171,10 @@ fn dtype_of(t: ElementType) -> Option<DType> {
         ElementType::U4 => DType::U4,
         ElementType::I4 => DType::I4,
         ElementType::F4E2M1 => DType::F4E2M1,
+        // Packed four per byte, the first element in the lowest bits, as ONNX packs UINT2.
+        ElementType::U2 => DType::U2,
         // Strings: OpenVINO's C API can fill a string tensor but has no call to read one, and
-        // the binding hides the tensor handle; float8 FNUZ variants: OpenVINO has none.
+        // the binding hides the tensor handle; float8 FNUZ variants and int2: OpenVINO has none.
         _ => return None,
     })
 }
@@ -256,8 +258,53 @@ fn read_model(core: &mut Core, files: &[PathBuf]) -> Result<(openvino::Model, Pa
     let w = weights.as_deref().map(path_str).transpose()?;
     let read = core
         .read_model_from_file(&m, w.as_deref().unwrap_or(""))
-        .map_err(|e| Error::model(&model, format!("OpenVINO cannot read it: {e}")))?;
+        .map_err(|e| {
+            // Checked on failure only, so a model that reads pays nothing.
+            let why = if weights.is_none() {
+                unreadable_ports_hint(&model)
+            } else {
+                String::new()
+            };
+            Error::model(&model, format!("OpenVINO cannot read it: {e}{why}"))
+        })?;
     Ok((read, model))
+}
+
+/// For an ONNX model OpenVINO failed to read or convert, the inputs and outputs whose element
+/// types its ONNX frontend does not read, as ` (input 'x' is i2: ...; use onnxruntime ...)`;
+/// empty when there are none. The frontend's own message is a bare "Unsupported type".
+pub(crate) fn unreadable_ports_hint(onnx: &Path) -> String {
+    let ports = onnx_ports_openvino_cannot_read(onnx);
+    if ports.is_empty() {
+        String::new()
+    } else {
+        format!(" ({}; use onnxruntime for this model)", ports.join("; "))
+    }
+}
+
+/// The inputs and outputs of an ONNX model whose element types OpenVINO's ONNX frontend does
+/// not read, each with the reason: int2 and the float8 FNUZ variants have no OpenVINO element
+/// type; uint2 has one (`u2`, which rdeploy exchanges with OpenVINO IR models) but the ONNX
+/// frontend reads no UINT2 (OpenVINO 2026.4).
+fn onnx_ports_openvino_cannot_read(onnx: &Path) -> Vec<String> {
+    let Ok((_, info)) = rdeploy_core::onnx::inspect_file(onnx) else {
+        return Vec::new();
+    };
+    let inputs = info.inputs.iter().map(|t| ("input", t));
+    let outputs = info.outputs.iter().map(|t| ("output", t));
+    inputs
+        .chain(outputs)
+        .filter_map(|(what, t)| {
+            let why = match t.dtype {
+                DType::I2 | DType::F8E4M3FNUZ | DType::F8E5M2FNUZ => {
+                    "OpenVINO has no such element type"
+                }
+                DType::U2 => "OpenVINO's ONNX frontend does not read uint2",
+                _ => return None,
+            };
+            Some(format!("{what} '{}' is {}: {why}", t.name, t.dtype))
+        })
+        .collect()
 }
 
 fn model_signature(model: &openvino::Model) -> Result<(Vec<TensorInfo>, Vec<TensorInfo>)> {

@@ -72,6 +72,7 @@ fn element_type(d: DType) -> Result<sys::ov_element_type_e> {
         DType::U4 => E::U4,
         DType::I4 => E::I4,
         DType::F4E2M1 => E::F4E2M1,
+        DType::U2 => E::U2,
         other => {
             return Err(Error::backend(
                 NAME,

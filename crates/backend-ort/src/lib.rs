@@ -796,6 +796,8 @@ fn ort_type(d: DType) -> TensorElementType {
         DType::U4 => TensorElementType::Uint4,
         DType::I4 => TensorElementType::Int4,
         DType::F4E2M1 => TensorElementType::Float4E2M1,
+        DType::U2 => TensorElementType::Uint2,
+        DType::I2 => TensorElementType::Int2,
         DType::Str => TensorElementType::String,
     }
 }
@@ -818,7 +820,9 @@ fn to_ort(t: &Tensor) -> Result<ort::session::SessionInputValue<'_>> {
         | Tensor::F8E8M0(_)
         | Tensor::U4(_)
         | Tensor::I4(_)
-        | Tensor::F4E2M1(_) => {
+        | Tensor::F4E2M1(_)
+        | Tensor::U2(_)
+        | Tensor::I2(_) => {
             let bytes = t.to_packed_bytes()?;
             let mut v = ort::value::DynTensor::new(
                 &ort::memory::Allocator::default(),
@@ -945,7 +949,9 @@ fn from_ort(v: &DynValue, spec: &TensorInfo) -> Result<Tensor> {
         | DType::F8E8M0
         | DType::U4
         | DType::I4
-        | DType::F4E2M1 => {
+        | DType::F4E2M1
+        | DType::U2
+        | DType::I2 => {
             let count = rdeploy_core::files::checked_bytes(&shape, 1)
                 .map_err(|m| Error::backend(NAME, format!("output '{}': {m}", spec.name)))?;
             let len = dtype.packed_len(count).unwrap_or(0);
@@ -965,7 +971,8 @@ fn from_ort(v: &DynValue, spec: &TensorInfo) -> Result<Tensor> {
             }
             // SAFETY: ONNX Runtime's outputs live in CPU memory (the session binds them to the
             // default allocator); a tensor of this element type and shape holds `len` bytes
-            // (packed 4-bit types: half a byte each, rounded up), and `v` outlives the borrow.
+            // (packed 4-bit types: half a byte each, 2-bit ones a quarter, rounded up), and `v`
+            // outlives the borrow.
             let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
             Tensor::from_packed_bytes(dtype, &shape, bytes)
         }

@@ -1,6 +1,6 @@
 //! ONNX Runtime on ONNX's own node test cases whose inputs or outputs are the element types
-//! beyond the numeric basics: strings, bfloat16, the float8 types, float8e8m0, int4, uint4 and
-//! float4e2m1. The cases (model, inputs, expected outputs) are written by the `onnx` Python
+//! beyond the numeric basics: strings, bfloat16, the float8 types, float8e8m0, int4, uint4,
+//! float4e2m1, int2 and uint2. The cases (model, inputs, expected outputs) are written by the `onnx` Python
 //! package (`crates/conformance/dtype_cases.py`, run with `$VIRTUAL_ENV/bin/python` or `python3`),
 //! so the reference is ONNX's, not rdeploy's: this checks rdeploy's `.pb` reading, its tensors
 //! and its binding of every type to ONNX Runtime, end to end.
@@ -65,6 +65,10 @@ const KNOWN: &[(&str, &str)] = &[
     ("test_quantizelinear_uint4", NO_OPSET_28),
     ("test_quantizelinear_int4", NO_OPSET_28),
     ("test_quantizelinear_float4e2m1", NO_OPSET_28),
+    ("test_dequantizelinear_uint2", NO_OPSET_28),
+    ("test_dequantizelinear_int2", NO_OPSET_28),
+    ("test_quantizelinear_uint2", NO_OPSET_28),
+    ("test_quantizelinear_int2", NO_OPSET_28),
     ("test_onehot_with_bfloat16_values", NO_OPSET_28),
     // A machine without the en_US.UTF-8 locale: ONNX Runtime's StringNormalizer needs it for
     // case changes ("install necessary language-pack"); the cases that keep case pass.
@@ -108,7 +112,7 @@ fn onnx_node_cases_of_every_new_dtype_match() {
         }
     }
     assert!(
-        r.passed.len() >= 140,
+        r.passed.len() >= 170,
         "only {} cases matched",
         r.passed.len()
     );

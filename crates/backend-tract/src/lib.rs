@@ -252,11 +252,17 @@ impl BackendManager for TractBackend {
             .chain(sig.outputs.iter().map(|s| (s, "output")))
         {
             tract_dt(spec.dtype).ok_or_else(|| {
+                // OpenVINO reads no ONNX int2/uint2 (see rdeploy-backend-openvino).
+                let engines = if spec.dtype.is_2bit() {
+                    "onnxruntime"
+                } else {
+                    "onnxruntime or openvino"
+                };
                 Error::backend(
                     NAME,
                     format!(
                         "{what} '{}' is {}, which tract cannot hold (tract has no bfloat16, \
-                         float8 or 4-bit types); use onnxruntime or openvino for this model",
+                         float8, 4-bit or 2-bit types); use {engines} for this model",
                         spec.name, spec.dtype
                     ),
                 )
@@ -389,8 +395,8 @@ fn to_tract(t: Tensor, spec: &TensorInfo) -> Result<TValue> {
     }
 }
 
-/// tract's type for a dtype, if tract has one (it has strings, but no bfloat16, float8 or
-/// 4-bit types).
+/// tract's type for a dtype, if tract has one (it has strings, but no bfloat16, float8, 4-bit
+/// or 2-bit types).
 fn tract_dt(d: DType) -> Option<tract_onnx::prelude::DatumType> {
     use tract_onnx::prelude::f16;
     Some(match d {
@@ -415,7 +421,9 @@ fn tract_dt(d: DType) -> Option<tract_onnx::prelude::DatumType> {
         | DType::F8E8M0
         | DType::U4
         | DType::I4
-        | DType::F4E2M1 => return None,
+        | DType::F4E2M1
+        | DType::U2
+        | DType::I2 => return None,
     })
 }
 

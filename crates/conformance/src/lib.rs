@@ -443,7 +443,7 @@ pub fn python() -> PathBuf {
 }
 
 /// Writes ONNX's own node test cases whose inputs or outputs are strings, bfloat16, float8,
-/// float8e8m0, int4, uint4 or float4e2m1 into `dir` (by `dtype_cases.py`, with the `onnx`
+/// float8e8m0, int4, uint4, float4e2m1, int2 or uint2 into `dir` (by `dtype_cases.py`, with the `onnx`
 /// package); returns their names.
 ///
 /// # Panics

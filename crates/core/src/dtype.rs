@@ -53,13 +53,19 @@ pub enum DType {
     /// ONNX FLOAT4E2M1 ([`crate::F4E2M1`]); one per byte in a tensor, packed two per byte in
     /// files and engines.
     F4E2M1,
+    /// Unsigned 2-bit integer ([`crate::U2`]); one per byte in a tensor, packed four per byte in
+    /// files and engines.
+    U2,
+    /// Signed 2-bit integer ([`crate::I2`]); one per byte in a tensor, packed four per byte in
+    /// files and engines.
+    I2,
     /// UTF-8 strings of any length.
     Str,
 }
 
 impl DType {
     /// Every dtype, in a stable order.
-    pub const ALL: [DType; 22] = [
+    pub const ALL: [DType; 24] = [
         DType::F32,
         DType::F16,
         DType::F64,
@@ -81,6 +87,8 @@ impl DType {
         DType::U4,
         DType::I4,
         DType::F4E2M1,
+        DType::U2,
+        DType::I2,
         DType::Str,
     ];
 
@@ -108,11 +116,13 @@ impl DType {
             DType::U4 => "u4",
             DType::I4 => "i4",
             DType::F4E2M1 => "f4e2m1",
+            DType::U2 => "u2",
+            DType::I2 => "i2",
             DType::Str => "string",
         }
     }
 
-    /// Size of one element in a tensor's memory, in bytes: 4-bit types take a byte each
+    /// Size of one element in a tensor's memory, in bytes: 4- and 2-bit types take a byte each
     /// ([`DType::packed_len`] gives their size in files and engines). Strings have no fixed
     /// size: for them this is the size of a `String` handle, which keeps memory bounds computed
     /// from it meaningful; code that moves bytes must use [`DType::fixed_size`].
@@ -120,7 +130,7 @@ impl DType {
         match self {
             DType::I8 | DType::U8 | DType::Bool => 1,
             DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => 1,
-            DType::F8E8M0 | DType::U4 | DType::I4 | DType::F4E2M1 => 1,
+            DType::F8E8M0 | DType::U4 | DType::I4 | DType::F4E2M1 | DType::U2 | DType::I2 => 1,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F64 | DType::I64 | DType::U64 => 8,
@@ -135,18 +145,36 @@ impl DType {
     }
 
     /// Bytes that `count` elements take packed as ONNX and the engines store them: 4-bit types
-    /// two per byte (rounded up), others [`DType::size`] each; `None` for strings or overflow.
+    /// two per byte and 2-bit types four per byte (rounded up), others [`DType::size`] each;
+    /// `None` for strings or overflow.
     pub fn packed_len(self, count: usize) -> Option<usize> {
-        match self {
-            DType::Str => None,
-            d if d.is_4bit() => Some(count.div_ceil(2)),
-            d => count.checked_mul(d.size()),
+        match (self, self.packed_bits()) {
+            (DType::Str, _) => None,
+            (_, Some(bits)) => Some(count.div_ceil((8 / bits) as usize)),
+            (d, None) => count.checked_mul(d.size()),
         }
     }
 
     /// Whether elements are 4 bits wide (u4, i4, f4e2m1), packed two per byte outside tensors.
     pub fn is_4bit(self) -> bool {
         matches!(self, DType::U4 | DType::I4 | DType::F4E2M1)
+    }
+
+    /// Whether elements are 2 bits wide (u2, i2), packed four per byte outside tensors.
+    pub fn is_2bit(self) -> bool {
+        matches!(self, DType::U2 | DType::I2)
+    }
+
+    /// The width in bits of a type narrower than a byte (4 or 2), which files and engines pack
+    /// several to a byte, the first element in the lowest bits; `None` for whole-byte types.
+    pub fn packed_bits(self) -> Option<u32> {
+        if self.is_4bit() {
+            Some(4)
+        } else if self.is_2bit() {
+            Some(2)
+        } else {
+            None
+        }
     }
 
     /// Whether this is a floating-point type (the float8 and float4 types included).
@@ -199,6 +227,8 @@ impl DType {
             DType::I4 => 22,
             DType::F4E2M1 => 23,
             DType::F8E8M0 => 24,
+            DType::U2 => 25,
+            DType::I2 => 26,
         }
     }
 
@@ -208,7 +238,7 @@ impl DType {
     }
 
     /// The NumPy name (`float32`, `int64`, `bool`...); for types NumPy lacks, the
-    /// `ml_dtypes` name (`bfloat16`, `float8_e4m3fn`, `int4`...); `str` for strings.
+    /// `ml_dtypes` name (`bfloat16`, `float8_e4m3fn`, `int4`, `int2`...); `str` for strings.
     pub fn numpy_name(self) -> &'static str {
         match self {
             DType::F32 => "float32",
@@ -232,6 +262,8 @@ impl DType {
             DType::U4 => "uint4",
             DType::I4 => "int4",
             DType::F4E2M1 => "float4_e2m1fn",
+            DType::U2 => "uint2",
+            DType::I2 => "int2",
             DType::Str => "str",
         }
     }
@@ -243,8 +275,6 @@ pub fn onnx_type_name(code: i32) -> String {
         0 => "undefined",
         14 => "complex64",
         15 => "complex128",
-        25 => "uint2",
-        26 => "int2",
         _ => match DType::from_onnx_code(code) {
             Some(d) => return d.name().to_string(),
             None => return format!("onnx type {code}"),
@@ -310,6 +340,11 @@ mod tests {
         assert_eq!(onnx_type_name(8), "string");
         assert_eq!(DType::from_onnx_code(16), Some(DType::BF16));
         assert_eq!(DType::from_onnx_code(24), Some(DType::F8E8M0));
+        // onnx.TensorProto.UINT2, onnx.TensorProto.INT2
+        assert_eq!(DType::from_onnx_code(25), Some(DType::U2));
+        assert_eq!(DType::from_onnx_code(26), Some(DType::I2));
+        assert_eq!(onnx_type_name(26), "i2");
+        assert_eq!(DType::from_onnx_code(27), None);
         assert_eq!(onnx_type_name(1), "f32");
     }
 
@@ -326,6 +361,11 @@ mod tests {
         assert_eq!(DType::Bool.size(), 1);
         assert_eq!(DType::BF16.size(), 2);
         assert_eq!(DType::U4.packed_len(3), Some(2));
+        assert_eq!(DType::I2.size(), 1);
+        assert_eq!(DType::I2.packed_len(5), Some(2));
+        assert_eq!(DType::U2.packed_len(4), Some(1));
+        assert_eq!(DType::U2.packed_len(0), Some(0));
+        assert_eq!(DType::F32.packed_bits(), None);
         assert_eq!(DType::Str.fixed_size(), None);
         assert_eq!(DType::Str.packed_len(1), None);
     }

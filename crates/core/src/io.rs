@@ -34,8 +34,8 @@ pub fn read_tensor_file(path: &Path) -> Result<Vec<FileTensor>> {
 /// As [`read_tensor_file`], with the dtype each array is meant to have: `expect` gets the
 /// array's name (an `.npz` entry's; `None` for a `.npy`) and returns the dtype it should be
 /// read as, if known. This settles what NumPy cannot say: a `<V1` array (how `ml_dtypes` saves
-/// float8, int4, uint4 and float4 arrays) is read as the expected 1-byte type, a `<V2` one as
-/// bfloat16. An array of another type is read as it is, for the caller to check or convert.
+/// float8, int4, uint4, float4, int2 and uint2 arrays) is read as the expected 1-byte type, a
+/// `<V2` one as bfloat16. An array of another type is read as it is, for the caller to check or convert.
 ///
 /// # Errors
 /// As [`read_tensor_file`]; also an opaque array whose expected type does not fit it.
@@ -91,7 +91,7 @@ fn npy_dtype(path: &Path, npy: &NpyFile<impl Read>, expect: Option<DType>) -> Re
         ));
     };
     let size = ts.size_field();
-    let one_byte = |d: DType| d.is_float8() || d.is_4bit();
+    let one_byte = |d: DType| d.is_float8() || d.packed_bits().is_some();
     let kind = match (ts.type_char(), size) {
         (TypeChar::Float, 2) => NpyKind::Native(DType::F16),
         (TypeChar::Float, 4) => NpyKind::Native(DType::F32),
@@ -135,7 +135,8 @@ fn npy_dtype(path: &Path, npy: &NpyFile<impl Read>, expect: Option<DType>) -> Re
                     path,
                     format!(
                         "the array holds opaque 1-byte elements ('{ts}', how ml_dtypes saves \
-                         float8, int4, uint4 and float4 arrays) and nothing says which type; \
+                         float8, int4, uint4, float4, int2 and uint2 arrays) and nothing says \
+                         which type; \
                          rdeploy reads it as the type of the model input it is given for{}",
                         expect
                             .map(|d| format!(", but that input is {d}"))
@@ -368,7 +369,7 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
 
 /// Writes a tensor in `.npy` format to any writer. Types NumPy lacks are written as
 /// `ml_dtypes` saves them: bfloat16 as opaque 2-byte elements (`<V2`), float8, float8e8m0 and
-/// the 4-bit types (one per byte, as `ml_dtypes` holds them) as opaque bytes (`<V1`; for
+/// the 4- and 2-bit types (one per byte, as `ml_dtypes` holds them) as opaque bytes (`<V1`; for
 /// float8_e5m2 too, where `ml_dtypes` writes `<f1`, which `numpy.load` cannot read);
 /// `np.load(f).view(ml_dtypes.bfloat16)` gives the values back. Strings are written as NumPy
 /// unicode (`<U{longest}`).
@@ -494,7 +495,7 @@ mod tests {
             assert_eq!(back, vec![(None, t.clone())], "{d}");
             // Only 1-byte opaque arrays need to be told their type.
             let plain = read_tensor_file(&p);
-            if d.is_float8() || d.is_4bit() {
+            if d.is_float8() || d.packed_bits().is_some() {
                 let e = plain.unwrap_err().to_string();
                 assert!(e.contains("opaque 1-byte") && e.contains("V1"), "{e}");
             } else {

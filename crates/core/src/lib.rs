@@ -54,7 +54,7 @@ pub use device::Device;
 pub use dtype::{DType, onnx_type_name};
 pub use error::{BoxError, Error, Result, report};
 pub use half::{bf16, f16};
-pub use minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, F8E8M0, I4, U4};
+pub use minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, F8E8M0, I2, I4, U2, U4};
 pub use registry::{BackendDescriptor, Registry};
 pub use tensor::{Cast, Element, Num, Tensor};
 

@@ -1,10 +1,11 @@
 //! Element types narrower than a byte or without a Rust primitive: ONNX's float8 variants,
-//! float8e8m0, float4e2m1 and the 4-bit integers.
+//! float8e8m0, float4e2m1 and the 4- and 2-bit integers.
 //!
 //! Each is a `#[repr(transparent)]` newtype over one byte, so a tensor of them is a plain byte
-//! buffer (the layout `ml_dtypes` uses in NumPy). The 4-bit types hold one element per byte, its
-//! value in the low nibble and zeros above; [`pack_nibbles`] and [`unpack_nibbles`] convert to and
-//! from the two-per-byte, low-nibble-first layout of ONNX `raw_data` and the engines.
+//! buffer (the layout `ml_dtypes` uses in NumPy). The 4- and 2-bit types hold one element per
+//! byte, its value in the low bits and zeros above; [`pack_bits`] and [`unpack_bits`] convert to
+//! and from the layout of ONNX `raw_data` and the engines: two 4-bit or four 2-bit elements per
+//! byte, the first in the lowest bits.
 //!
 //! Decoding is exact (every value is a dyadic rational that `f32` holds). Encoding follows ONNX
 //! `Cast` with its defaults: float8 and float4 round to nearest, ties to even, and saturate
@@ -378,35 +379,119 @@ macro_rules! nibble_fmt {
         }
     )*};
 }
-nibble_fmt!(U4, I4);
+/// ONNX UINT2, one per byte: the value `0..=3` in the low two bits.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Pod, Zeroable)]
+#[repr(transparent)]
+pub struct U2(pub u8);
 
-/// Packs one-per-byte nibbles two per byte, the first element in the low nibble (ONNX
-/// `raw_data`, ONNX Runtime and OpenVINO u4/i4/f4e2m1); an odd count leaves the last high nibble
-/// zero.
-pub fn pack_nibbles(unpacked: &[u8]) -> Vec<u8> {
+impl U2 {
+    /// The value of the low two bits of `bits` (the others are ignored).
+    pub const fn from_bits(bits: u8) -> Self {
+        U2(bits & 0x3)
+    }
+    /// The two bits, zero above.
+    pub const fn to_bits(self) -> u8 {
+        self.0 & 0x3
+    }
+    /// The value.
+    pub const fn get(self) -> u8 {
+        self.0 & 0x3
+    }
+    /// The low 2 bits of `v` (C-like wrapping).
+    #[allow(clippy::cast_possible_truncation, reason = "wrapping by contract")]
+    pub const fn wrapping_from(v: i128) -> Self {
+        U2((v as u8) & 0x3)
+    }
+}
+
+/// ONNX INT2, one per byte: the two's-complement value `-2..=1` in the low two bits, zeros above
+/// (as `ml_dtypes.int2` stores it).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+#[repr(transparent)]
+pub struct I2(pub u8);
+
+impl I2 {
+    /// The value of the low two bits of `bits` (the others are ignored).
+    pub const fn from_bits(bits: u8) -> Self {
+        I2(bits & 0x3)
+    }
+    /// The two bits, zero above.
+    pub const fn to_bits(self) -> u8 {
+        self.0 & 0x3
+    }
+    /// The value, sign-extended.
+    #[allow(clippy::cast_possible_wrap, reason = "sign extension of the two bits")]
+    pub const fn get(self) -> i8 {
+        ((self.0 << 6) as i8) >> 6
+    }
+    /// The low 2 bits of `v` as two's complement (C-like wrapping).
+    #[allow(clippy::cast_possible_truncation, reason = "wrapping by contract")]
+    pub const fn wrapping_from(v: i128) -> Self {
+        I2((v as u8) & 0x3)
+    }
+}
+
+nibble_fmt!(U4, I4, U2, I2);
+
+/// Packs one-per-byte elements of `bits` bits (4 or 2) into whole bytes, the first element in
+/// the lowest bits (ONNX `raw_data`, ONNX Runtime and OpenVINO u4/i4/f4e2m1/u2/i2); the bits
+/// past the last element of a partial byte are zero.
+///
+/// # Panics
+/// When `bits` is not 2 or 4 (a programming error: only these are packed).
+pub fn pack_bits(unpacked: &[u8], bits: u32) -> Vec<u8> {
+    assert!(bits == 2 || bits == 4, "packing {bits}-bit elements");
+    let per = (8 / bits) as usize;
+    let mask = (1u8 << bits) - 1;
     unpacked
-        .chunks(2)
-        .map(|p| (p[0] & 0xF) | (p.get(1).copied().unwrap_or(0) << 4))
+        .chunks(per)
+        .map(|c| {
+            c.iter()
+                .zip((0..8).step_by(bits as usize))
+                .fold(0u8, |b, (&v, shift)| b | ((v & mask) << shift))
+        })
         .collect()
 }
 
-/// Unpacks `count` nibbles stored two per byte, low nibble first, into one per byte.
+/// Unpacks `count` elements of `bits` bits (4 or 2) stored whole bytes at a time, the first
+/// element in the lowest bits, into one per byte.
+///
+/// # Errors
+/// A message when `packed` does not hold exactly the bytes `count` elements need.
+///
+/// # Panics
+/// When `bits` is not 2 or 4.
+pub fn unpack_bits(packed: &[u8], count: usize, bits: u32) -> Result<Vec<u8>, String> {
+    assert!(bits == 2 || bits == 4, "unpacking {bits}-bit elements");
+    let per = (8 / bits) as usize;
+    let need = count.div_ceil(per);
+    if packed.len() != need {
+        return Err(format!(
+            "{} bytes of packed {bits}-bit data do not hold {count} elements ({need} bytes needed)",
+            packed.len(),
+        ));
+    }
+    let mask = (1u8 << bits) - 1;
+    Ok(packed
+        .iter()
+        .flat_map(|&b| (0..8).step_by(bits as usize).map(move |s| (b >> s) & mask))
+        .take(count)
+        .collect())
+}
+
+/// Packs one-per-byte nibbles two per byte, the first element in the low nibble
+/// ([`pack_bits`] with 4 bits).
+pub fn pack_nibbles(unpacked: &[u8]) -> Vec<u8> {
+    pack_bits(unpacked, 4)
+}
+
+/// Unpacks `count` nibbles stored two per byte, low nibble first, into one per byte
+/// ([`unpack_bits`] with 4 bits).
 ///
 /// # Errors
 /// A message when `packed` does not hold exactly `count.div_ceil(2)` bytes.
 pub fn unpack_nibbles(packed: &[u8], count: usize) -> Result<Vec<u8>, String> {
-    if packed.len() != count.div_ceil(2) {
-        return Err(format!(
-            "{} bytes of packed 4-bit data do not hold {count} elements ({} bytes needed)",
-            packed.len(),
-            count.div_ceil(2)
-        ));
-    }
-    Ok(packed
-        .iter()
-        .flat_map(|&b| [b & 0xF, b >> 4])
-        .take(count)
-        .collect())
+    unpack_bits(packed, count, 4)
 }
 
 #[cfg(test)]
@@ -482,5 +567,21 @@ mod tests {
         assert_eq!(pack_nibbles(&[1, 2, 3]), [0x21, 0x03]);
         assert_eq!(unpack_nibbles(&[0x21, 0x03], 3).unwrap(), [1, 2, 3]);
         assert!(unpack_nibbles(&[0x21], 3).is_err());
+    }
+
+    #[test]
+    fn two_bit_values_pack_four_per_byte_lowest_first() {
+        // onnx.numpy_helper.from_array(np.array([0, 1, 2, 3, 1], ml_dtypes.uint2)).raw_data
+        assert_eq!(pack_bits(&[0, 1, 2, 3, 1], 2), [0xE4, 0x01]);
+        assert_eq!(unpack_bits(&[0xE4, 0x01], 5, 2).unwrap(), [0, 1, 2, 3, 1]);
+        let e = unpack_bits(&[0xE4], 5, 2).unwrap_err();
+        assert!(e.contains("2-bit") && e.contains("2 bytes needed"), "{e}");
+        assert_eq!(I2(0x3).get(), -1);
+        assert_eq!(I2(0x2).get(), -2);
+        assert_eq!(I2(0x1).get(), 1);
+        assert_eq!(I2::wrapping_from(-2).0, 2);
+        assert_eq!(I2::wrapping_from(5).get(), 1);
+        assert_eq!(U2::wrapping_from(7).get(), 3);
+        assert_eq!(U2::from_bits(0xFE).get(), 2);
     }
 }

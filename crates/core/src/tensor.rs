@@ -1,6 +1,6 @@
 //! An owned, contiguous, typed n-dimensional tensor.
 
-use crate::minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, F8E8M0, I4, U4};
+use crate::minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, F8E8M0, I2, I4, U2, U4};
 use crate::{DType, Error, Result};
 use half::{bf16, f16};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
@@ -10,7 +10,8 @@ use std::borrow::Cow;
 ///
 /// Typed access is zero-copy through [`Tensor::view`] (numbers) and [`Tensor::as_strings`]
 /// (strings); [`Tensor::as_bytes`] gives the raw little-endian buffer of a numeric tensor, and
-/// [`Tensor::to_packed_bytes`] the layout engines and ONNX files take (4-bit types two per byte).
+/// [`Tensor::to_packed_bytes`] the layout engines and ONNX files take (4-bit types two per byte,
+/// 2-bit types four).
 /// Constructors normalise to standard layout, so every tensor is contiguous.
 ///
 /// Strings are the one type without a fixed-width byte form: they are not an [`Element`], and
@@ -60,6 +61,10 @@ pub enum Tensor {
     I4(ArrayD<I4>),
     /// ONNX FLOAT4E2M1 values, one per byte.
     F4E2M1(ArrayD<F4E2M1>),
+    /// Unsigned 2-bit integers, one per byte.
+    U2(ArrayD<U2>),
+    /// Signed 2-bit integers, one per byte.
+    I2(ArrayD<I2>),
     /// UTF-8 strings.
     Str(ArrayD<String>),
 }
@@ -101,6 +106,8 @@ macro_rules! dispatch_tensor {
             $crate::Tensor::U4($a) => $body,
             $crate::Tensor::I4($a) => $body,
             $crate::Tensor::F4E2M1($a) => $body,
+            $crate::Tensor::U2($a) => $body,
+            $crate::Tensor::I2($a) => $body,
             $crate::Tensor::Str($s) => $sbody,
         }
     };
@@ -134,6 +141,8 @@ macro_rules! dispatch_dtype {
             $crate::DType::U4 => $f::<$crate::U4>($($arg),*),
             $crate::DType::I4 => $f::<$crate::I4>($($arg),*),
             $crate::DType::F4E2M1 => $f::<$crate::F4E2M1>($($arg),*),
+            $crate::DType::U2 => $f::<$crate::U2>($($arg),*),
+            $crate::DType::I2 => $f::<$crate::I2>($($arg),*),
             $crate::DType::Str => $str,
         }
     };
@@ -357,7 +366,8 @@ macro_rules! nibble_element {
             fn to_num(self) -> Num {
                 Num::Int(i128::from($get(self)))
             }
-            /// Truncates toward zero, then keeps the low 4 bits (C-like, as `ml_dtypes` does).
+            /// Truncates toward zero, then keeps the low 4 (or 2) bits (C-like, as `ml_dtypes`
+            /// does).
             fn from_num(n: Num) -> Self {
                 match n {
                     Num::Float(f) => $t::wrapping_from(f as i128),
@@ -372,6 +382,8 @@ macro_rules! nibble_element {
 }
 nibble_element!(U4, U4::get);
 nibble_element!(I4, I4::get);
+nibble_element!(U2, U2::get);
+nibble_element!(I2, I2::get);
 
 impl Element for bool {
     const DTYPE: DType = DType::Bool;
@@ -447,7 +459,7 @@ impl Tensor {
     }
 
     /// A tensor of `dtype` and `shape` decoded from little-endian bytes in a tensor's own layout
-    /// ([`Tensor::as_bytes`]: 4-bit types one per byte, high nibble ignored).
+    /// ([`Tensor::as_bytes`]: 4- and 2-bit types one per byte, the bits above them ignored).
     ///
     /// # Errors
     /// [`Error::Tensor`] when the byte count does not match, or for strings.
@@ -470,16 +482,16 @@ impl Tensor {
 
     /// A tensor of `dtype` and `shape` from bytes laid out as ONNX `raw_data` and the engines
     /// store them: as [`Tensor::from_le_bytes`], except that 4-bit types are packed two per
-    /// byte, the first element in the low nibble.
+    /// byte and 2-bit types four per byte, the first element in the lowest bits.
     ///
     /// # Errors
     /// [`Error::Tensor`] when the byte count does not match, or for strings.
     pub fn from_packed_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
-        if !dtype.is_4bit() {
+        let Some(bits) = dtype.packed_bits() else {
             return Tensor::from_le_bytes(dtype, shape, bytes);
-        }
+        };
         let count = crate::files::checked_bytes(shape, 1).map_err(Error::Tensor)?;
-        let unpacked = crate::minifloat::unpack_nibbles(bytes, count)
+        let unpacked = crate::minifloat::unpack_bits(bytes, count, bits)
             .map_err(|m| Error::Tensor(format!("{dtype} data of shape {shape:?}: {m}")))?;
         Tensor::from_le_bytes(dtype, shape, &unpacked)
     }
@@ -553,7 +565,8 @@ impl Tensor {
     }
 
     /// The raw buffer, native-endian (little-endian on every platform rdeploy targets), in the
-    /// tensor's own layout: 4-bit types one element per byte (see [`Tensor::to_packed_bytes`]).
+    /// tensor's own layout: 4- and 2-bit types one element per byte (see
+    /// [`Tensor::to_packed_bytes`]).
     ///
     /// # Errors
     /// [`Error::Tensor`] for a string tensor, which has no fixed-width buffer.
@@ -568,16 +581,16 @@ impl Tensor {
     }
 
     /// The data as ONNX `raw_data` and the engines hold it: [`Tensor::as_bytes`], except that
-    /// 4-bit types are packed two per byte, the first element in the low nibble.
+    /// 4-bit types are packed two per byte and 2-bit types four per byte, the first element in
+    /// the lowest bits.
     ///
     /// # Errors
     /// [`Error::Tensor`] for a string tensor.
     pub fn to_packed_bytes(&self) -> Result<Cow<'_, [u8]>> {
         let bytes = self.as_bytes()?;
-        Ok(if self.dtype().is_4bit() {
-            Cow::Owned(crate::minifloat::pack_nibbles(bytes))
-        } else {
-            Cow::Borrowed(bytes)
+        Ok(match self.dtype().packed_bits() {
+            Some(bits) => Cow::Owned(crate::minifloat::pack_bits(bytes, bits)),
+            None => Cow::Borrowed(bytes),
         })
     }
 
@@ -598,7 +611,7 @@ impl Tensor {
     }
 
     /// Converts to another dtype: numbers like a C cast or ONNX `Cast` (float8 and float4
-    /// round to nearest even and saturate, 4-bit integers wrap), numbers to strings as plain
+    /// round to nearest even and saturate, 4- and 2-bit integers wrap), numbers to strings as plain
     /// decimal text, strings to numbers by parsing (`1.5`, `1e-5`, `INF`, `NaN`).
     ///
     /// # Errors
@@ -804,6 +817,35 @@ mod tests {
         let u = t.cast(DType::U4, Cast::Unchecked).unwrap();
         assert_eq!(u.to_f64_vec(), [15.0, 7.0, 8.0]);
         assert!(t.cast(DType::U4, Cast::Lossless).is_err());
+    }
+
+    #[test]
+    fn two_bit_types_pack_four_per_byte() {
+        // ml_dtypes.int2 holds -2, -1, 0, 1, 1 as the bytes 2, 3, 0, 1, 1 and
+        // onnx.numpy_helper.from_array packs them into raw_data 0x4E, 0x01.
+        let t = Tensor::from_shape_vec(&[5], [-2, -1, 0, 1, 1].map(I2::wrapping_from).to_vec())
+            .unwrap();
+        assert_eq!(t.as_bytes().unwrap(), &[2, 3, 0, 1, 1]);
+        assert_eq!(&*t.to_packed_bytes().unwrap(), &[0x4E, 0x01]);
+        assert_eq!(t.to_f64_vec(), [-2.0, -1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(
+            Tensor::from_packed_bytes(DType::I2, &[5], &[0x4E, 0x01]).unwrap(),
+            t
+        );
+        assert!(Tensor::from_packed_bytes(DType::I2, &[5], &[0x4E]).is_err());
+        let u = t.cast(DType::U2, Cast::Unchecked).unwrap();
+        assert_eq!(u.to_f64_vec(), [2.0, 3.0, 0.0, 1.0, 1.0]);
+        assert!(t.cast(DType::U2, Cast::Lossless).is_err());
+        // As ml_dtypes casts float32 to int2: truncate toward zero, keep the low two bits.
+        let f = Tensor::from_shape_vec(&[5], vec![2.7f32, -2.7, 5.0, -5.0, 1.5]).unwrap();
+        let i2 = f.cast(DType::I2, Cast::Unchecked).unwrap();
+        assert_eq!(i2.to_f64_vec(), [-2.0, -2.0, 1.0, -1.0, 1.0]);
+        let u2 = f.cast(DType::U2, Cast::Unchecked).unwrap();
+        assert_eq!(u2.to_f64_vec(), [2.0, 2.0, 1.0, 3.0, 1.0]);
+        assert_eq!(
+            u2.cast(DType::F32, Cast::Lossless).unwrap().dtype(),
+            DType::F32
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! rdeploy's bfloat16, float8, float8e8m0 and float4e2m1 conversions against `ml_dtypes` and
+//! rdeploy's bfloat16, float8, float8e8m0, float4e2m1 and 2-bit conversions against `ml_dtypes` and
 //! ONNX's reference implementation (`onnx.numpy_helper.saturate_cast`, `to_float8e8m0`), for
 //! every bit pattern on decode and for every bfloat16 value (as `f32`, which puts inputs on and
 //! between every float8 value, ties included) plus random `f32` bit patterns on encode.
@@ -208,6 +208,12 @@ for name in ["bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "flo
     np.save(f"{out}/{name}.npy", a)
     open(f"{out}/{name}.pb", "wb").write(nh.from_array(a, name).SerializeToString())
     a.astype(np.float32).tofile(f"{out}/{name}.f32")
+# Every 2-bit value; six of them leave the second packed byte half full.
+for name, v in [("int2", [[-2, -1, 0], [1, 1, -2]]), ("uint2", [[0, 1, 2], [3, 3, 1]])]:
+    a = np.array(v, dtype=getattr(m, name))
+    np.save(f"{out}/{name}.npy", a)
+    open(f"{out}/{name}.pb", "wb").write(nh.from_array(a, name).SerializeToString())
+    a.astype(np.float32).tofile(f"{out}/{name}.f32")
 s = np.array([["a", "bc", ""], ["ü€", "x y", "7"]])
 np.save(f"{out}/str.npy", s)
 np.save(f"{out}/bytes.npy", np.char.encode(s, "utf-8"))
@@ -219,7 +225,7 @@ import sys, numpy as np, ml_dtypes as m, onnx
 from onnx import numpy_helper as nh
 src, back = sys.argv[1], sys.argv[2]
 for name in ["bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
-             "float8_e8m0fnu", "int4", "uint4", "float4_e2m1fn"]:
+             "float8_e8m0fnu", "int4", "uint4", "float4_e2m1fn", "int2", "uint2"]:
     # (numpy.load cannot read ml_dtypes' own '<f1' float8_e5m2 files: the values instead.)
     want = np.fromfile(f"{src}/{name}.f32", np.float32).reshape(2, 3).astype(getattr(m, name))
     got = np.load(f"{back}/{name}.npy").view(getattr(m, name))
@@ -265,6 +271,8 @@ fn npy_and_pb_files_round_trip_with_numpy_and_onnx() {
         DType::I4,
         DType::U4,
         DType::F4E2M1,
+        DType::I2,
+        DType::U2,
     ] {
         let name = d.numpy_name();
         let want = f32s(&src.path().join(format!("{name}.f32")))
@@ -316,4 +324,54 @@ fn npy_and_pb_files_round_trip_with_numpy_and_onnx() {
         "numpy/onnx disagree with rdeploy's files: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+const TWO_BIT_CASTS: &str = r#"
+import sys, numpy as np, ml_dtypes as m
+out = sys.argv[1]
+f = np.arange(-40, 40, dtype=np.float32) / 4  # -10.0 .. 9.75 in quarters
+i = np.arange(-20, 20, dtype=np.int64)
+f.tofile(f"{out}/f.bin")
+i.tofile(f"{out}/i.bin")
+for name in ["int2", "uint2"]:
+    t = getattr(m, name)
+    f.astype(t).view(np.uint8).tofile(f"{out}/{name}_from_f32.bin")
+    i.astype(t).view(np.uint8).tofile(f"{out}/{name}_from_i64.bin")
+"#;
+
+/// Casts to int2 and uint2 (unchecked) give `ml_dtypes`'s bytes: floats truncate toward zero,
+/// then integers keep their low two bits.
+#[test]
+fn two_bit_casts_match_ml_dtypes() {
+    use rdeploy_core::{Cast, DType, Tensor};
+    let dir = tempfile::tempdir().unwrap();
+    if !has_references() {
+        return;
+    }
+    let o = Command::new(python())
+        .arg("-c")
+        .arg(TWO_BIT_CASTS)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "writing the reference casts failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let read = |n: &str| std::fs::read(dir.path().join(n)).unwrap();
+    let f = f32s(&dir.path().join("f.bin"));
+    let i: Vec<i64> = read("i.bin")
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let f = Tensor::from_shape_vec(&[f.len()], f).unwrap();
+    let i = Tensor::from_shape_vec(&[i.len()], i).unwrap();
+    for (d, name) in [(DType::I2, "int2"), (DType::U2, "uint2")] {
+        for (src, what) in [(&f, "f32"), (&i, "i64")] {
+            let got = src.cast(d, Cast::Unchecked).unwrap();
+            let want = read(&format!("{name}_from_{what}.bin"));
+            assert_eq!(got.as_bytes().unwrap(), &want[..], "{what} to {name}");
+        }
+    }
 }

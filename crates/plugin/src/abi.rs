@@ -30,7 +30,8 @@ pub struct RdTensorInfo {
 }
 
 /// `rdeploy_tensor`: a dense row-major little-endian tensor, laid out as ONNX `raw_data`
-/// (4-bit types two per byte, the first in the low nibble). Strings do not cross the ABI.
+/// (4-bit types two per byte, 2-bit types four per byte, the first element in the lowest bits).
+/// Strings do not cross the ABI.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct RdTensor {

@@ -121,7 +121,8 @@ impl<T> IntoPy<T> for rdeploy::Result<T> {
     }
 }
 
-/// The `ml_dtypes` module, which gives NumPy bfloat16, float8, int4, uint4 and float4 types.
+/// The `ml_dtypes` module, which gives NumPy bfloat16, float8, int4, uint4, float4, int2 and
+/// uint2 types.
 ///
 /// # Errors
 /// An [`RdeployError`] saying to install it, naming the dtype that needs it.
@@ -135,9 +136,35 @@ fn ml_dtypes<'py>(py: Python<'py>, d: DType) -> PyResult<Bound<'py, PyModule>> {
     })
 }
 
+/// The `ml_dtypes` type of `d` (`ml_dtypes.int2`...).
+///
+/// # Errors
+/// An [`RdeployError`] when `ml_dtypes` cannot be imported or is too old to have the type
+/// (int2 and uint2 came in ml_dtypes 0.5).
+fn ml_dtype<'py>(py: Python<'py>, d: DType) -> PyResult<Bound<'py, PyAny>> {
+    let m = ml_dtypes(py, d)?;
+    m.getattr(d.numpy_name()).map_err(|_| {
+        let version = m
+            .getattr("__version__")
+            .and_then(|v| v.extract::<String>())
+            .unwrap_or_else(|_| "of unknown version".into());
+        RdeployError::new_err(format!(
+            "{d} tensors are numpy arrays of ml_dtypes.{}, which ml_dtypes {version} lacks; \
+             pip install -U ml_dtypes",
+            d.numpy_name()
+        ))
+    })
+}
+
+/// Whether NumPy holds `d` only through `ml_dtypes`.
+fn needs_ml_dtypes(d: DType) -> bool {
+    d == DType::BF16 || d.is_float8() || d.packed_bits().is_some()
+}
+
 /// A tensor as a numpy array. Numeric buffers are handed to numpy as they are (no copy);
-/// bfloat16, float8 and the 4-bit types become arrays of their `ml_dtypes` type (a view of the
-/// same bytes; 4-bit types one element per byte, as ml_dtypes holds them), strings a unicode
+/// bfloat16, float8 and the 4- and 2-bit types become arrays of their `ml_dtypes` type (a view
+/// of the same bytes; 4- and 2-bit types one element per byte, as ml_dtypes holds them), strings
+/// a unicode
 /// (`<U`) array.
 ///
 /// # Errors
@@ -171,7 +198,7 @@ pub fn tensor_to_py<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyAn
                 .call_method1("reshape", (PyTuple::new(py, &shape)?,))
         }
         other => {
-            let ty = ml_dtypes(py, d)?.getattr(d.numpy_name())?;
+            let ty = ml_dtype(py, d)?;
             let bytes = other.as_bytes().map_err(to_py)?;
             let raw = if d.size() == 2 {
                 let v: Vec<u16> = bytes
@@ -211,12 +238,13 @@ fn strings_from_array(a: &Bound<'_, PyUntypedArray>, name: &str) -> PyResult<Ten
     Tensor::from_strings(&shape, out).map_err(to_py)
 }
 
-/// A numpy array of an `ml_dtypes` type (bfloat16, float8_*, int4, uint4, float4_e2m1fn) as a
+/// A numpy array of an `ml_dtypes` type (bfloat16, float8_*, int4, uint4, float4_e2m1fn, int2,
+/// uint2) as a
 /// tensor: its bytes, viewed as unsigned integers of the same width.
 fn ml_dtypes_from_array(a: &Bound<'_, PyUntypedArray>, name: &str) -> Option<PyResult<Tensor>> {
     let dtype_name: String = a.dtype().getattr("name").ok()?.extract().ok()?;
     let d: DType = dtype_name.parse().ok()?;
-    if !(d == DType::BF16 || d.is_float8() || d.is_4bit()) {
+    if !needs_ml_dtypes(d) {
         return None;
     }
     Some((|| {
@@ -342,8 +370,8 @@ pub fn py_to_tensor(obj: &Bound<'_, PyAny>, name: &str, want: Option<DType>) -> 
                         (from.as_str(), to),
                         ("b", "b") | ("f", "f") | ("i" | "u", "i" | "f") | ("U" | "S", "U")
                     );
-                    if ok && (d == DType::BF16 || d.is_float8() || d.is_4bit()) {
-                        let ty = ml_dtypes(py, d)?.getattr(d.numpy_name())?;
+                    if ok && needs_ml_dtypes(d) {
+                        let ty = ml_dtype(py, d)?;
                         np.call_method1("asarray", (&obj, ty))
                     } else if ok && d == DType::Str {
                         Ok(natural)

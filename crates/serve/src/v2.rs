@@ -264,7 +264,7 @@ pub fn json_data(t: &Tensor) -> Vec<Value> {
             .as_strings()
             .map(|s| s.iter().map(|x| Value::String(x.clone())).collect())
             .unwrap_or_default(),
-        DType::U4 | DType::I4 => t
+        DType::U4 | DType::I4 | DType::U2 | DType::I2 => t
             .to_f64_vec()
             .into_iter()
             .map(|x| (x as i64).into())

@@ -237,9 +237,9 @@ async fn bad_requests_get_4xx_naming_the_problem() {
         ),
         (
             "/v2/models/cnn/infer",
-            json!({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}).to_string(),
+            json!({"inputs": [{"name": "image", "datatype": "INT2", "shape": [1], "data": [1]}]}).to_string(),
             StatusCode::BAD_REQUEST,
-            "expected datatype FP32, got BYTES",
+            "'INT2' is not supported",
         ),
         (
             "/v2/models/cnn/infer",

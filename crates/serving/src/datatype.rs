@@ -4,7 +4,7 @@
 //! `docs/protocol/extension_*` and `required_api.md#tensor-data-types` in
 //! github.com/kserve/open-inference-protocol) and Triton's `model_config.proto` `DataType`.
 //! The protocol has `BF16` and `BYTES` (strings; in binary data each element is a 4-byte
-//! little-endian length and the bytes) but no float8 or 4-bit types: rdeploy's other dtypes
+//! little-endian length and the bytes) but no float8, 4-bit or 2-bit types: rdeploy's other dtypes
 //! have no name here, and the servers refuse them with a message saying so.
 
 use rdeploy::core::DType;
@@ -28,7 +28,7 @@ const TABLE: [(DType, &str, &str); 14] = [
 ];
 
 /// The KServe v2 / Triton wire name of `dtype` (`FP32`, `INT64`, `BOOL`, `BYTES`); empty for
-/// a dtype the protocol has no name for (float8, 4-bit types; see [`checked_v2_name`]).
+/// a dtype the protocol has no name for (float8, 4- and 2-bit types; see [`checked_v2_name`]).
 pub fn v2_name(dtype: DType) -> &'static str {
     TABLE.iter().find(|t| t.0 == dtype).map_or("", |t| t.1)
 }
@@ -158,6 +158,12 @@ mod tests {
             e.contains("output 'y'") && e.contains("f8e4m3fn") && e.contains("BF16"),
             "{e}"
         );
+        let e = checked_v2_name("output 'q'", DType::I2).unwrap_err();
+        assert!(
+            e.contains("output 'q' is i2") && e.contains("no datatype"),
+            "{e}"
+        );
+        assert_eq!(from_v2_name("INT2"), None);
     }
 
     #[test]

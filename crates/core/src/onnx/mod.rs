@@ -340,17 +340,11 @@ pub fn tensor_from_proto(t: &TensorProto) -> std::result::Result<Tensor, String>
         }
         return Tensor::from_packed_bytes(dtype, &shape, raw).map_err(err);
     }
-    // int32_data holds the bit patterns of 16- and 8-bit floats, one per entry, and 4-bit
-    // values two per entry, the first in the low nibble (onnx.proto).
+    // int32_data holds the bit patterns of 16- and 8-bit floats, one per entry, and 4- and
+    // 2-bit values packed into the low byte of each entry as raw_data packs them: two or four
+    // per entry, the first in the lowest bits (onnx.proto).
     let low16 = || t.int32_data.iter().map(|&v| v as u16);
     let low8 = || t.int32_data.iter().map(|&v| v as u8).collect::<Vec<u8>>();
-    let nibbles = || -> Vec<u8> {
-        t.int32_data
-            .iter()
-            .flat_map(|&v| [v as u8 & 0xF, (v as u8) >> 4])
-            .take(count)
-            .collect()
-    };
     let bytes = |dtype: DType, b: Vec<u8>| -> std::result::Result<Tensor, Error> {
         if b.len() != count {
             return Err(Error::Tensor(format!(
@@ -380,14 +374,18 @@ pub fn tensor_from_proto(t: &TensorProto) -> std::result::Result<Tensor, String>
         | DType::F8E5M2
         | DType::F8E5M2FNUZ
         | DType::F8E8M0) => bytes(d, low8()),
-        d @ (DType::U4 | DType::I4 | DType::F4E2M1) => {
-            if t.int32_data.len() != count.div_ceil(2) {
+        d @ (DType::U4 | DType::I4 | DType::F4E2M1 | DType::U2 | DType::I2) => {
+            let bits = d.packed_bits().unwrap_or(4);
+            let per = if bits == 2 { "four" } else { "two" };
+            if t.int32_data.len() != count.div_ceil((8 / bits) as usize) {
                 return Err(format!(
-                    "{label}: {} int32_data entries do not hold {count} 4-bit values (two per entry)",
+                    "{label}: {} int32_data entries do not hold {count} {bits}-bit values ({per} per entry)",
                     t.int32_data.len()
                 ));
             }
-            bytes(d, nibbles())
+            let unpacked = crate::minifloat::unpack_bits(&low8(), count, bits)
+                .map_err(|m| format!("{label}: {m}"))?;
+            bytes(d, unpacked)
         }
         DType::F32 => Tensor::from_shape_vec(&shape, t.float_data.clone()),
         DType::F64 => Tensor::from_shape_vec(&shape, t.double_data.clone()),
@@ -430,7 +428,8 @@ fn unreachable_str() -> Result<Tensor> {
 }
 
 /// Converts a tensor into a `TensorProto`: raw little-endian data (4-bit types packed two per
-/// byte, low nibble first), or `string_data` for strings.
+/// byte, 2-bit types four per byte, the first element in the lowest bits), or `string_data` for
+/// strings.
 pub fn tensor_to_proto(name: &str, t: &Tensor) -> TensorProto {
     let mut p = TensorProto {
         dims: t.shape().iter().map(|&d| d as i64).collect(),

@@ -158,6 +158,34 @@ fn tensor_protos_round_trip_and_typed_fields_decode() {
         ..Default::default()
     };
     assert!(tensor_from_proto(&p).unwrap_err().contains("string"));
+    // onnx.helper.make_tensor("x", TensorProto.INT2, [5], [-2, -1, 0, 1, 1]).int32_data and
+    // the same for UINT2 [0, 1, 2, 3, 3, 2]: four values per entry, lowest bits first.
+    let p = TensorProto {
+        dims: vec![5],
+        data_type: Some(26),
+        int32_data: vec![78, 1],
+        ..Default::default()
+    };
+    assert_eq!(
+        tensor_from_proto(&p).unwrap().to_f64_vec(),
+        [-2.0, -1.0, 0.0, 1.0, 1.0]
+    );
+    let p = TensorProto {
+        dims: vec![6],
+        data_type: Some(25),
+        int32_data: vec![228, 11],
+        ..Default::default()
+    };
+    assert_eq!(
+        tensor_from_proto(&p).unwrap().to_f64_vec(),
+        [0.0, 1.0, 2.0, 3.0, 3.0, 2.0]
+    );
+    let p = TensorProto {
+        int32_data: vec![228],
+        ..p
+    };
+    let e = tensor_from_proto(&p).unwrap_err();
+    assert!(e.contains("2-bit") && e.contains("four per entry"), "{e}");
 }
 
 #[test]
