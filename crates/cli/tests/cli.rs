@@ -1830,3 +1830,27 @@ fn tract_folds_batchnorm_into_the_convolutions_and_the_config_can_say_no() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["pass"], true, "{v}");
 }
+
+#[test]
+fn folders_left_by_an_interrupted_run_are_removed_by_the_next() {
+    let tmp = std::env::temp_dir();
+    // A pid that is not running (above Linux's pid_max), and pid 1, which always is.
+    let stale = tmp.join("rdeploy-bench-4294967-leftover");
+    let live = tmp.join("rdeploy-bench-1-someone-elses");
+    for d in [&stale, &live] {
+        std::fs::create_dir_all(d.join("w")).unwrap();
+    }
+    ok(&[
+        "bench",
+        "tests/data/small-cnn.onnx",
+        "--backends",
+        "tract",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert!(!stale.exists(), "a dead run's folder is removed");
+    assert!(live.exists(), "a running process's folder is kept");
+    std::fs::remove_dir_all(&live).unwrap();
+}

@@ -38,9 +38,7 @@ pub(crate) fn run(registry: &Registry, a: BenchArgs) -> Result<()> {
         writable(&a.tune_out, "--tune-out")?;
     }
     // A temporary folder for the deploys of a model, kept until the run ends.
-    let tmp = tempfile::Builder::new()
-        .prefix("rdeploy-bench-")
-        .tempdir()
+    let tmp = super::scratch_dir("rdeploy-bench-")
         .context("creating a temporary folder for the deploys")?;
     let from_model = a.work_dir.is_file();
     let (loaded, failed) = if from_model {

@@ -334,10 +334,8 @@ pub(crate) fn run(registry: &Registry, a: ConformanceArgs) -> Result<()> {
         || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         |j| j as usize,
     );
-    let scratch = tempfile::Builder::new()
-        .prefix("rdeploy-conformance-")
-        .tempdir()
-        .context("creating a scratch folder")?;
+    let scratch =
+        super::scratch_dir("rdeploy-conformance-").context("creating a scratch folder")?;
     // Backend by backend, so a worker keeps its backend (and its loaded engine) across cases.
     let queue: VecDeque<(usize, usize)> = (0..names.len())
         .flat_map(|b| (0..all.len()).map(move |c| (b, c)))

@@ -18,6 +18,7 @@ use crate::args::{Command, ConfigCmd, ExportCmd, InputSource};
 use anyhow::{Result, bail};
 use rdeploy::inputs::random_inputs;
 use rdeploy::{Manifest, Registry};
+use std::path::Path;
 
 /// Runs one parsed command.
 pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
@@ -40,6 +41,33 @@ pub(crate) fn dispatch(registry: &Registry, cmd: Command) -> Result<()> {
         } => conformance::worker(registry, &backend, &scratch, config.as_deref()),
         Command::Serve(a) => serve::run(registry, a),
     }
+}
+
+/// A temporary folder `<tmp>/<prefix><pid>-XXXX`, removed when dropped. Folders of the same
+/// prefix left by an rdeploy that is gone (Ctrl-C, SIGTERM or SIGKILL end a process without
+/// running drops) are removed first: their pid is no longer running (`/proc/<pid>`).
+///
+/// # Errors
+/// Creating the folder.
+pub(crate) fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("{prefix}{}-", std::process::id()))
+        .tempdir_in(&tmp)?)
 }
 
 /// A spinner on stderr for steps of unknown length.
