@@ -127,6 +127,29 @@ fn bad_arguments_say_what_to_do() {
         "^test_abs$",
     ]);
     assert!(e.contains("no backend named 'nosuch'"), "{e}");
+    // A config a backend refuses is one error naming the file and key, not a refused suite.
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("badprec.py");
+    std::fs::write(
+        &bad,
+        "backend_config = dict(type='tract', precision='fp99')\n",
+    )
+    .unwrap();
+    let e = run(&[
+        "conformance",
+        "--dir",
+        d,
+        "--backends",
+        "onnxruntime",
+        "--filter",
+        "^test_abs$",
+        "--config",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("badprec.py") && e.contains("backend_config.precision"),
+        "{e}"
+    );
     let e = run(&[
         "conformance",
         "--dir",

@@ -336,6 +336,34 @@ pub(crate) fn run(registry: &Registry, a: ConformanceArgs) -> Result<()> {
     );
     let scratch =
         super::scratch_dir("rdeploy-conformance-").context("creating a scratch folder")?;
+    // A config a backend refuses (a key's value) is one error, not a refusal of every case:
+    // each backend deploys the first case with it once.
+    if let Some(path) = &a.config {
+        let base = base_config(Some(path))?;
+        for n in &names {
+            let mut cfg = base.clone();
+            if !cfg["backend_config"].is_object() {
+                cfg["backend_config"] = serde_json::json!({});
+            }
+            cfg["backend_config"]["type"] = serde_json::json!(n);
+            let config = rdeploy::Config::from_json(&cfg, path)?;
+            let probe = rdeploy::deploy(
+                registry,
+                &config,
+                &all[0].join("model.onnx"),
+                &scratch.path().join(format!("probe-{n}")),
+                &rdeploy::Device::cpu(),
+                &rdeploy::DeployOptions::default(),
+            );
+            if let Err(e @ rdeploy::Error::Config { .. }) = probe {
+                bail!(
+                    "--config {}: backend '{n}' refuses it: {}",
+                    path.display(),
+                    e.report()
+                );
+            }
+        }
+    }
     // Backend by backend, so a worker keeps its backend (and its loaded engine) across cases.
     let queue: VecDeque<(usize, usize)> = (0..names.len())
         .flat_map(|b| (0..all.len()).map(move |c| (b, c)))
