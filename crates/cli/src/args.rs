@@ -405,7 +405,7 @@ pub struct BenchArgs {
     pub iters: usize,
     /// Instead of --iters: run each backend and setting for this many seconds (split over
     /// the rounds), e.g. 10 or 2.5.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_duration)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration, conflicts_with = "iters")]
     pub duration: Option<std::time::Duration>,
     /// Threads calling forward at once on the one loaded model (like benchmark_app's infer
     /// requests); each does the warmup, then they share the timed runs. Throughput is timed

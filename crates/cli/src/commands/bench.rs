@@ -164,12 +164,18 @@ pub(crate) fn profile_table(profiles: &[BackendProfile]) -> String {
     }
     s.push_str(&format!("{:<22}", "in operators"));
     for p in profiles {
-        s.push_str(&format!(" {:>22}", format!("{:.3}", total(p))));
+        let cell = if p.error.is_some() {
+            "-".to_string()
+        } else {
+            format!("{:.3}", total(p))
+        };
+        s.push_str(&format!(" {cell:>22}"));
     }
     s.push('\n');
     for p in profiles {
         if let Some(e) = &p.error {
-            s.push_str(&format!("{}: no profile: {e}\n", p.backend));
+            // The error names the backend itself.
+            s.push_str(&format!("no profile: {e}\n"));
         }
     }
     s
@@ -715,9 +721,14 @@ fn print_ranking(
         None => format!("{} timed calls each", a.iters),
     };
     let mut s = format!(
-        "{}: {} backend(s), {timed} in {} interleaved rounds after {} warmup{}\n",
+        "{}: {} {}, {timed} in {} interleaved rounds after {} warmup{}\n",
         a.work_dir.display(),
         entries.len(),
+        if a.tune {
+            "candidates (--tune)"
+        } else {
+            "backend(s)"
+        },
         a.rounds,
         a.warmup,
         a.threads
